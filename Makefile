@@ -1,0 +1,35 @@
+# tweetlake: every command a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYSPARK_PYTHON := $(abspath $(BIN)/python)
+export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
+export SPARK_LOCAL_IP ?= 127.0.0.1
+
+.PHONY: help venv run test test-fast backfill lake-stats bench clean
+
+help: ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install requirements.txt
+
+run: $(STAMP) ## run broker + Faust worker + Spark sink on the embedded default (Ctrl-C stops)
+	$(BIN)/honcho start -f Procfile
+
+test: $(STAMP) ## run the whole test suite (what .ci/run calls)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## run the tests that start no process
+	$(BIN)/python -m pytest -m "not integration"
+
+clean: ## remove the local lake, checkpoints and Faust state
+	rm -rf lake .faust

@@ -1,0 +1,35 @@
+"""Counters of what the filter/normalize agent decided, so that every input is accounted for:
+read = accepted + filtered + duplicates + rejected.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class OutcomeCounters:
+    read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    filtered_by_reason: Counter = field(default_factory=Counter)
+    rejected_by_reason: Counter = field(default_factory=Counter)
+
+    @property
+    def filtered(self) -> int:
+        return sum(self.filtered_by_reason.values())
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+    def as_dict(self) -> dict:
+        return {
+            "read": self.read,
+            "accepted": self.accepted,
+            "filtered": self.filtered,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "filtered_by_reason": dict(self.filtered_by_reason),
+            "rejected_by_reason": dict(self.rejected_by_reason),
+        }

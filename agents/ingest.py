@@ -1,0 +1,53 @@
+"""The ingestion agent: publishes raw payloads, unchanged and keyed by tweet id, to the raw topic.
+
+The source is chosen by the SOURCE setting: `synthetic` (the default, no credentials), `x` (the
+live X API v2 filtered stream) or `none` (only backfills and other producers feed the raw topic).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from agents.payloads import tweet_id_of
+from agents.sources.synthetic import SyntheticTweets
+from app.faust_app import app
+from app.settings import get_settings
+from app.topics import raw_topic
+
+log = logging.getLogger(__name__)
+
+
+async def publish_raw(payload: bytes) -> None:
+    tweet_id = tweet_id_of(payload)
+    await raw_topic.send(key=tweet_id.encode() if tweet_id else None, value=payload)
+
+
+async def publish_synthetic(rate: float, seed: int, limit: int) -> int:
+    """Publish generated stream messages at `rate` per second; return how many were sent."""
+    tweets = SyntheticTweets(seed=seed)
+    sent = 0
+    started = time.monotonic()
+    while not limit or sent < limit:
+        await publish_raw(tweets.message())
+        sent += 1
+        # Pace against the start time so small sleeps don't accumulate drift.
+        ahead = sent / rate - (time.monotonic() - started)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+        if sent % 10_000 == 0:
+            log.info("synthetic source: %d tweets published", sent)
+    log.info("synthetic source: limit of %d tweets reached", limit)
+    return sent
+
+
+@app.task
+async def ingest() -> None:
+    settings = get_settings()
+    if settings.source == "synthetic":
+        log.info("synthetic source: %.0f tweets/s (seed %d)", settings.synthetic_rate, settings.synthetic_seed)
+        await publish_synthetic(settings.synthetic_rate, settings.synthetic_seed, settings.synthetic_limit)
+    elif settings.source == "x":
+        log.error("SOURCE=x: the live X stream is not available in this version; use SOURCE=synthetic")
+    else:
+        log.info("SOURCE=none: no built-in source; the raw topic is fed by backfills or other producers")

@@ -1,0 +1,39 @@
+"""The Faust application: one object, configured from settings, shared by every agent."""
+from __future__ import annotations
+
+import faust
+
+from app.settings import Settings, get_settings
+from app.tansu_compat import leave_group_from_generation_zero
+
+
+def broker_urls(settings: Settings) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
+
+
+def create_app(settings: Settings) -> faust.App:
+    if settings.embedded_broker:
+        leave_group_from_generation_zero()
+    return faust.App(
+        settings.faust_app_id,
+        broker=broker_urls(settings),
+        # Tables keep their state in memory and recover it from their changelog topics.
+        store="memory://",
+        datadir=str(settings.faust_data_dir),
+        # Kafka transactions do not work on the embedded broker: exactly-once into bronze comes
+        # from dedup and the sink, not from here.
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.group_session_timeout,
+        broker_heartbeat_interval=settings.group_heartbeat_interval,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        producer_linger=0.005,
+        producer_max_batch_size=256 * 1024,
+        web_host="127.0.0.1",
+        web_port=settings.faust_web_port,
+        web_in_thread=False,
+    )
+
+
+app = create_app(get_settings())

@@ -1,0 +1,155 @@
+"""Publish one micro-batch into a lake zone so that every reader sees it exactly once.
+
+Spark's file sink is exactly-once only for readers that honour `_spark_metadata`; plain pyarrow,
+DuckDB or pandas readers also see the files of killed batches. Instead, each batch is written
+by Spark to a staging folder outside the zone, then its files are moved into the zone under
+names derived from the batch id. A manifest of those names is written before the move, so when
+Spark replays a batch after a crash, the files of the earlier attempt are deleted first and the
+replay replaces itself instead of doubling. Renames go through Hadoop's FileSystem, so the same
+code works on a local folder and on `hdfs://`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ZoneLayout:
+    """Where a zone's data, staging files and batch manifests live."""
+
+    lake_root: str
+    zone: str
+
+    @property
+    def data(self) -> str:
+        return f"{self.lake_root}/{self.zone}"
+
+    def staging(self, batch_id: int) -> str:
+        return f"{self.lake_root}/_staging/{self.zone}/batch={batch_id}"
+
+    def manifest(self, batch_id: int) -> str:
+        return f"{self.lake_root}/_manifests/{self.zone}/{batch_id:012d}.json"
+
+    @property
+    def manifests(self) -> str:
+        return f"{self.lake_root}/_manifests/{self.zone}"
+
+
+class HadoopFiles:
+    """The few Hadoop FileSystem calls the publisher needs, through the driver's JVM."""
+
+    def __init__(self, spark, any_path: str):
+        jvm = spark.sparkContext._jvm
+        self._jvm = jvm
+        self._Path = jvm.org.apache.hadoop.fs.Path
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+        self._fs = self._Path(any_path).getFileSystem(self._conf)
+
+    def list_files(self, root: str, suffix: str) -> list[str]:
+        path = self._Path(root)
+        if not self._fs.exists(path):
+            return []
+        found = []
+        iterator = self._fs.listFiles(path, True)
+        while iterator.hasNext():
+            name = iterator.next().getPath().toString()
+            if name.endswith(suffix):
+                found.append(name)
+        return sorted(found)
+
+    def list_dir(self, root: str) -> list[str]:
+        path = self._Path(root)
+        if not self._fs.exists(path):
+            return []
+        return sorted(status.getPath().toString() for status in self._fs.listStatus(path))
+
+    def exists(self, path: str) -> bool:
+        return self._fs.exists(self._Path(path))
+
+    def read_text(self, path: str) -> str:
+        stream = self._fs.open(self._Path(path))
+        try:
+            reader = self._jvm.java.io.BufferedReader(self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+            return "\n".join(iter(reader.readLine, None))
+        finally:
+            stream.close()
+
+    def qualify(self, path: str) -> str:
+        return self._fs.makeQualified(self._Path(path)).toString()
+
+    def write_text_atomically(self, path: str, text: str) -> None:
+        temporary = self._Path(path + ".tmp")
+        stream = self._fs.create(temporary, True)
+        try:
+            stream.write(bytearray(text.encode("utf-8")))
+        finally:
+            stream.close()
+        target = self._Path(path)
+        self._fs.delete(target, False)
+        if not self._fs.rename(temporary, target):
+            raise OSError(f"could not rename {temporary} to {path}")
+
+    def mkdirs(self, path: str) -> None:
+        self._fs.mkdirs(self._Path(path))
+
+    def move(self, source: str, target: str) -> None:
+        target_path = self._Path(target)
+        self._fs.mkdirs(target_path.getParent())
+        self._fs.delete(target_path, False)
+        if not self._fs.rename(self._Path(source), target_path):
+            raise OSError(f"could not rename {source} to {target}")
+
+    def delete(self, path: str, recursive: bool = False) -> None:
+        self._fs.delete(self._Path(path), recursive)
+
+
+def published_name(batch_id: int, index: int) -> str:
+    return f"part-{batch_id:012d}-{index:05d}.parquet"
+
+
+def publish_batch(
+    batch: DataFrame, batch_id: int, layout: ZoneLayout, partition_columns: tuple[str, ...], keep_manifests: int = 100
+) -> int:
+    """Write `batch` into the zone for `batch_id`, replacing any earlier attempt; return file count."""
+    spark = batch.sparkSession
+    files = HadoopFiles(spark, layout.data)
+    staging = layout.staging(batch_id)
+    batch.write.mode("overwrite").partitionBy(*partition_columns).parquet(staging)
+
+    staged = files.list_files(staging, ".parquet")
+    staging_prefix = files.qualify(staging)
+    moves = []
+    for index, source in enumerate(staged):
+        if not source.startswith(staging_prefix):
+            raise ValueError(f"{source} is not under {staging_prefix}")
+        relative_dir = source[len(staging_prefix):].rsplit("/", 1)[0]
+        moves.append((source, f"{layout.data}{relative_dir}/{published_name(batch_id, index)}"))
+
+    manifest = layout.manifest(batch_id)
+    if files.exists(manifest):
+        earlier = json.loads(files.read_text(manifest))
+        log.warning("batch %d of %s is a replay: replacing %d files of the earlier attempt",
+                    batch_id, layout.zone, len(earlier["files"]))
+        for path in earlier["files"]:
+            files.delete(path)
+    files.mkdirs(layout.manifests)
+    files.write_text_atomically(manifest, json.dumps({"batch_id": batch_id, "files": [t for _, t in moves]}))
+    for source, target in moves:
+        files.move(source, target)
+    files.delete(staging, recursive=True)
+    prune_manifests(files, layout, batch_id, keep_manifests)
+    return len(moves)
+
+
+def prune_manifests(files: HadoopFiles, layout: ZoneLayout, batch_id: int, keep: int) -> None:
+    """Only the last uncommitted batch can be replayed: old manifests are not needed."""
+    for path in files.list_dir(layout.manifests):
+        name = path.rsplit("/", 1)[-1]
+        if name.endswith(".json") and name[:-5].isdigit() and int(name[:-5]) <= batch_id - keep:
+            files.delete(path)

@@ -1,0 +1,61 @@
+"""Spark schemas derived from the faust records, so the sink parses exactly what the agent sends."""
+from __future__ import annotations
+
+import typing
+from datetime import datetime
+
+import faust
+from pyspark.sql import types as T
+
+from app.models import DeadLetter, Tweet
+
+PARTITION_COLUMNS = ("dt", "hour")
+
+_PRIMITIVES: dict[type, T.DataType] = {
+    str: T.StringType(),
+    int: T.LongType(),
+    float: T.DoubleType(),
+    bool: T.BooleanType(),
+    datetime: T.TimestampType(),
+}
+
+
+def spark_type(annotation: typing.Any) -> T.DataType:
+    """Map a record field annotation (Optional, List, nested Record, primitive) to a Spark type."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union:
+        (inner,) = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return spark_type(inner)
+    if origin in (list, typing.List):
+        (item,) = typing.get_args(annotation)
+        return T.ArrayType(spark_type(item), containsNull=True)
+    if isinstance(annotation, type) and issubclass(annotation, faust.Record):
+        return record_schema(annotation)
+    try:
+        return _PRIMITIVES[annotation]
+    except KeyError:
+        raise TypeError(f"no Spark type for record field type {annotation!r}") from None
+
+
+def record_schema(record: type[faust.Record]) -> T.StructType:
+    return T.StructType(
+        [T.StructField(name, spark_type(annotation), nullable=True)
+         for name, annotation in record._options.fields.items()]
+    )
+
+
+def tweet_schema() -> T.StructType:
+    """The typed topic's value: the `Tweet` record's fields, in the record's order."""
+    return record_schema(Tweet)
+
+
+def dead_letter_schema() -> T.StructType:
+    return record_schema(DeadLetter)
+
+
+def bronze_schema() -> T.StructType:
+    """The bronze table: every Tweet field plus the partition columns."""
+    return T.StructType(
+        tweet_schema().fields
+        + [T.StructField("dt", T.StringType()), T.StructField("hour", T.StringType())]
+    )

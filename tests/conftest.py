@@ -1,0 +1,29 @@
+"""Fixtures that start real processes: a Tansu broker per test on a free port, and helpers to
+run the Faust worker and the Spark sink against it."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from app.broker import create_topics, start_tansu, stop_tansu, wait_for_broker
+from app.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def broker_settings() -> Settings:
+    """Settings for an embedded broker of this test alone (topics created, nothing shared)."""
+    settings = Settings(_env_file=None, broker_port=free_port())
+    process = start_tansu(settings.broker_host, settings.broker_port)
+    try:
+        wait_for_broker(settings.bootstrap_servers, timeout=30)
+        create_topics(settings)
+        yield settings
+    finally:
+        stop_tansu(process)
