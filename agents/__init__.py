@@ -1,2 +1,5 @@
-"""Faust agents and sources: ingestion (sources -> raw topic) and filter/normalize (raw -> typed)."""
-from agents import ingest, normalize  # noqa: F401  (importing registers them on the app)
+"""Faust agents and sources: ingestion (sources -> raw topic) and filter/normalize (raw -> typed).
+
+The agent modules register themselves on the app when imported (see `app.AGENT_MODULES`); the pure
+logic (`payloads`, `normalizer`, `relevance`, `sources`) imports no Faust state.
+"""

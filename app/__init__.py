@@ -1,6 +1,22 @@
-"""tweetlake's Faust app: `faust -A app worker` finds `app` here and the agents it runs."""
-from app.faust_app import app
+"""tweetlake's Faust app: `faust -A app worker` finds `app` here, with the agents it runs.
 
-import agents  # noqa: E402,F401  (registers the agents on the app)
+The app is loaded on first access, so that processes needing only settings or models (the broker
+runner, the Spark sink, tools) do not build a Faust app.
+"""
+from __future__ import annotations
 
-__all__ = ["app"]
+import importlib
+from typing import Any
+
+AGENT_MODULES = ("agents.ingest", "agents.normalize")
+
+
+def __getattr__(name: str) -> Any:
+    if name != "app":
+        raise AttributeError(f"module 'app' has no attribute {name!r}")
+    from app.faust_app import app
+
+    for module in AGENT_MODULES:
+        importlib.import_module(module)
+    globals()["app"] = app
+    return app

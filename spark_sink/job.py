@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from pyspark import SparkConf
@@ -17,7 +16,7 @@ from pyspark.sql import functions as F
 
 from app.settings import Settings, get_settings
 from spark_sink.kafka_stream import read_kafka_stream
-from spark_sink.publish import ZoneLayout, publish_batch
+from spark_sink.publish import ZoneLayout, publish_batch, qualified_lake_root
 from spark_sink.schema import PARTITION_COLUMNS, dead_letter_schema, tweet_schema
 
 log = logging.getLogger("tweetlake.sink")
@@ -33,13 +32,6 @@ DEFAULT_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.streaming.minBatchesToRetain": "20",
 }
-
-
-def qualified_lake_root(lake_root: str) -> str:
-    """Local folders become absolute `file:` URIs; `hdfs://` and other URIs pass through."""
-    if "://" in lake_root:
-        return lake_root
-    return "file://" + os.path.abspath(lake_root)
 
 
 def spark_session(settings: Settings) -> SparkSession:

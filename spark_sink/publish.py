@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
+
+
+def qualified_lake_root(lake_root: str) -> str:
+    """Local folders become absolute `file:` URIs; `hdfs://` and other URIs pass through."""
+    if "://" in lake_root:
+        return lake_root
+    return "file://" + os.path.abspath(lake_root)
 
 
 @dataclass(frozen=True)
