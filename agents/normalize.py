@@ -11,6 +11,7 @@ import orjson
 from faust.web import Request, Response, View
 
 from agents.counters import OutcomeCounters
+from agents.dedup import RawPosition, SeenTweets
 from agents.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, normalize
 from agents.relevance import TopicMatcher, default_rules_path
 from app.faust_app import app
@@ -38,6 +39,7 @@ def filter_policy(settings: Settings) -> FilterPolicy:
 
 
 policy = filter_policy(get_settings())
+seen_tweets = SeenTweets(app, get_settings().dedup_window_seconds)
 
 
 def dead_letter(rejection: Rejected, payload: bytes, lineage: Lineage) -> DeadLetter:
@@ -58,25 +60,35 @@ async def normalize_tweets(stream):
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):
         ingested_at = datetime.now(timezone.utc)
         for event in events:
-            message = event.message
-            payload = event.value if event.value is not None else b""
-            lineage = Lineage(message.topic, message.partition, message.offset)
-            outcome = normalize(payload, policy=policy, lineage=lineage, ingested_at=ingested_at)
-            counters.read += 1
-            if isinstance(outcome, Accepted):
-                counters.accepted += 1
-                # Rows are already in the Tweet record's JSON shape: skip building a Record.
-                await typed_topic.send(
-                    key=outcome.row["tweet_id"].encode(), value=orjson.dumps(outcome.row)
-                )
-            elif isinstance(outcome, Filtered):
-                counters.filtered_by_reason[outcome.reason] += 1
-            else:
-                counters.rejected_by_reason[outcome.reason] += 1
-                log.debug("rejected %s@%s:%s: %s", message.topic, message.partition, message.offset, outcome.reason)
-                await dead_letter_topic.send(
-                    key=message.key, value=dead_letter(outcome, payload, lineage)
-                )
+            await route(event.message, event.value if event.value is not None else b"", ingested_at)
+
+
+async def route(message, payload: bytes, ingested_at: datetime) -> None:
+    """Decide one raw message: accepted to the typed topic, rejected to dead letters, else count."""
+    lineage = Lineage(message.topic, message.partition, message.offset)
+    outcome = normalize(payload, policy=policy, lineage=lineage, ingested_at=ingested_at)
+    counters.read += 1
+    if isinstance(outcome, Rejected):
+        counters.rejected_by_reason[outcome.reason] += 1
+        log.debug("rejected %s@%s:%s: %s", message.topic, message.partition, message.offset, outcome.reason)
+        await dead_letter_topic.send(key=message.key, value=dead_letter(outcome, payload, lineage))
+        return
+    tweet_id = outcome.row["tweet_id"] if isinstance(outcome, Accepted) else outcome.tweet_id
+    if seen_tweets.is_duplicate(tweet_id, RawPosition(message.partition, message.offset)):
+        counters.duplicates += 1
+    elif isinstance(outcome, Filtered):
+        counters.filtered_by_reason[outcome.reason] += 1
+    else:
+        counters.accepted += 1
+        # Rows are already in the Tweet record's JSON shape: skip building a Record.
+        await typed_topic.send(key=tweet_id.encode(), value=orjson.dumps(outcome.row))
+
+
+@app.timer(interval=60.0)
+async def forget_expired_tweet_ids() -> None:
+    forgotten = seen_tweets.forget_expired()
+    if forgotten:
+        log.info("dedup: forgot %d tweet ids older than the window", forgotten)
 
 
 @app.page("/counters/")

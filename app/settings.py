@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     filter: Literal["topics", "none"] = "topics"
     languages: str = "en"
     max_payload_bytes: int = Field(default=512_000, ge=1024)
+    # A tweet id seen again within this many seconds is a duplicate (Faust table + changelog).
+    dedup_window_seconds: float = Field(default=3600.0, gt=0)
 
     # Lake and Spark sink.
     lake_root: str = "./lake"

@@ -19,7 +19,7 @@ def free_port() -> int:
 @pytest.fixture
 def broker_settings() -> Settings:
     """Settings for an embedded broker of this test alone (topics created, nothing shared)."""
-    settings = Settings(_env_file=None, broker_port=free_port())
+    settings = Settings(_env_file=None, broker_port=free_port(), faust_web_port=free_port())
     process = start_tansu(settings.broker_host, settings.broker_port)
     try:
         wait_for_broker(settings.bootstrap_servers, timeout=30)

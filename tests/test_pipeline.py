@@ -1,14 +1,19 @@
 """The whole pipeline with real processes: Tansu broker, Faust worker, Spark sink, parquet lake."""
 from __future__ import annotations
 
+import base64
+import json
 import time
+import urllib.error
+import urllib.request
+from collections import Counter
 from datetime import datetime, timezone
 
 import orjson
 import pyarrow.compute as pc
 import pytest
 
-from agents.normalizer import Accepted, FilterPolicy, Lineage, normalize
+from agents.normalizer import Accepted, FilterPolicy, Lineage, Rejected, normalize
 from agents.payloads import tweet_id_of
 from agents.relevance import TopicMatcher, default_rules_path
 from agents.sources.synthetic import SyntheticTweets
@@ -28,18 +33,23 @@ def keyed(messages: list[bytes]) -> list[tuple[bytes | None, bytes]]:
     return [(tweet_id_of(message).encode(), message) for message in messages]
 
 
-def accepted_rows(messages: list[bytes]) -> dict[str, dict]:
+def predicted_outcomes(messages: list[bytes]) -> list:
+    """What the worker must decide for each message, from the same pure function and rules."""
     policy = FilterPolicy(
         matcher=TopicMatcher.from_file(default_rules_path()), require_topic=True,
         languages=frozenset({"en"}), max_payload_bytes=512_000,
     )
-    rows = {}
-    for offset, message in enumerate(messages):
-        outcome = normalize(message, policy=policy, lineage=Lineage("raw", 0, offset),
-                            ingested_at=datetime.now(timezone.utc))
-        if isinstance(outcome, Accepted):
-            rows[outcome.row["tweet_id"]] = outcome.row
-    return rows
+    return [
+        normalize(message, policy=policy, lineage=Lineage("raw", 0, offset), ingested_at=datetime.now(timezone.utc))
+        for offset, message in enumerate(messages)
+    ]
+
+
+def accepted_rows(messages: list[bytes]) -> dict[str, dict]:
+    return {
+        outcome.row["tweet_id"]: outcome.row
+        for outcome in predicted_outcomes(messages) if isinstance(outcome, Accepted)
+    }
 
 
 def test_generated_tweets_land_in_bronze_once_with_their_partitions(broker_settings, tmp_path):
@@ -119,3 +129,56 @@ def test_worker_restarts_resume_within_seconds_and_lose_nothing(broker_settings,
             if number > 0:
                 assert first_output - started_at < 10, f"restart {number}: processing after {first_output - started_at:.1f}s"
         assert typed.keys() >= expected
+
+
+def worker_counters(settings) -> dict:
+    """The worker's counters endpoint; empty while the worker's web server is not up yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.faust_web_port}/counters/", timeout=5) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, ConnectionError):
+        return {}
+
+
+def test_duplicates_and_malformed_are_counted_and_never_reach_bronze(broker_settings, tmp_path):
+    tweets = SyntheticTweets(seed=31, off_topic_share=0.3, non_english_share=0.1, malformed_share=0.1)
+    messages = list(tweets.messages(600))
+    repeats = messages[:80]  # the stream and backfills repeat tweets
+    stream = messages + repeats
+    predicted = Counter()
+    seen: set[str] = set()
+    for outcome in predicted_outcomes(stream):
+        tweet_id = getattr(outcome, "tweet_id", None) or (outcome.row["tweet_id"] if isinstance(outcome, Accepted) else None)
+        if isinstance(outcome, Rejected):
+            predicted["rejected"] += 1
+        elif tweet_id in seen:
+            predicted["duplicates"] += 1
+        else:
+            seen.add(tweet_id)
+            predicted["accepted" if isinstance(outcome, Accepted) else "filtered"] += 1
+    assert min(predicted.values()) > 0, predicted
+    settings = broker_settings.model_copy(update={"lake_root": str(tmp_path / "lake")})
+    lake = tmp_path / "lake"
+    # Send in order through one partition so "first seen" is the same as in the prediction.
+    produce(settings.bootstrap_servers, settings.topic_raw, ((b"same-partition", m) for m in stream))
+
+    with start_worker(settings, tmp_path) as worker, start_sink(settings, tmp_path, sink_trigger_seconds=1) as sink:
+        wait_until(lambda: worker_counters(settings).get("read") == len(stream), 90, "worker read all", (worker, sink))
+        wait_until(
+            lambda: bronze_count(lake) >= predicted["accepted"]
+            and bronze_count(lake, "quarantine/dead_letter") >= predicted["rejected"],
+            180, "bronze and quarantine rows", (worker, sink),
+        )
+        time.sleep(3)
+        counters = worker_counters(settings)
+
+    assert {key: counters[key] for key in predicted} == dict(predicted)
+    assert counters["read"] == sum(predicted.values())
+    bronze = bronze_table(lake)
+    assert bronze.num_rows == predicted["accepted"]
+    assert pc.count_distinct(bronze.column("tweet_id")).as_py() == predicted["accepted"]
+    quarantine = bronze_table(lake, "quarantine/dead_letter")
+    assert quarantine.num_rows == predicted["rejected"]
+    assert set(quarantine.column("reason").to_pylist()) <= set(counters["rejected_by_reason"])
+    originals = {base64.b64decode(value) for value in quarantine.column("raw_base64").to_pylist()}
+    assert originals <= set(stream)
