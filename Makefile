@@ -31,5 +31,8 @@ test: $(STAMP) ## run the whole test suite (what .ci/run calls)
 test-fast: $(STAMP) ## run the tests that start no process
 	$(BIN)/python -m pytest -m "not integration"
 
+lake-stats: $(STAMP) ## summary of the lake (bronze rows, files, time range, quarantine) as JSON
+	$(BIN)/lake stats --json
+
 clean: ## remove the local lake, checkpoints and Faust state
 	rm -rf lake .faust

@@ -7,10 +7,16 @@ than the window are forgotten (and tombstoned in the changelog) by a periodic sw
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 import faust
+import orjson
+
+log = logging.getLogger(__name__)
+
+SEAL_KEY = b"\x00seal"
 
 
 @dataclass(frozen=True)
@@ -22,34 +28,64 @@ class RawPosition:
 class SeenTweets:
     """The table, written with the raw event's partition so the changelog is co-partitioned."""
 
-    def __init__(self, app: faust.App, window_seconds: float):
+    def __init__(self, app: faust.App, window_seconds: float, seal_batches: bool = False):
+        self.app = app
         self.window_seconds = window_seconds
+        self.seal_batches = seal_batches
+        self._unsealed_partitions: set[int] = set()
         retention_ms = int(window_seconds * 2 * 1000)
         self.table = app.Table(
             "seen_tweets",
-            key_type=str,
-            value_type=list,
-            extra_topic_configs={"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)},
+            # Raw bytes both ways: the same values whether written here or read back in recovery.
+            key_type=bytes,
+            value_type=bytes,
+            extra_topic_configs={"retention.ms": str(retention_ms)},
         )
+
+        self.table.on_recover(self._log_recovered)
+
+    async def _log_recovered(self) -> None:
+        log.info("dedup: %d tweet ids recovered from the changelog", len(self.table.data))
 
     def is_duplicate(self, tweet_id: str, position: RawPosition, now: float | None = None) -> bool:
         """True if seen at another position within the window; otherwise remember this one."""
         now = time.time() if now is None else now
-        entry = self.table.data.get(tweet_id)
+        key = tweet_id.encode()
+        entry = self.table.data.get(key)
         if entry is not None:
-            partition, offset, seen_at = entry
+            partition, offset, seen_at = orjson.loads(entry)
             if now - seen_at <= self.window_seconds:
                 return (partition, offset) != (position.partition, position.offset)
-        value = [position.partition, position.offset, now]
-        self.table.data[tweet_id] = value
-        self.table.send_changelog(position.partition, tweet_id, value)
+        value = orjson.dumps([position.partition, position.offset, now])
+        self.table.data[key] = value
+        self.table.send_changelog(position.partition, key, value)
+        self._unsealed_partitions.add(position.partition)
         return False
+
+    async def seal(self) -> None:
+        """On Tansu, end each changelog write burst with a lone record.
+
+        Tansu reports a partition's end (ListOffsets LATEST) as its last record batch's first
+        offset + 1, and Faust's recovery reads only up to there: the rest of the last batch would
+        be forgotten by a restarted worker. A one-record batch after a flush makes that end exact.
+        The seal is a tombstone for a key that is never set, so recovery ignores it.
+        """
+        if not (self.seal_batches and self._unsealed_partitions):
+            return
+        await self.app.producer.flush()
+        for partition in sorted(self._unsealed_partitions):
+            self.table.send_changelog(partition, SEAL_KEY, None)
+        self._unsealed_partitions.clear()
+        await self.app.producer.flush()
 
     def forget_expired(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
-        expired = [(key, entry[0]) for key, entry in list(self.table.data.items())
-                   if now - entry[2] > self.window_seconds]
+        expired = []
+        for key, entry in list(self.table.data.items()):
+            partition, _offset, seen_at = orjson.loads(entry)
+            if now - seen_at > self.window_seconds:
+                expired.append((key, partition))
         for key, partition in expired:
             del self.table.data[key]
-            self.table.send_changelog(partition, key, None, value_serializer="raw")
+            self.table.send_changelog(partition, key, None)
         return len(expired)

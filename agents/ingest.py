@@ -11,6 +11,7 @@ import time
 
 from agents.payloads import tweet_id_of
 from agents.sources.synthetic import SyntheticTweets
+from agents.sources.x_stream import XSource
 from app.faust_app import app
 from app.settings import get_settings
 from app.topics import raw_topic
@@ -48,6 +49,6 @@ async def ingest() -> None:
         log.info("synthetic source: %.0f tweets/s (seed %d)", settings.synthetic_rate, settings.synthetic_seed)
         await publish_synthetic(settings.synthetic_rate, settings.synthetic_seed, settings.synthetic_limit)
     elif settings.source == "x":
-        log.error("SOURCE=x: the live X stream is not available in this version; use SOURCE=synthetic")
+        await XSource(settings, publish_raw).run()
     else:
         log.info("SOURCE=none: no built-in source; the raw topic is fed by backfills or other producers")

@@ -39,7 +39,9 @@ def filter_policy(settings: Settings) -> FilterPolicy:
 
 
 policy = filter_policy(get_settings())
-seen_tweets = SeenTweets(app, get_settings().dedup_window_seconds)
+seen_tweets = SeenTweets(
+    app, get_settings().dedup_window_seconds, seal_batches=get_settings().embedded_broker
+)
 
 
 def dead_letter(rejection: Rejected, payload: bytes, lineage: Lineage) -> DeadLetter:
@@ -61,6 +63,7 @@ async def normalize_tweets(stream):
         ingested_at = datetime.now(timezone.utc)
         for event in events:
             await route(event.message, event.value if event.value is not None else b"", ingested_at)
+        await seen_tweets.seal()
 
 
 async def route(message, payload: bytes, ingested_at: datetime) -> None:

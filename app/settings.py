@@ -8,8 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agents.relevance import default_rules_path
 
 
 class Settings(BaseSettings):
@@ -37,10 +39,16 @@ class Settings(BaseSettings):
     faust_heartbeat_interval: Optional[float] = Field(default=None, gt=0)
 
     # Ingestion.
-    source: Literal["synthetic", "none"] = "synthetic"
+    source: Literal["synthetic", "x", "none"] = "synthetic"
     synthetic_rate: float = Field(default=50.0, gt=0, description="tweets per second")
     synthetic_seed: Optional[int] = Field(default=None, description="unset: a new seed per start")
     synthetic_limit: int = Field(default=0, ge=0, description="stop after this many; 0 = unbounded")
+
+    # X API v2 filtered stream (SOURCE=x). The token is a SecretStr so that no repr or log shows it.
+    x_bearer_token: Optional[SecretStr] = None
+    x_api_base_url: str = "https://api.twitter.com"
+    x_rules_path: Path = Field(default_factory=default_rules_path)
+    x_max_rules: int = Field(default=25, ge=1, description="rules X allows the project: 25 Basic, 1000 Pro")
 
     # Filtering.
     filter: Literal["topics", "none"] = "topics"
@@ -59,6 +67,9 @@ class Settings(BaseSettings):
     sink_fail_on_data_loss: bool = False
     sink_dedup_window: str = "1 hour"
     spark_shuffle_partitions: int = Field(default=4, ge=1)
+    # WebHDFS for the `lake` command when LAKE_ROOT is hdfs:// (the sink uses Spark's Hadoop client).
+    hdfs_namenode_url: Optional[str] = None
+    hdfs_user: Optional[str] = None
 
     @field_validator("lake_root")
     @classmethod

@@ -182,3 +182,23 @@ def test_duplicates_and_malformed_are_counted_and_never_reach_bronze(broker_sett
     assert set(quarantine.column("reason").to_pylist()) <= set(counters["rejected_by_reason"])
     originals = {base64.b64decode(value) for value in quarantine.column("raw_base64").to_pylist()}
     assert originals <= set(stream)
+
+
+def test_restarted_worker_remembers_seen_tweet_ids(broker_settings, tmp_path):
+    settings = broker_settings
+    messages = clean_tweets(500, seed=41)
+    produce(settings.bootstrap_servers, settings.topic_raw, keyed(messages))
+    with start_worker(settings, tmp_path, name="worker-first") as worker:
+        wait_until(lambda: worker_counters(settings).get("accepted") == len(messages), 60, "first pass", (worker,))
+
+    produce(settings.bootstrap_servers, settings.topic_raw, keyed(messages))
+    with start_worker(settings, tmp_path, name="worker-second") as worker:
+        wait_until(lambda: worker_counters(settings).get("duplicates", 0) >= len(messages), 60, "second pass", (worker,))
+        time.sleep(2)
+        counters = worker_counters(settings)
+    assert "dedup: 500 tweet ids recovered" in worker.log_text()
+    # Every message of the second pass repeats a tweet of the first (a message re-read after a
+    # rebalance is counted again: at-least-once), so nothing is accepted.
+    assert counters["read"] >= len(messages)
+    assert counters["duplicates"] == counters["read"], counters
+    assert counters["accepted"] == 0

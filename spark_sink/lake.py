@@ -1,0 +1,363 @@
+"""`lake`: look into the parquet lake and keep it tidy, without Spark (pyarrow reads the files).
+
+    lake [--lake-root PATH] ls [ZONE] [--dt YYYY-MM-DD]   zones, partitions, files, sizes, rows
+    lake stats [--json]                                   rows, files, time range (--json: last line)
+    lake show [--limit N] [--where EXPR]                  the most recent tweets, as a table
+    lake verify                                           ids unique, files readable, partitions right
+    lake compact --dt YYYY-MM-DD [--hour HH] [--target-mb N]   merge small files (see lake_compact)
+
+The lake root is LAKE_ROOT (a folder, file:// or hdfs://, read through WebHDFS at
+HDFS_NAMENODE_URL) unless --lake-root is given. Exit codes: 0 fine, 1 a problem in the lake (an
+unreadable file, a failed check, a held lock), 2 a bad request (bad option, missing path, unknown zone).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from functools import partial
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from app.settings import Settings, get_settings
+from spark_sink import lake_compact
+from spark_sink.lake_files import (
+    BRONZE, QUARANTINE_ZONES, ZONE_QUERIES, ZONES, BadInput, DataFile, Lake, LakeError, UnreadableFile,
+    by_partition, column_range, human_size, iso_utc, plural,
+)
+from spark_sink.lake_fs import LakeFS, lake_fs_for
+from spark_sink.lake_where import Where
+
+SHOW_COLUMNS = ["created_at", "author_username", "lang", "topics", "text"]
+
+
+def footers(lake: Lake, files: list[DataFile], problems: list[str]) -> dict[str, pq.FileMetaData]:
+    """Each readable file's footer by path; an unreadable file becomes a problem naming it."""
+    found = {}
+    for file in files:
+        try:
+            found[file.path] = lake.metadata(file)
+        except UnreadableFile as error:
+            problems.append(str(error))
+    return found
+
+
+def report_problems(problems: list[str]) -> int:
+    for problem in problems:
+        print(f"lake: error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+# --- ls ----------------------------------------------------------------------------------------
+
+
+def ls(lake: Lake, args: argparse.Namespace) -> int:
+    problems: list[str] = []
+    if args.zone is None:
+        print(f"{'PARTITIONS':>10} {'FILES':>7} {'SIZE':>10} {'ROWS':>10}  ZONE")
+        for zone in ZONES:
+            files = lake.files(zone, args.dt)
+            rows = sum(m.num_rows for m in footers(lake, files, problems).values())
+            print(f"{len(by_partition(files)):>10} {len(files):>7} {human_size(sum(f.size for f in files)):>10} "
+                  f"{rows:>10}  {zone}")
+        return report_problems(problems)
+    lake.zone_path(args.zone)
+    files = lake.files(args.zone, args.dt)
+    metadata = footers(lake, files, problems)
+    rows = {path: m.num_rows for path, m in metadata.items()}
+    print(f"{args.zone}: {plural(len(by_partition(files)), 'partition')}, {plural(len(files), 'file')}, "
+          f"{human_size(sum(f.size for f in files))}, {plural(sum(rows.values()), 'row')}")
+    print(f"{'SIZE':>10} {'ROWS':>10}  PATH")
+    for key, group in by_partition(files).items():
+        print(f"{human_size(sum(f.size for f in group)):>10} {sum(rows.get(f.path, 0) for f in group):>10}  "
+              f"{args.zone}/{key}/ ({plural(len(group), 'file')})")
+        for file in group:
+            print(f"{human_size(file.size):>10} {rows.get(file.path, '?'):>10}  {file.relative}")
+    return report_problems(problems)
+
+
+# --- stats -------------------------------------------------------------------------------------
+
+
+def stats(lake: Lake, args: argparse.Namespace) -> int:
+    problems: list[str] = []
+    summary: dict[str, dict] = {}
+    low = high = None
+    for zone in ZONES:
+        files = lake.files(zone)
+        metadata = footers(lake, files, problems)
+        summary[zone] = {"rows": sum(m.num_rows for m in metadata.values()), "files": len(files),
+                         "partitions": len(by_partition(files)), "bytes": sum(f.size for f in files)}
+        if zone == BRONZE:
+            low, high = created_at_range(lake, files, metadata)
+    if problems:
+        return report_problems(problems)
+    print(f"lake {lake.shown_root}")
+    for zone, numbers in summary.items():
+        print(f"  {zone}: {plural(numbers['rows'], 'row')} in {plural(numbers['files'], 'file')}, "
+              f"{plural(numbers['partitions'], 'partition')}, {human_size(numbers['bytes'])}")
+    print(f"  bronze created_at: {iso_utc(low) or '-'} .. {iso_utc(high) or '-'}")
+    if args.json:
+        bronze = summary[BRONZE]
+        print(json.dumps({
+            "lake_root": lake.shown_root,
+            "rows": bronze["rows"],
+            "files": bronze["files"],
+            "partitions": bronze["partitions"],
+            "bytes": bronze["bytes"],
+            "min_created_at": iso_utc(low),
+            "max_created_at": iso_utc(high),
+            "quarantine_rows": sum(summary[zone]["rows"] for zone in QUARANTINE_ZONES),
+            "quarantine_files": sum(summary[zone]["files"] for zone in QUARANTINE_ZONES),
+        }))
+    return 0
+
+
+def created_at_range(lake: Lake, files: list[DataFile], metadata: dict[str, pq.FileMetaData]
+                     ) -> tuple[datetime | None, datetime | None]:
+    """From the footers' statistics; a file without them has its created_at column read."""
+    lows, highs = [], []
+    for file in files:
+        if file.path not in metadata or metadata[file.path].num_rows == 0:
+            continue
+        found = column_range(metadata[file.path], "created_at")
+        if found is None:
+            extremes = pc.min_max(lake.read(file, ["created_at"]).column("created_at"))
+            found = (extremes["min"].as_py(), extremes["max"].as_py())
+        lows.append(found[0])
+        highs.append(found[1])
+    return (min(lows), max(highs)) if lows else (None, None)
+
+
+# --- show --------------------------------------------------------------------------------------
+
+
+def show(lake: Lake, args: argparse.Namespace) -> int:
+    partitions = by_partition(lake.files(BRONZE))
+    if not partitions:
+        print("bronze is empty")
+        return 0
+    first = next(iter(partitions.values()))[0]
+    where = Where.parse(args.where, lake.metadata(first).schema.to_arrow_schema()) if args.where else None
+    filters_rows = where is not None and not where.on_partition
+    columns = SHOW_COLUMNS + ([where.column] if filters_rows and where.column not in SHOW_COLUMNS else [])
+    found: list[pa.Table] = []
+    for key in sorted(partitions, reverse=True):  # newest first: partitions follow created_at
+        if where and not where.keeps_partition(dict(partitions[key][0].partition)):
+            continue
+        for file in partitions[key]:
+            table = lake.read(file, columns)
+            found.append(table.filter(where.mask(table)) if filters_rows else table)
+        if sum(t.num_rows for t in found) >= args.limit:
+            break
+    if sum(t.num_rows for t in found) == 0:
+        print("no tweets match")
+        return 0
+    table = pa.concat_tables(found, promote_options="default").sort_by([("created_at", "descending")])
+    print_tweets(table.slice(0, args.limit).to_pylist())
+    return 0
+
+
+def print_tweets(rows: list[dict]) -> None:
+    print(f"{'CREATED_AT (UTC)':<20}  {'AUTHOR':<16}  {'LANG':<4}  {'TOPICS':<24}  TEXT")
+    for row in rows:
+        created = iso_utc(row["created_at"])[:19].replace("T", " ")
+        topics = ",".join(row["topics"] or [])
+        text = " ".join((row["text"] or "").split())
+        print(f"{created:<20}  {clip(row['author_username'] or '', 16):<16}  {row['lang'] or '':<4}  "
+              f"{clip(topics, 24):<24}  {clip(text, 72)}")
+
+
+def clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --- verify ------------------------------------------------------------------------------------
+
+
+def verify(lake: Lake, args: argparse.Namespace) -> int:
+    problems: list[str] = []
+    ids: list[pa.Table] = []
+    bronze_files = lake.files(BRONZE)
+    for index, file in enumerate(bronze_files):
+        try:
+            table = lake.read(file)
+        except UnreadableFile as error:
+            problems.append(str(error))
+            continue
+        problems += misplaced_rows(file, table)
+        ids.append(pa.table({"tweet_id": table.column("tweet_id"), "file": pa.array([index] * table.num_rows, pa.int32())}))
+    problems += duplicate_ids(pa.concat_tables(ids) if ids else None, [f.relative for f in bronze_files])
+    quarantine_files = [f for zone in QUARANTINE_ZONES for f in lake.files(zone)]
+    for file in quarantine_files:
+        try:
+            lake.read(file)
+        except UnreadableFile as error:
+            problems.append(str(error))
+    for zone in ZONES:
+        problems += [f"interrupted compaction {lake.relative(j)}: run `lake compact` on {zone} to settle it"
+                     for j in lake_compact.pending_journals(lake, zone)]
+    if problems:
+        for problem in problems:
+            print(problem)
+        print(f"verify FAILED: {len(problems)} problem(s) in {lake.shown_root}")
+        return 1
+    rows = sum(t.num_rows for t in ids)
+    print(f"OK: bronze has {plural(rows, 'row')} in {plural(len(bronze_files), 'file')} "
+          f"({plural(len(by_partition(bronze_files)), 'partition')}), every tweet_id once, every row in its "
+          f"created_at partition; {plural(len(quarantine_files), 'quarantine file')} readable")
+    return 0
+
+
+def misplaced_rows(file: DataFile, table: pa.Table) -> list[str]:
+    """Rows whose created_at (UTC) does not give the dt/hour of the file's folder."""
+    values = dict(file.partition)
+    if "dt" not in values or "hour" not in values:
+        return [f"{file.relative}: not in a dt=YYYY-MM-DD/hour=HH partition"]
+    created = table.column("created_at")
+    dt, hour = pc.strftime(created, "%Y-%m-%d"), pc.strftime(created, "%H")
+    wrong = pc.fill_null(pc.or_(pc.not_equal(dt, values["dt"]), pc.not_equal(hour, values["hour"])), True)
+    bad = table.filter(wrong)
+    if bad.num_rows == 0:
+        return []
+    example = bad.slice(0, 1).to_pylist()[0]
+    return [f"{file.relative}: {bad.num_rows} of {table.num_rows} rows have created_at outside "
+            f"{file.partition_key} (e.g. tweet {example['tweet_id']} created {iso_utc(example['created_at'])})"]
+
+
+def duplicate_ids(ids: pa.Table | None, names: list[str], shown: int = 20) -> list[str]:
+    """Each tweet_id found more than once, with the files it is in (`ids` has file indexes into `names`)."""
+    if ids is None:
+        return []
+    counts = pc.value_counts(ids.column("tweet_id").combine_chunks())
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+    if len(repeated) == 0:
+        return []
+    places: dict[str, list[str]] = {}
+    for row in ids.filter(pc.is_in(ids.column("tweet_id"), value_set=repeated)).to_pylist():
+        places.setdefault(row["tweet_id"], []).append(names[row["file"]])
+    problems = [f"tweet_id {tweet_id} appears {len(files)} times: {', '.join(files)}"
+                for tweet_id, files in list(places.items())[:shown]]
+    if len(places) > shown:
+        problems.append(f"... and {len(places) - shown} more repeated tweet_ids")
+    return problems
+
+
+# --- compact -----------------------------------------------------------------------------------
+
+
+def compact(lake: Lake, args: argparse.Namespace, settings: Settings) -> int:
+    """The committed-batch bound comes from the sink's checkpoint, which may live elsewhere."""
+    lake.zone_path(args.zone)
+    checkpoints = args.checkpoints or settings.checkpoint_root or f"{args.lake_root}/_checkpoints"
+    fs, checkpoint_root = open_fs(checkpoints, settings)
+    query = ZONE_QUERIES[args.zone]
+    latest = lake_compact.latest_committed_batch(fs, f"{checkpoint_root}/{query}")
+    progress(f"newest committed batch of the sink's query {query!r}: {'none yet' if latest is None else latest}")
+    outcomes = lake_compact.compact(lake, args.zone, args.dt, args.hour, latest, int(args.target_mb * 2**20), progress)
+    for outcome in outcomes:
+        print(outcome.summary())
+    return 0
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def open_fs(root: str, settings: Settings) -> tuple[LakeFS, str]:
+    try:
+        return lake_fs_for(root, settings.hdfs_namenode_url, settings.hdfs_user)
+    except ValueError as error:
+        raise BadInput(str(error)) from error
+
+
+def day(text: str) -> str:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").strftime("%Y-%m-%d")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def hour(text: str) -> str:
+    if not text.isdigit() or not 0 <= int(text) <= 23:
+        raise argparse.ArgumentTypeError(f"expected an hour 0-23, got {text!r}")
+    return f"{int(text):02d}"
+
+
+def positive(kind: Callable[[str], float | int]) -> Callable[[str], float | int]:
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+    return parse
+
+
+def parser(settings: Settings) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--lake-root", default=argparse.SUPPRESS,
+                        help=f"a folder, file:// or hdfs:// URI (default LAKE_ROOT: {settings.lake_root})")
+    main_parser = argparse.ArgumentParser(prog="lake", parents=[common], description=__doc__.split("\n\n")[0])
+    commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run, summary: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=summary, description=summary)
+        sub.set_defaults(run=run)
+        return sub
+
+    sub = command("ls", ls, "List zones, or a zone's partitions and files, with sizes and row counts "
+                            "(from the parquet footers).")
+    sub.add_argument("zone", nargs="?", help=f"one of: {', '.join(ZONES)}")
+    sub.add_argument("--dt", type=day, metavar="YYYY-MM-DD", help="only partition dt=YYYY-MM-DD")
+
+    sub = command("stats", stats, "Rows, files, partitions and the created_at range of bronze, rows in quarantine.")
+    sub.add_argument("--json", action="store_true", help="end with one JSON line (rows, files, partitions, "
+                                                         "min_created_at, max_created_at, quarantine_rows, ...)")
+
+    sub = command("show", show, "The most recent bronze tweets as a table.")
+    sub.add_argument("--limit", type=positive(int), default=20, metavar="N", help="how many tweets (default 20)")
+    sub.add_argument("--where", metavar="EXPR", help=Where.HELP)
+
+    command("verify", verify, "Check every bronze tweet_id appears once, every file is readable and every row "
+                              "is in the dt/hour partition of its created_at; exit 1 with a report otherwise.")
+
+    sub = command("compact", partial(compact, settings=settings),
+                  "Merge a partition's small files of committed batches into files of about --target-mb, "
+                  "safely while the sink runs (see spark_sink/lake_compact.py for what readers see).")
+    sub.add_argument("--dt", type=day, required=True, metavar="YYYY-MM-DD", help="the partition dt=YYYY-MM-DD")
+    sub.add_argument("--hour", type=hour, metavar="HH", help="only hour=HH of that day (default: every hour)")
+    sub.add_argument("--target-mb", type=positive(float), default=128.0, metavar="N",
+                     help="output file size in MiB (default 128)")
+    sub.add_argument("--zone", default=BRONZE, help=f"one of: {', '.join(ZONES)} (default {BRONZE})")
+    sub.add_argument("--checkpoints", metavar="PATH", help="the sink's checkpoint root, for its commit log "
+                                           "(default CHECKPOINT_ROOT, else LAKE_ROOT/_checkpoints)")
+    return main_parser
+
+
+def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
+    settings = settings or get_settings()
+    args = parser(settings).parse_args(argv)
+    args.lake_root = getattr(args, "lake_root", settings.lake_root)
+    try:
+        fs, root = open_fs(args.lake_root, settings)
+        return args.run(Lake(fs, root, shown_root=args.lake_root), args)
+    except LakeError as error:
+        print(f"lake: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except OSError as error:
+        print(f"lake: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""A fake X API v2 filtered stream on 127.0.0.1, for Tweepy to talk to over real HTTP.
+
+It runs its own event loop in a thread, so that in-process tests and a worker subprocess can
+both use it. Every request is recorded. Stream connections follow `connections` in order (an
+HTTP error, or messages then a close by the server); once those are used up, a connection gets
+keep-alives until the client leaves. The first `failing_rule_reads` reads of the rules fail (503).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+import orjson
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+RULES_PATH = "/2/tweets/search/stream/rules"
+STREAM_PATH = "/2/tweets/search/stream"
+KEEP_ALIVE = b"\r\n"
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """Answer a stream connection with an HTTP error."""
+
+    status: int
+    body: dict = field(default_factory=lambda: {"title": "ConnectionException", "detail": "refused by the fake"})
+
+
+@dataclass(frozen=True)
+class Send:
+    """Answer a stream connection with these chunks (messages end in \\r\\n), then `end` it:
+    "close" (X ends the response), "abort" (the connection drops mid-response) or "hold"
+    (keep-alives until the client leaves)."""
+
+    chunks: tuple[bytes, ...]
+    end: Literal["close", "abort", "hold"] = "close"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: object
+    authorization: str | None
+
+
+class FakeXApi:
+    def __init__(
+        self, connections: list[Refuse | Send] = (), rules: list[dict] = (), refused_values: set[str] = frozenset(),
+        failing_rule_reads: int = 0,
+    ):
+        self.connections = list(connections)
+        self.rules = {rule["id"]: rule for rule in rules}
+        self.refused_values = refused_values
+        self.failing_rule_reads = failing_rule_reads
+        self.requests: list[Recorded] = []
+        self._ids = itertools.count(1000)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: TestServer | None = None
+        self._stopping: asyncio.Event | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> "FakeXApi":
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def made(self, method: str, path: str) -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and r.path == path]
+
+    async def _start(self) -> None:
+        self._stopping = asyncio.Event()
+        app = web.Application()
+        app.router.add_get(RULES_PATH, self._get_rules)
+        app.router.add_post(RULES_PATH, self._post_rules)
+        app.router.add_get(STREAM_PATH, self._stream)
+        self._server = TestServer(app, host="127.0.0.1")
+        await self._server.start_server(shutdown_timeout=1.0)
+        self.base_url = str(self._server.make_url("")).rstrip("/")
+
+    async def _stop(self) -> None:
+        self._stopping.set()
+        await self._server.close()
+
+    async def _record(self, request: web.Request) -> object:
+        body = await request.json() if request.can_read_body else None
+        self.requests.append(Recorded(
+            request.method, request.path, dict(request.query), body, request.headers.get("Authorization"),
+        ))
+        return body
+
+    async def _get_rules(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        if self.failing_rule_reads:
+            self.failing_rule_reads -= 1
+            return web.json_response({"title": "Service Unavailable", "detail": "try again"}, status=503)
+        rules = list(self.rules.values())
+        answer: dict = {"meta": {"sent": "2024-05-01T12:00:00.000Z", "result_count": len(rules)}}
+        if rules:
+            answer["data"] = rules
+        return web.json_response(answer)
+
+    async def _post_rules(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        if "delete" in body:
+            ids = body["delete"]["ids"]
+            deleted = [rule_id for rule_id in ids if self.rules.pop(rule_id, None)]
+            summary = {"deleted": len(deleted), "not_deleted": len(ids) - len(deleted)}
+            return web.json_response({"meta": {"sent": "2024-05-01T12:00:00.000Z", "summary": summary}})
+        created, errors = [], []
+        for rule in body["add"]:
+            if rule["value"] in self.refused_values:
+                errors.append({"value": rule["value"], "details": ["Reference to invalid operator 'nope'"],
+                               "title": "Invalid Rule", "type": "https://api.twitter.com/2/problems/invalid-rules"})
+                continue
+            rule = {"id": str(next(self._ids)), **rule}
+            self.rules[rule["id"]] = rule
+            created.append(rule)
+        answer: dict = {"meta": {"sent": "2024-05-01T12:00:00.000Z", "summary": {
+            "created": len(created), "not_created": len(errors), "valid": len(created), "invalid": len(errors)}}}
+        if created:
+            answer["data"] = created
+        if errors:
+            answer["errors"] = errors
+        return web.json_response(answer, status=201)
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request)
+        script = self.connections.pop(0) if self.connections else None
+        if isinstance(script, Refuse):
+            return web.Response(status=script.status, body=orjson.dumps(script.body), content_type="application/json")
+        response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
+        await response.prepare(request)
+        if isinstance(script, Send):
+            for chunk in script.chunks:
+                await response.write(chunk)
+                await asyncio.sleep(0.005)
+            if script.end == "close":
+                await response.write_eof()
+                return response
+            if script.end == "abort":
+                request.transport.close()
+                return response
+        while not self._stopping.is_set():
+            await response.write(KEEP_ALIVE)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), 0.05)
+            except asyncio.TimeoutError:
+                pass
+        return response
+
+
+def message(tweet_id: str, text: str = "Fine-tuning a language model with PyTorch") -> bytes:
+    """A filtered-stream message as X sends it: the tweet, its includes, the rules it matched."""
+    return orjson.dumps({
+        "data": {
+            "id": tweet_id, "text": text, "created_at": "2024-05-01T12:00:00.000Z", "lang": "en",
+            "author_id": "2244994945", "conversation_id": tweet_id, "edit_history_tweet_ids": [tweet_id],
+        },
+        "includes": {"users": [{"id": "2244994945", "name": "X Dev", "username": "XDevelopers"}]},
+        "matching_rules": [{"id": "1001", "tag": "machine_learning"}],
+    })
+
+
+# X's own formatting is not orjson's: spaces, escaped and raw non-ASCII. Bytes must pass as they are.
+ODDLY_FORMATTED = (
+    b'{ "matching_rules": [{"id": "1002", "tag": "ai"}], "data": {"text": "AI caf\\u00e9 \xe2\x98\x95 #AI",'
+    b' "id": "1790000000000000002", "lang": "en", "created_at": "2024-05-01T12:00:01.000Z"} }'
+)
+OPERATIONAL_DISCONNECT = orjson.dumps({"errors": [{
+    "title": "operational-disconnect", "disconnect_type": "UpstreamOperationalDisconnect",
+    "detail": "This stream has been disconnected upstream for operational reasons.",
+    "type": "https://api.twitter.com/2/problems/operational-disconnect",
+}]})
+
+
+def lines(*messages: bytes) -> tuple[bytes, ...]:
+    """Messages as stream chunks: each followed by \\r\\n."""
+    return tuple(m + b"\r\n" for m in messages)
