@@ -82,7 +82,8 @@ class Process:
 
 
 def start_worker(settings: Settings, workdir: Path, name: str = "worker", **overrides) -> Process:
-    env = settings_env(settings, source="none", **overrides)
+    overrides.setdefault("source", "none")
+    env = settings_env(settings, **overrides)
     command = [str(BIN / "faust"), "-A", "app", "worker", "-l", "info", "--web-port", env["FAUST_WEB_PORT"]]
     return Process(name, command, env, workdir)
 

@@ -11,6 +11,7 @@ import pytest
 
 from agents.normalizer import Accepted, FilterPolicy, Filtered, Rejected, normalize
 from agents.relevance import TopicMatcher, load_rules
+from agents.payloads import tweet_id_of
 from agents.sources.synthetic import SyntheticTweets, rule_id
 
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -175,3 +176,13 @@ def test_normalized_retweets_carry_the_original_text(messages):
 def test_shares_out_of_range_are_refused(shares):
     with pytest.raises(ValueError):
         SyntheticTweets(**shares)
+
+
+def test_generators_with_different_seeds_never_share_ids_at_the_same_moment():
+    moment = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    ids = [
+        {tweet_id_of(message) for message in SyntheticTweets(seed=seed, malformed_share=0.0, clock=lambda: moment).messages(300)}
+        for seed in (21, 22, 23)
+    ]
+    assert all(len(batch) == 300 for batch in ids)
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])

@@ -138,10 +138,13 @@ def _iso(moment: datetime) -> str:
 
 
 class _Snowflakes:
-    """Snowflake ids (milliseconds since X's epoch, a 10-bit worker, a 12-bit sequence). Each lane
-    is a worker whose ids only grow, so no id repeats, and an id still tells when it was made."""
+    """Snowflake ids (milliseconds since X's epoch, a 10-bit worker, a 12-bit sequence). The worker
+    field is a 3-bit lane and a 7-bit generator number, so generators whose seeds differ modulo
+    128 never share an id even in the same millisecond; within a lane ids only grow, so no id
+    repeats, and an id still tells when it was made."""
 
-    def __init__(self) -> None:
+    def __init__(self, generator: int) -> None:
+        self._generator = generator % 128
         self._last: dict[int, tuple[int, int]] = {}
 
     def new(self, lane: int, moment: datetime) -> str:
@@ -153,7 +156,7 @@ class _Snowflakes:
             if seq == 4096:
                 ms, seq = ms + 1, 0
         self._last[lane] = (ms, seq)
-        return str((ms << 22) | (lane << 12) | seq)
+        return str((ms << 22) | (lane << 19) | (self._generator << 12) | seq)
 
 
 def rule_id(tag: str) -> str:
@@ -198,7 +201,7 @@ class SyntheticTweets:
         self._duplicate_share = duplicate_share
         self._clock = clock
         self._random = random.Random(seed)
-        self._ids = _Snowflakes()
+        self._ids = _Snowflakes(seed if seed is not None else self._random.getrandbits(7))
         self._topics: tuple[Topic, ...] = load_rules(rules_path).topics
         self._recent: deque[bytes] = deque(maxlen=_RECENT_SENT)
         self._authors = self._make_authors(300)
