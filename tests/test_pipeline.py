@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import random
 import json
 import time
 import urllib.error
@@ -9,6 +10,7 @@ import urllib.request
 from collections import Counter
 from datetime import datetime, timezone
 
+import duckdb
 import orjson
 import pyarrow.compute as pc
 import pytest
@@ -79,7 +81,7 @@ def test_generated_tweets_land_in_bronze_once_with_their_partitions(broker_setti
         assert row["kafka_topic"] == settings.topic_raw
 
 
-def test_sink_killed_mid_run_resumes_from_checkpoint_without_gap_or_duplicate(broker_settings, tmp_path):
+def test_sink_killed_repeatedly_leaves_each_tweet_once_for_every_reader(broker_settings, tmp_path, spark):
     messages = clean_tweets(3000, seed=12)
     rows = accepted_rows(messages)
     settings = broker_settings.model_copy(update={"lake_root": str(tmp_path / "lake")})
@@ -87,24 +89,34 @@ def test_sink_killed_mid_run_resumes_from_checkpoint_without_gap_or_duplicate(br
             ((tweet_id.encode(), orjson.dumps(row)) for tweet_id, row in rows.items()))
     lake = tmp_path / "lake"
     slow = {"sink_trigger_seconds": 0.5, "sink_max_offsets_per_trigger": 150}
+    chance = random.Random(5)
 
-    first = start_sink(settings, tmp_path, name="sink-1", **slow)
-    try:
-        wait_until(lambda: bronze_count(lake) >= 300, 180, "first bronze batches", (first,))
-    finally:
-        first.kill()
-    rows_at_kill = bronze_count(lake)
-    assert 0 < rows_at_kill < len(rows), "the kill must land in the middle of the run"
+    kills = []
+    for attempt in range(3):
+        sink = start_sink(settings, tmp_path, name=f"sink-{attempt}", **slow)
+        try:
+            floor = bronze_count(lake) + 150
+            wait_until(lambda: bronze_count(lake) >= floor, 180, f"progress before kill {attempt}", (sink,))
+            time.sleep(chance.uniform(0.0, 1.5))  # land anywhere in a batch: write, publish or commit
+        finally:
+            sink.kill()
+        kills.append(bronze_count(lake))
+    assert kills[-1] < len(rows), "the kills must land in the middle of the run"
 
-    with start_sink(settings, tmp_path, name="sink-2", **slow) as second:
-        wait_until(lambda: bronze_count(lake) >= len(rows), 240, "all rows after restart", (second,))
+    with start_sink(settings, tmp_path, name="sink-final", **slow) as final:
+        wait_until(lambda: bronze_count(lake) >= len(rows), 240, "all rows after the kills", (final,))
         time.sleep(2)
-        table = bronze_table(lake)
 
+    table = bronze_table(lake)
     ids = table.column("tweet_id")
     assert table.num_rows == len(rows)
     assert pc.count_distinct(ids).as_py() == len(rows)
     assert set(ids.to_pylist()) == set(rows)
+    glob = str(lake / "bronze" / "**" / "*.parquet")
+    assert duckdb.sql(f"select count(*), count(distinct tweet_id) from read_parquet('{glob}', hive_partitioning = true)").fetchall() == [(len(rows), len(rows))]
+    spark_rows = spark.read.parquet(str(lake / "bronze"))
+    assert spark_rows.count() == len(rows)
+    assert spark_rows.select("tweet_id").distinct().count() == len(rows)
 
 
 def test_worker_restarts_resume_within_seconds_and_lose_nothing(broker_settings, tmp_path):
