@@ -24,7 +24,7 @@ async def publish_raw(payload: bytes) -> None:
     await raw_topic.send(key=tweet_id.encode() if tweet_id else None, value=payload)
 
 
-async def publish_synthetic(rate: float, seed: int, limit: int) -> int:
+async def publish_synthetic(rate: float, seed: int | None, limit: int) -> int:
     """Publish generated stream messages at `rate` per second; return how many were sent."""
     tweets = SyntheticTweets(seed=seed)
     sent = 0
@@ -46,7 +46,7 @@ async def publish_synthetic(rate: float, seed: int, limit: int) -> int:
 async def ingest() -> None:
     settings = get_settings()
     if settings.source == "synthetic":
-        log.info("synthetic source: %.0f tweets/s (seed %d)", settings.synthetic_rate, settings.synthetic_seed)
+        log.info("synthetic source: %.0f tweets/s (seed %s)", settings.synthetic_rate, settings.synthetic_seed)
         await publish_synthetic(settings.synthetic_rate, settings.synthetic_seed, settings.synthetic_limit)
     elif settings.source == "x":
         await XSource(settings, publish_raw).run()

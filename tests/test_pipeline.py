@@ -214,3 +214,17 @@ def test_restarted_worker_remembers_seen_tweet_ids(broker_settings, tmp_path):
     assert counters["read"] >= len(messages)
     assert counters["duplicates"] == counters["read"], counters
     assert counters["accepted"] == 0
+
+
+def test_built_in_synthetic_source_feeds_the_raw_topic_keyed_by_tweet_id(broker_settings, tmp_path):
+    settings = broker_settings
+    with start_worker(settings, tmp_path, source="synthetic", synthetic_rate=500, synthetic_limit=300,
+                      synthetic_seed=5) as worker:
+        wait_until(lambda: worker_counters(settings).get("read") == 300, 60, "300 synthetic tweets read", (worker,))
+        counters = worker_counters(settings)
+    with TopicTail(settings.bootstrap_servers, settings.topic_raw) as raw:
+        wait_until(lambda: len(raw.first_seen) >= 290, 30, "raw keys")
+        keys = raw.keys()
+    assert counters["read"] == counters["accepted"] + counters["filtered"] + counters["duplicates"] + counters["rejected"]
+    assert counters["accepted"] > 0 and counters["filtered"] > 0
+    assert all(key is None or key.isdigit() for key in keys)

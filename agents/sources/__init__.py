@@ -1,2 +1,2 @@
-"""Where raw tweets come from: the synthetic generator (default, no credentials) and, later, the
-live X API v2 filtered stream."""
+"""Where raw tweets come from: the synthetic generator (default, no credentials), the live X API v2
+filtered stream (`x_stream`, rules from `x_rules`), and archives for backfills."""
