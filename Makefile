@@ -31,8 +31,20 @@ test: $(STAMP) ## run the whole test suite (what .ci/run calls)
 test-fast: $(STAMP) ## run the tests that start no process
 	$(BIN)/python -m pytest -m "not integration"
 
+# Checked before anything is built, so a forgotten FILES fails at once.
+ifneq ($(filter backfill,$(MAKECMDGOALS)),)
+ifeq ($(strip $(FILES)),)
+$(error make backfill needs FILES, e.g. make backfill FILES="archive/*.jsonl.gz" FILTER=none)
+endif
+endif
+backfill: $(STAMP) ## ingest archive files like the live stream: make backfill FILES="a.jsonl b.gz" [FILTER=none]
+	$(BIN)/python -m agents.backfill $(FILES) $(if $(FILTER),--filter $(FILTER))
+
 lake-stats: $(STAMP) ## summary of the lake (bronze rows, files, time range, quarantine) as JSON
 	$(BIN)/lake stats --json
+
+bench: $(STAMP) ## benchmarks of every stage, about 5 min (BENCH_QUICK=1: 1-2 min); bench/results/latest.json
+	timeout --signal=TERM --kill-after=60 1500 $(BIN)/python -m bench.run $(if $(filter 1 true yes,$(BENCH_QUICK)),--quick,--no-quick)
 
 clean: ## remove the local lake, checkpoints and Faust state
 	rm -rf lake .faust

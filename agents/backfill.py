@@ -1,0 +1,467 @@
+"""Backfill: ingest archived tweets through the same path as the live stream (raw topic -> the
+filter/normalize agent -> typed topic -> the Spark sink), so archived and live tweets are decided,
+deduplicated and laid out by the same code.
+
+Without KAFKA_BOOTSTRAP_SERVERS the backfill runs that whole path itself, apart from a running
+`make run`: its own embedded broker on a free port, a Faust worker of its own, then the sink once
+with the available-now trigger. With KAFKA_BOOTSTRAP_SERVERS it only publishes to that Kafka's
+raw topic; the workers and sink already running there do the rest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import posixpath
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from agents.sources.archive import ArchiveCounts, ArchiveError, ArchiveFile
+from app.broker import create_topics, start_tansu, stop_tansu, wait_for_broker
+from app.processes import Process, free_port, start_sink, start_worker
+from app.settings import Settings, get_settings
+from spark_sink.job import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE
+from spark_sink.lake_files import Lake
+from spark_sink.lake_fs import lake_fs_for
+
+DESCRIPTION = """\
+Ingest archived tweets (one JSON document a line, plain or gzip) through the same path as the
+live stream: raw topic -> the Faust filter/normalize agent -> typed topic -> the Spark sink ->
+bronze parquet (rejected lines: the dead-letter topic -> quarantine/dead_letter).
+
+Lines may be X API v2 stream messages, X API v2 pages ({"data": [...], "includes": ...,
+"meta": ...}, as twarc2 and the search/timeline endpoints write them; split into one message per
+tweet with the expansions it refers to), bare v2 tweets (twarc2 flattened) or v1.1 statuses.
+Lines that hold no tweet (not JSON, truncated, errors, empty pages) are published too, so they
+end up in quarantine with a reason; blank lines are skipped.
+
+KAFKA_BOOTSTRAP_SERVERS unset (the default): the backfill runs everything itself, isolated from a
+running `make run`: an embedded Tansu broker on a free port, the project's topics, a Faust worker
+(SOURCE=none, FILTER from --filter, its own state in a temporary folder), then
+`spark-submit spark_sink/job.py --available-now` with its checkpoints in
+LAKE/_checkpoints/backfill-<UTC time> (the offsets belong to this run's broker). The sink writes
+into LAKE/_backfill/<run>/ first; its files then move into the lake's zones under names no later
+sink batch can reuse. Each run pays the start-up of its worker and of Spark (about 25 s on two
+cores), then moves about 1,000 tweets/s end to end. Progress goes to stderr. The last stdout line is one JSON object:
+read (raw messages the worker read = published, pages split), accepted, filtered, duplicates,
+rejected (read = accepted + filtered + duplicates + rejected), bronze_rows (rows this run added
+to bronze), quarantine_rows, files, lines, seconds, tweets_per_s. Exit 0 when every accepted
+tweet is in bronze and every rejected message in quarantine, 1 otherwise.
+
+KAFKA_BOOTSTRAP_SERVERS set: only publish to that Kafka's raw topic (keyed by tweet id); the
+workers and sink running there filter, deduplicate and write. The JSON then has read and
+published, and null for the counts only those processes know. --filter and --lake-root do not
+apply: the running processes use their own settings.
+
+Deduplication: within one backfill, a repeated tweet id is counted once (duplicates). Ids already
+in the lake from earlier runs or the live stream are NOT recognised: the worker's dedup table and
+the sink's dedup state are this run's alone, so backfilling the same archive twice stores its
+tweets twice (`lake verify` lists such ids).
+"""
+
+PROGRESS_EVERY = 5.0
+WORKER_STALL_SECONDS = 120.0
+SINK_SECONDS = 600.0
+STAGE_FOLDER = "_backfill"
+
+
+class BackfillError(Exception):
+    """The backfill cannot go on; the message says why and what was seen."""
+
+
+# --- publishing ---------------------------------------------------------------------------------
+
+
+class Progress:
+    """A status line on stderr: rewritten in place on a terminal, printed every few seconds in a log."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self._shown_at = 0.0
+
+    def show(self, text: str, *, permanent: bool = False) -> None:
+        """Show `text` unless a status was shown a moment ago; a permanent line is always shown
+        and stays (the next status starts below it)."""
+        now = time.monotonic()
+        if not permanent and now - self._shown_at < (0.5 if self.tty else PROGRESS_EVERY):
+            return
+        self._shown_at = now
+        if self.tty:
+            sys.stderr.write(f"\r\033[K{text}" + ("\n" if permanent else ""))
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+@dataclass
+class Publication:
+    """What reached the raw topic: per file counts, and the end offset of each partition."""
+
+    files: dict[str, ArchiveCounts] = field(default_factory=dict)
+    published: int = 0
+    ends: dict[int, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def delivered(self, error, message) -> None:
+        if error is not None:
+            self.errors.append(str(error))
+            return
+        self.published += 1
+        self.ends[message.partition()] = max(self.ends.get(message.partition(), 0), message.offset() + 1)
+
+    @property
+    def lines(self) -> int:
+        return sum(counts.lines for counts in self.files.values())
+
+
+def publish(paths: list[Path], bootstrap_servers: str, topic: str, rate: float | None, progress: Progress) -> Publication:
+    """Every raw message of the files to `topic`, in batches, at most `rate` a second if given."""
+    producer = Producer({
+        "bootstrap.servers": bootstrap_servers,
+        "linger.ms": 20,
+        "batch.size": 1 << 20,
+        "queue.buffering.max.kbytes": 1 << 18,
+        "log_level": 2,
+    })
+    publication = Publication()
+    started = time.monotonic()
+    sent = 0
+    for path in paths:
+        archive = ArchiveFile(path)
+        publication.files[str(path)] = archive.counts
+        for message in archive.messages():
+            _produce(producer, topic, message.key, message.payload, publication, f"{path}:{archive.counts.lines}")
+            sent += 1
+            elapsed = time.monotonic() - started
+            if rate and sent / rate > elapsed:
+                producer.poll(sent / rate - elapsed)
+            progress.show(f"published {sent} messages ({sent / max(elapsed, 1e-3):.0f}/s), now {path.name}")
+        counts = archive.counts
+        cut = ", GZIP CUT SHORT: the rest of the file is missing" if counts.gzip_cut_short else ""
+        progress.show(f"{path}: {counts.lines} lines, {counts.blank} blank, {counts.pages} pages, "
+                      f"{counts.tweets} tweets, {counts.not_tweets} without a tweet{cut}", permanent=True)
+    remaining = producer.flush(60)
+    publication.seconds = time.monotonic() - started
+    if remaining or publication.errors:
+        shown = "; ".join(sorted(set(publication.errors))[:5])
+        raise BackfillError(f"{remaining + len(publication.errors)} of {sent} messages not delivered to {topic}: {shown}")
+    progress.show(f"published {sent} messages in {publication.seconds:.1f}s "
+                  f"({sent / max(publication.seconds, 1e-3):.0f}/s)", permanent=True)
+    return publication
+
+
+def _produce(producer: Producer, topic: str, key: bytes | None, payload: bytes, publication: Publication, where: str) -> None:
+    while True:
+        try:
+            producer.produce(topic, payload, key, on_delivery=publication.delivered)
+            producer.poll(0)
+            return
+        except BufferError:  # the local queue is full: let deliveries drain it
+            producer.poll(0.1)
+        except KafkaException as error:
+            raise BackfillError(f"{where}: cannot publish this line ({len(payload)} bytes): {error}") from error
+
+
+# --- the worker ---------------------------------------------------------------------------------
+
+
+def worker_counters(web_port: int) -> dict:
+    """The worker's /counters/; empty while its web server is not up yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/counters/", timeout=5) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return {}
+
+
+def wait_for_worker(worker: Process, settings: Settings, publication: Publication, progress: Progress) -> dict:
+    """Until the worker has read every published message and committed its offsets: Faust flushes
+    its producer before it commits, so the typed and dead-letter records are then all on the broker."""
+    last_read, changed_at = -1, time.monotonic()
+    while True:
+        if not worker.alive():
+            raise BackfillError(f"the Faust worker exited (code {worker.popen.returncode}) before reading "
+                                f"everything; its log ends with:\n{worker.log_tail()}")
+        counters = worker_counters(settings.faust_web_port)
+        read = counters.get("read", 0)
+        if read != last_read:
+            last_read, changed_at = read, time.monotonic()
+        status = (f"worker: read {read} of {publication.published}, accepted {counters.get('accepted', 0)}, "
+                  f"filtered {counters.get('filtered', 0)}, duplicates {counters.get('duplicates', 0)}, "
+                  f"rejected {counters.get('rejected', 0)}")
+        if counters and read >= publication.published and committed(settings, publication.ends):
+            progress.show(status, permanent=True)
+            return counters
+        progress.show(status)
+        if time.monotonic() - changed_at > WORKER_STALL_SECONDS:
+            raise BackfillError(f"the Faust worker read nothing new for {WORKER_STALL_SECONDS:.0f}s ({read} of "
+                                f"{publication.published} messages); its log ends with:\n{worker.log_tail()}")
+        time.sleep(0.5)
+
+
+def committed(settings: Settings, ends: dict[int, int]) -> bool:
+    """Whether the worker's consumer group has committed every partition up to its end."""
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": settings.faust_app_id,
+                         "enable.auto.commit": False, "log_level": 2})
+    try:
+        offsets = consumer.committed([TopicPartition(settings.topic_raw, p) for p in ends], timeout=5)
+    except KafkaException:
+        return False
+    finally:
+        consumer.close()
+    return all(tp.offset >= ends[tp.partition] for tp in offsets)
+
+
+# --- the sink and the lake ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Landed:
+    bronze_rows: int
+    bronze_ids: int
+    dead_letter_rows: int
+    unreadable_rows: int
+    files: int
+
+
+def run_sink(settings: Settings, workdir: Path, progress: Progress) -> None:
+    started = time.monotonic()
+    with start_sink(settings, workdir, "--available-now") as sink:
+        while sink.alive():
+            elapsed = time.monotonic() - started
+            if elapsed > SINK_SECONDS:
+                raise BackfillError(f"the Spark sink did not finish within {SINK_SECONDS:.0f}s; "
+                                    f"its log ends with:\n{sink.log_tail()}")
+            progress.show(f"sink: spark-submit spark_sink/job.py --available-now running for {elapsed:.0f}s")
+            time.sleep(1)
+        if sink.popen.returncode != 0:
+            raise BackfillError(f"the Spark sink failed (exit code {sink.popen.returncode}); "
+                                f"its log ends with:\n{sink.log_tail()}")
+    progress.show(f"sink: done in {time.monotonic() - started:.0f}s", permanent=True)
+
+
+def land(stage: Lake, lake: Lake, run_name: str) -> Landed:
+    """Count the run's rows, then move its files into the lake's zones.
+
+    The run's sink numbers its batches from 0, like any new checkpoint, and names its files and
+    manifests after them: published straight into the lake they would replace the files of other
+    batches with the same number. Moved here, they take the names `lake compact` gives its
+    outputs (part-c<time>-<n>.parquet): final files that no manifest lists, so no sink replay
+    ever deletes them, and that compaction may merge.
+    """
+    zones = (BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
+    files = {zone: stage.files(zone) for zone in zones}
+    ids = [stage.read(f, columns=["tweet_id"]).column("tweet_id").combine_chunks() for f in files[BRONZE]]
+    rows = {zone: sum(stage.metadata(f).num_rows for f in files[zone]) for zone in zones}
+    stamp = run_name.removeprefix("backfill-")
+    moved = 0
+    try:
+        for zone in zones:
+            for file in files[zone]:
+                folder = posixpath.join(lake.root, zone, file.partition_key)
+                lake.fs.mkdirs(folder)
+                lake.fs.rename(file.path, posixpath.join(folder, f"part-c{stamp}-{moved:05d}.parquet"))
+                moved += 1
+    except OSError as error:
+        raise BackfillError(f"moving the run's files into the lake failed after {moved} of "
+                            f"{sum(map(len, files.values()))}: {error}; the others are still in {stage.root}") from error
+    return Landed(
+        bronze_rows=rows[BRONZE],
+        bronze_ids=pc.count_distinct(pa.concat_arrays(ids)).as_py() if ids else 0,
+        dead_letter_rows=rows[QUARANTINE_DEAD_LETTERS],
+        unreadable_rows=rows[QUARANTINE_UNREADABLE],
+        files=moved,
+    )
+
+
+# --- the two ways to run ------------------------------------------------------------------------
+
+
+def run_settings(settings: Settings, workdir: Path, lake_root: str, run_name: str) -> Settings:
+    """The settings of this run's broker, worker and sink: nothing shared with a running `make run`
+    but the lake, and the sink writes to the run's staging folder of it."""
+    return settings.model_copy(update={
+        "kafka_bootstrap_servers": None,
+        "broker_host": "127.0.0.1",
+        "broker_port": free_port(),
+        "faust_web_port": free_port(),
+        "faust_data_dir": workdir / "faust",
+        "source": "none",
+        "lake_root": f"{lake_root}/{STAGE_FOLDER}/{run_name}",
+        "checkpoint_root": f"{lake_root}/_checkpoints/{run_name}",
+    })
+
+
+def run_embedded(paths: list[Path], settings: Settings, rate: float | None, progress: Progress) -> dict:
+    """The whole path on a broker, worker and sink of this run's own."""
+    started = time.monotonic()
+    run_name = "backfill-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    lake_root = settings.lake_root.rstrip("/") if "://" in settings.lake_root else os.path.abspath(settings.lake_root)
+    try:
+        fs, lake_path = lake_fs_for(lake_root, settings.hdfs_namenode_url, settings.hdfs_user)
+    except ValueError as error:
+        raise BackfillError(str(error)) from error
+    fs.mkdirs(lake_path)
+    stage_path = posixpath.join(lake_path, STAGE_FOLDER, run_name)
+    with ExitStack() as cleanup:
+        workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="tweetlake-backfill-")))
+        run = run_settings(settings, workdir, lake_root, run_name)
+        progress.show(f"{run_name}: broker on {run.bootstrap_servers}, FILTER={run.filter}, lake {lake_root}", permanent=True)
+        broker = start_tansu(run.broker_host, run.broker_port)
+        cleanup.callback(stop_tansu, broker)
+        wait_for_broker(run.bootstrap_servers, timeout=30)
+        create_topics(run)
+        worker = cleanup.enter_context(start_worker(run, workdir))
+
+        publication = publish(paths, run.bootstrap_servers, run.topic_raw, rate, progress)
+        worker_started = time.monotonic()
+        counters = wait_for_worker(worker, run, publication, progress)
+        worker.stop()
+        worker_seconds = time.monotonic() - worker_started
+
+        sink_started = time.monotonic()
+        fs.mkdirs(stage_path)
+        try:
+            run_sink(run, workdir, progress)
+        except BackfillError:
+            fs.delete(stage_path, recursive=True)
+            raise
+        landed = land(Lake(fs, stage_path), Lake(fs, lake_path), run_name)
+        fs.delete(stage_path, recursive=True)
+        sink_seconds = time.monotonic() - sink_started
+
+    seconds = time.monotonic() - started
+    report = {
+        "read": counters["read"],
+        "published": publication.published,
+        **{key: counters[key] for key in ("accepted", "filtered", "duplicates", "rejected")},
+        "bronze_rows": landed.bronze_rows,
+        "quarantine_rows": landed.dead_letter_rows + landed.unreadable_rows,
+        "lake_files_added": landed.files,
+        "filtered_by_reason": counters["filtered_by_reason"],
+        "rejected_by_reason": counters["rejected_by_reason"],
+        **_archive_summary(publication),
+        "seconds": round(seconds, 1),
+        "tweets_per_s": round(publication.published / seconds, 1),
+        "stage_seconds": {"publish": round(publication.seconds, 1), "worker": round(worker_seconds, 1),
+                          "sink": round(sink_seconds, 1)},
+        "lake_root": lake_root,
+        "checkpoints": run.checkpoint_root,
+    }
+    problems = _problems(report, landed)
+    if problems:
+        report["error"] = "; ".join(problems)
+    return report
+
+
+def run_external(paths: list[Path], settings: Settings, rate: float | None, progress: Progress) -> dict:
+    """Only publish: the processes on that Kafka decide and write; their counts are theirs."""
+    started = time.monotonic()
+    wait_for_broker(settings.bootstrap_servers, timeout=30)
+    publication = publish(paths, settings.bootstrap_servers, settings.topic_raw, rate, progress)
+    seconds = time.monotonic() - started
+    unknown = dict.fromkeys(("accepted", "filtered", "duplicates", "rejected", "bronze_rows", "quarantine_rows"))
+    return {
+        "read": publication.published,
+        "published": publication.published,
+        **unknown,
+        **_archive_summary(publication),
+        "seconds": round(seconds, 1),
+        "tweets_per_s": round(publication.published / seconds, 1),
+        "bootstrap_servers": settings.bootstrap_servers,
+        "topic": settings.topic_raw,
+    }
+
+
+def _archive_summary(publication: Publication) -> dict:
+    files = publication.files.values()
+    return {
+        "files": len(publication.files),
+        "lines": publication.lines,
+        "blank_lines": sum(counts.blank for counts in files),
+        "pages": sum(counts.pages for counts in files),
+        "gzip_cut_short": [path for path, counts in publication.files.items() if counts.gzip_cut_short],
+    }
+
+
+def _problems(report: dict, landed: Landed) -> list[str]:
+    """Every message must be accounted for, every accepted tweet in bronze once, every rejected
+    message in quarantine."""
+    problems = []
+    if report["read"] != report["published"]:
+        problems.append(f"the worker read {report['read']} messages, {report['published']} were published")
+    decided = sum(report[key] for key in ("accepted", "filtered", "duplicates", "rejected"))
+    if decided != report["read"]:
+        problems.append(f"accepted + filtered + duplicates + rejected = {decided}, not read = {report['read']}")
+    if landed.bronze_rows + landed.unreadable_rows != report["accepted"]:
+        problems.append(f"{report['accepted']} tweets accepted, {landed.bronze_rows} bronze rows "
+                        f"(+ {landed.unreadable_rows} in quarantine/typed_unreadable)")
+    if landed.bronze_ids != landed.bronze_rows:
+        problems.append(f"{landed.bronze_rows - landed.bronze_ids} bronze rows repeat a tweet id of this run")
+    if landed.dead_letter_rows != report["rejected"]:
+        problems.append(f"{report['rejected']} messages rejected, {landed.dead_letter_rows} quarantine rows")
+    return problems
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(prog="python -m agents.backfill", description=DESCRIPTION,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("files", metavar="FILE", nargs="+", type=Path, help="archive files (JSON lines, plain or gzip)")
+    cli.add_argument("--filter", choices=("topics", "none"),
+                     help="topics: keep on-topic tweets in LANGUAGES; none: keep every valid tweet "
+                          "(default: the FILTER setting)")
+    cli.add_argument("--lake-root", metavar="PATH", help="the lake to write to (default: the LAKE_ROOT setting)")
+    cli.add_argument("--rate", metavar="N", type=float,
+                     help="publish at most N raw messages per second (default: as fast as the broker takes them)")
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser()
+    args = cli.parse_args(argv)
+    settings = get_settings()
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        cli.error(f"no such file: {', '.join(missing)}")
+    if args.rate is not None and args.rate <= 0:
+        cli.error("--rate must be positive")
+    progress = Progress()
+    try:
+        if settings.embedded_broker:
+            overrides = {"filter": args.filter or settings.filter, "lake_root": args.lake_root or settings.lake_root}
+            report = run_embedded(args.files, settings.model_copy(update=overrides), args.rate, progress)
+        else:
+            if args.filter or args.lake_root:
+                cli.error("--filter and --lake-root apply only without KAFKA_BOOTSTRAP_SERVERS: the workers "
+                          "and sink on that Kafka use their own settings")
+            report = run_external(args.files, settings, args.rate, progress)
+    except (BackfillError, ArchiveError, TimeoutError, OSError) as error:
+        print(f"backfill failed: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("backfill interrupted: its broker, worker and sink are stopped", file=sys.stderr)
+        return 130
+    print(json.dumps(report))
+    if "error" in report:
+        print(f"backfill incomplete: {report['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

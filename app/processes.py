@@ -1,0 +1,119 @@
+"""Run the project's own processes (Faust worker, Spark sink) as children of a Python process,
+each with exactly the settings it is given, its output in a log file, and stopped with its
+whole process group (Spark's JVM and Python workers too). Used by tests and by the backfill.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from app.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now, for a broker or web server of our own."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def settings_env(settings: Settings, **overrides: object) -> dict[str, str]:
+    """The environment that makes a child process read exactly these settings."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("KAFKA_", "LAKE_"))}
+    values = settings.model_dump(exclude_none=True) | overrides
+    for name, value in values.items():
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[name.upper()] = str(value)
+    env.update(
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+        SPARK_LOCAL_IP="127.0.0.1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class Process:
+    """A child process whose output goes to a log file, stopped on exit of the `with` block."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], workdir: Path):
+        self.name = name
+        self.log_path = workdir / f"{name}.log"
+        self._log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(
+            command, env=env, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_text()[-chars:]
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.popen.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (Spark's JVM and its Python workers too)."""
+        self.signal_group(signal.SIGKILL)
+        self.popen.wait()
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.alive():
+            self.signal_group(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.signal_group(signal.SIGKILL)  # children that outlived their parent
+        self._log.close()
+        return self.popen.returncode
+
+    def __enter__(self) -> "Process":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def start_worker(settings: Settings, workdir: Path, name: str = "worker", **overrides) -> Process:
+    """`faust -A app worker` with no built-in source unless told: the caller feeds the raw topic."""
+    overrides.setdefault("source", "none")
+    env = settings_env(settings, **overrides)
+    command = [str(BIN / "faust"), "-A", "app", "worker", "-l", "info", "--web-port", env["FAUST_WEB_PORT"]]
+    return Process(name, command, env, workdir)
+
+
+def start_sink(settings: Settings, workdir: Path, *extra_args: str, name: str = "sink", **overrides) -> Process:
+    """spark-submit of the sink job, with --master and SPARK_MASTER saying the same. A local master
+    stays on the loopback interface, without a web UI that could clash on port 4040."""
+    env = settings_env(settings, **overrides)
+    master = env["SPARK_MASTER"]
+    command = [str(BIN / "spark-submit"), "--master", master]
+    if master.startswith("local"):
+        command += [
+            "--conf", "spark.ui.enabled=false",
+            "--conf", "spark.driver.host=127.0.0.1",
+            "--conf", "spark.driver.bindAddress=127.0.0.1",
+        ]
+    command += [
+        "--driver-java-options", f"-Dlog4j2.configurationFile={REPO / 'config/log4j2.properties'}",
+        str(REPO / "spark_sink/job.py"),
+        *extra_args,
+    ]
+    return Process(name, command, env, workdir)

@@ -1,0 +1,214 @@
+"""The backfill command end to end, as a user runs it: archive files in, bronze and quarantine
+rows out, and a last JSON line whose counts add up and match what the normalizer decides."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from agents.normalizer import Accepted, FilterPolicy, Rejected, normalize
+from agents.relevance import TopicMatcher
+from agents.sources.archive import ArchiveFile
+from agents.sources.synthetic import SyntheticTweets
+from app.settings import Settings
+from tests.processes import bronze_count, bronze_table
+from tests.test_archive import page_of
+from tests.test_seed_file import SEED_FILE
+
+pytestmark = pytest.mark.integration
+
+MATCHER = TopicMatcher.from_file()
+POLICIES = {
+    "topics": FilterPolicy(matcher=MATCHER, languages=frozenset({"en"})),
+    "none": FilterPolicy(matcher=MATCHER, require_topic=False),
+}
+V1_TEXTS = [
+    ("en", "Our team moved the whole feature pipeline to machine learning on Spark"),
+    ("en", "Artificial intelligence will not replace code review any time soon"),
+    ("en", "Sunny afternoon at the lake, nothing else to report"),
+    ("fr", "Un cours gratuit sur le machine learning commence lundi"),
+    ("en", "Notebook tips for every data scientist: restart and run all"),
+]
+
+
+def v1_status(number: int) -> dict:
+    lang, text = V1_TEXTS[number % len(V1_TEXTS)]
+    created = datetime(2021, 6, 1, 9, 30, tzinfo=timezone.utc) + timedelta(seconds=17 * number)
+    tweet_id = 1_400_000_000_000_000_000 + number
+    return {
+        "created_at": created.strftime("%a %b %d %H:%M:%S +0000 %Y"),
+        "id": tweet_id, "id_str": str(tweet_id), "text": f"{text} ({number})", "lang": lang,
+        "user": {"id": 7000 + number % 9, "id_str": str(7000 + number % 9), "screen_name": f"writer{number % 9}"},
+        "entities": {"hashtags": [], "user_mentions": [], "urls": [], "symbols": []},
+        "source": '<a href="https://example.org" rel="nofollow">Example client</a>',
+        "retweet_count": number, "favorite_count": 2 * number,
+    }
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> list[Path]:
+    """~300 tweets in three files: search pages, a gzip capture of the stream with malformed
+    lines and repeats, and v1.1 statuses (with a blank line and a truncated last line)."""
+    folder = tmp_path_factory.mktemp("archive")
+    clean = [orjson.loads(m) for m in SyntheticTweets(seed=61, malformed_share=0.0).messages(100)]
+    pages = folder / "search.jsonl"
+    pages.write_bytes(b"".join(orjson.dumps(page_of(clean[i:i + 25])) + b"\n" for i in range(0, 100, 25)))
+
+    stream = list(SyntheticTweets(seed=62, malformed_share=0.08).messages(150))
+    stream += stream[:12]  # repeated tweets, as overlapping captures have
+    stream += [b"<html>502 Bad Gateway</html>", stream[0][:80]]
+    capture = folder / "capture-2024-05-01"  # gzip without the .gz name
+    capture.write_bytes(gzip.compress(b"\n".join(stream) + b"\n"))
+
+    statuses = [orjson.dumps(v1_status(n)) for n in range(40)]
+    v1 = folder / "statuses.jsonl"
+    v1.write_bytes(b"\n".join(statuses[:20] + [b""] + statuses[20:]) + b"\n" + statuses[0][:100])
+    return [pages, capture, v1]
+
+
+def predicted(files: list[Path], filter_name: str) -> tuple[Counter, set[str]]:
+    """The counts and accepted ids the worker must report: the same pure normalize(), and the
+    first copy of a tweet id wins (copies share a key, hence a partition, hence their order)."""
+    counts: Counter = Counter()
+    accepted: set[str] = set()
+    seen: set[str] = set()
+    for path in files:
+        for message in ArchiveFile(path).messages():
+            outcome = normalize(message.payload, policy=POLICIES[filter_name])
+            counts["read"] += 1
+            if isinstance(outcome, Rejected):
+                counts["rejected"] += 1
+                continue
+            tweet_id = outcome.row["tweet_id"] if isinstance(outcome, Accepted) else outcome.tweet_id
+            if tweet_id in seen:
+                counts["duplicates"] += 1
+            elif isinstance(outcome, Accepted):
+                counts["accepted"] += 1
+                accepted.add(tweet_id)
+            else:
+                counts["filtered"] += 1
+            seen.add(tweet_id)
+    return counts, accepted
+
+
+def backfill(*args: str, cwd: Path, **env: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """The CLI as a user runs it, with no tweetlake setting from this environment (or a .env)."""
+    clean = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    result = subprocess.run(
+        [sys.executable, "-m", "agents.backfill", *args], cwd=cwd, env=clean | env,
+        capture_output=True, text=True, timeout=240,
+    )
+    lines = result.stdout.strip().splitlines()
+    assert lines, f"no output (exit {result.returncode}):\n{result.stderr[-4000:]}"
+    return result, json.loads(lines[-1])
+
+
+def assert_adds_up(report: dict) -> None:
+    decided = report["accepted"] + report["filtered"] + report["duplicates"] + report["rejected"]
+    assert report["read"] == report["published"] == decided, report
+
+
+def bronze_ids(lake: Path) -> list[str]:
+    table = bronze_table(lake)
+    return [] if table is None else table.column("tweet_id").to_pylist()
+
+
+def lake_contents(lake: Path) -> tuple[Counter, int]:
+    """Bronze tweet ids and the number of dead-letter rows, read with pyarrow."""
+    return Counter(bronze_ids(lake)), bronze_count(lake, "quarantine/dead_letter")
+
+
+def check_run(result, report, files, filter_name, lake: Path, before: tuple[Counter, int] = (Counter(), 0)) -> None:
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert_adds_up(report)
+    counts, accepted = predicted(files, filter_name)
+    assert {key: report[key] for key in counts} == dict(counts)
+    assert min(counts.values()) > 0, counts
+    ids, dead_letters = lake_contents(lake)
+    added = ids - before[0]
+    assert report["accepted"] == report["bronze_rows"] == sum(added.values()) == len(accepted)
+    assert set(added) == accepted
+    assert report["rejected"] == report["quarantine_rows"] == dead_letters - before[1]
+    assert (report["files"], report["lines"], report["blank_lines"], report["pages"]) == (3, 210, 1, 4)
+
+
+def raw_messages(settings: Settings, expected: int, timeout: float = 30.0) -> list:
+    """The raw topic read from the start by assignment (joining a group on Tansu takes seconds)."""
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "backfill-test", "log_level": 2})
+    consumer.assign([TopicPartition(settings.topic_raw, p, OFFSET_BEGINNING) for p in range(settings.topic_partitions)])
+    messages: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(messages) < expected and time.monotonic() < deadline:
+            messages += [m for m in consumer.consume(500, timeout=0.5) if m.error() is None]
+    finally:
+        consumer.close()
+    return messages
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("lake") / "lake"
+
+
+@pytest.fixture(scope="module")
+def first_run(archive, lake, tmp_path_factory):
+    result, report = backfill(*map(str, archive), "--lake-root", str(lake), cwd=tmp_path_factory.mktemp("run"))
+    return result, report
+
+
+def test_backfill_with_the_topic_filter(archive, lake, first_run):
+    result, report = first_run
+    check_run(result, report, archive, "topics", lake)
+    assert "published" in result.stderr and "worker: read" in result.stderr
+    assert not list(lake.glob("_backfill/*")), "the run's staging folder is removed"
+    assert list(lake.glob("_checkpoints/backfill-*/bronze"))
+
+
+def test_backfill_without_filter_into_the_same_lake_keeps_the_earlier_rows(archive, lake, first_run, tmp_path):
+    before = lake_contents(lake)
+    files_before = {path: path.stat().st_size for path in lake.glob("bronze/**/*.parquet")}
+    result, report = backfill(*map(str, archive), "--lake-root", str(lake), "--filter", "none", cwd=tmp_path)
+    check_run(result, report, archive, "none", lake, before)
+    assert report["filtered"] == 0
+    assert {path: path.stat().st_size for path in files_before} == files_before
+
+
+def test_with_kafka_bootstrap_servers_it_only_publishes(archive, broker_settings, tmp_path):
+    result, report = backfill(*map(str, archive), cwd=tmp_path,
+                              KAFKA_BOOTSTRAP_SERVERS=broker_settings.bootstrap_servers)
+    assert result.returncode == 0, result.stderr[-4000:]
+    counts, _ = predicted(archive, "topics")
+    assert report["read"] == report["published"] == counts["read"]
+    assert all(report[key] is None for key in ("accepted", "filtered", "duplicates", "rejected", "bronze_rows"))
+    assert len(raw_messages(broker_settings, counts["read"])) == counts["read"]
+    assert not (tmp_path / "lake").exists()
+
+
+def test_filter_and_lake_root_are_refused_with_kafka_bootstrap_servers(archive, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "agents.backfill", str(archive[0]), "--filter", "none"], cwd=tmp_path,
+        env=os.environ | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and "apply only without KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+
+
+@pytest.mark.skipif(not SEED_FILE.is_file(), reason=f"no seed file at {SEED_FILE}")
+def test_backfill_of_the_seed_file(tmp_path):
+    result, report = backfill(str(SEED_FILE), "--lake-root", str(tmp_path / "lake"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert_adds_up(report)
+    assert report["read"] == 1000 and report["rejected"] == 0
+    counts, accepted = predicted([SEED_FILE], "topics")
+    assert report["accepted"] == report["bronze_rows"] == len(accepted) == counts["accepted"] > 0
+    assert set(bronze_ids(tmp_path / "lake")) == accepted
