@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-from pyspark import SparkConf
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from app.settings import Settings, get_settings
 from spark_sink.kafka_stream import read_kafka_stream
-from spark_sink.publish import ZoneLayout, publish_batch, qualified_lake_root
+from spark_sink.publish import HadoopFiles, ZoneLayout, finalize_earlier_run, publish_batch, qualified_lake_root
 from spark_sink.schema import PARTITION_COLUMNS, dead_letter_schema, tweet_schema
 
 log = logging.getLogger("tweetlake.sink")
@@ -25,25 +25,27 @@ BRONZE = "bronze"
 QUARANTINE_DEAD_LETTERS = "quarantine/dead_letter"
 QUARANTINE_UNREADABLE = "quarantine/typed_unreadable"
 
-DEFAULT_CONF = {
+# Session settings the sink relies on, unless spark-submit's --conf says otherwise.
+DEFAULT_SQL_CONF = {
     "spark.sql.session.timeZone": "UTC",
     # INT96 timestamps read back naive in pyarrow.
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    "spark.ui.showConsoleProgress": "false",
     "spark.sql.streaming.minBatchesToRetain": "20",
 }
 
 
 def spark_session(settings: Settings) -> SparkSession:
-    submitted = SparkConf()
+    """Under spark-submit its --master and --conf win; run directly, SPARK_MASTER is used."""
     builder = SparkSession.builder.appName("tweetlake-sink")
-    if not submitted.contains("spark.master"):
-        builder = builder.master(settings.spark_master)
-    defaults = {**DEFAULT_CONF, "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions)}
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # set by spark-submit for the Python driver
+        builder = builder.master(settings.spark_master).config("spark.ui.showConsoleProgress", "false")
+    spark = builder.getOrCreate()
+    given = spark.sparkContext.getConf()
+    defaults = {**DEFAULT_SQL_CONF, "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions)}
     for key, value in defaults.items():
-        if not submitted.contains(key):
-            builder = builder.config(key, value)
-    return builder.getOrCreate()
+        if not given.contains(key):
+            spark.conf.set(key, value)
+    return spark
 
 
 def kafka_records(spark: SparkSession, settings: Settings, topic: str) -> DataFrame:
@@ -113,7 +115,14 @@ def dead_letter_rows(records: DataFrame) -> DataFrame:
     )
 
 
-def start_query(rows: DataFrame, name: str, publish, settings: Settings, available_now: bool):
+def start_query(rows: DataFrame, name: str, publish, zones: list[ZoneLayout], settings: Settings,
+                available_now: bool):
+    checkpoint = f"{settings.checkpoint_location}/{name}"
+    spark = rows.sparkSession
+    if not HadoopFiles(spark, checkpoint).exists(f"{checkpoint}/offsets"):
+        for zone in zones:
+            finalize_earlier_run(spark, zone)
+
     def publish_logged(batch: DataFrame, batch_id: int) -> None:
         published = publish(batch, batch_id)
         log.info("%s: batch %d published %d file(s)", name, batch_id, published)
@@ -121,17 +130,14 @@ def start_query(rows: DataFrame, name: str, publish, settings: Settings, availab
     writer = (
         rows.writeStream.queryName(name)
         .foreachBatch(publish_logged)
-        .option("checkpointLocation", f"{settings.checkpoint_location}/{name}")
+        .option("checkpointLocation", checkpoint)
     )
     if available_now:
         return writer.trigger(availableNow=True).start()
     return writer.trigger(processingTime=f"{settings.sink_trigger_seconds} seconds").start()
 
 
-def typed_publisher(lake_root: str):
-    bronze = ZoneLayout(lake_root, BRONZE)
-    quarantine = ZoneLayout(lake_root, QUARANTINE_UNREADABLE)
-
+def typed_publisher(bronze: ZoneLayout, quarantine: ZoneLayout):
     def publish(batch: DataFrame, batch_id: int) -> int:
         batch.persist()
         try:
@@ -144,8 +150,7 @@ def typed_publisher(lake_root: str):
     return publish
 
 
-def dead_letter_publisher(lake_root: str):
-    quarantine = ZoneLayout(lake_root, QUARANTINE_DEAD_LETTERS)
+def dead_letter_publisher(quarantine: ZoneLayout):
     return lambda batch, batch_id: publish_batch(batch, batch_id, quarantine, ("dt",))
 
 
@@ -154,9 +159,10 @@ def run(settings: Settings, available_now: bool) -> None:
     lake_root = qualified_lake_root(settings.lake_root)
     typed = typed_rows(kafka_records(spark, settings, settings.topic_typed), settings.sink_dedup_window)
     dead_letters = dead_letter_rows(kafka_records(spark, settings, settings.topic_dead_letter))
+    bronze, unreadable, dead = (ZoneLayout(lake_root, zone) for zone in (BRONZE, QUARANTINE_UNREADABLE, QUARANTINE_DEAD_LETTERS))
     queries = [
-        start_query(typed, "bronze", typed_publisher(lake_root), settings, available_now),
-        start_query(dead_letters, "dead_letters", dead_letter_publisher(lake_root), settings, available_now),
+        start_query(typed, "bronze", typed_publisher(bronze, unreadable), [bronze, unreadable], settings, available_now),
+        start_query(dead_letters, "dead_letters", dead_letter_publisher(dead), [dead], settings, available_now),
     ]
     log.info("sink running: %s -> %s/%s (trigger %s)", settings.topic_typed, lake_root, BRONZE,
              "available-now" if available_now else f"{settings.sink_trigger_seconds}s")

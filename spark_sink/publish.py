@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+from datetime import datetime, timezone
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -117,8 +119,36 @@ class HadoopFiles:
         self._fs.delete(self._Path(path), recursive)
 
 
+PUBLISHED_NAME = re.compile(r"part-\d{12}-\d{5}\.parquet")
+
+
 def published_name(batch_id: int, index: int) -> str:
     return f"part-{batch_id:012d}-{index:05d}.parquet"
+
+
+def final_name(stamp: str, index: int) -> str:
+    """The name of a file no manifest lists (compaction outputs use it too): no replay touches it."""
+    return f"part-c{stamp}-{index:05d}.parquet"
+
+
+def finalize_earlier_run(spark, layout: ZoneLayout) -> int:
+    """Before a query starts from a NEW checkpoint, give the zone's batch-named files final names.
+
+    Batch ids restart at 0 with a new checkpoint; without this, its batch 0 would take an earlier
+    run's manifest for its own and delete that run's files as if replaying. Returns files renamed.
+    """
+    files = HadoopFiles(spark, layout.data)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    renamed = 0
+    for path in files.list_files(layout.data, ".parquet"):
+        folder, name = path.rsplit("/", 1)
+        if PUBLISHED_NAME.fullmatch(name):
+            files.move(path, f"{folder}/{final_name(stamp, renamed)}")
+            renamed += 1
+    files.delete(layout.manifests, recursive=True)
+    if renamed:
+        log.warning("%s: new checkpoint; %d file(s) of an earlier run renamed to final names", layout.zone, renamed)
+    return renamed
 
 
 def publish_batch(

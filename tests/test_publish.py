@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow.dataset as ds
 import pytest
 
-from spark_sink.publish import ZoneLayout, publish_batch, qualified_lake_root
+from spark_sink.publish import ZoneLayout, finalize_earlier_run, publish_batch, qualified_lake_root
 
 pytestmark = pytest.mark.integration
 
@@ -42,3 +42,15 @@ def test_old_manifests_are_pruned(spark, tmp_path):
     manifests = sorted(p.name for p in (tmp_path / "_manifests" / "bronze").glob("*.json"))
     assert manifests == ["000000000004.json", "000000000005.json"]
     assert len(read_ids(tmp_path / "bronze")) == 30
+
+
+def test_a_new_checkpoint_keeps_the_files_of_the_earlier_run(spark, tmp_path):
+    layout = ZoneLayout(qualified_lake_root(str(tmp_path)), "bronze")
+    publish_batch(spark.createDataFrame(rows(40), "tweet_id string, dt string, hour string"), 0, layout, ("dt", "hour"))
+    # A sink started from a new checkpoint numbers its batches from 0 again.
+    assert finalize_earlier_run(spark, layout) > 0
+    publish_batch(spark.createDataFrame(rows(10, start=40), "tweet_id string, dt string, hour string"), 0, layout, ("dt", "hour"))
+
+    assert sorted(read_ids(tmp_path / "bronze")) == sorted(f"id-{n}" for n in range(50))
+    names = [f.name for f in (tmp_path / "bronze").rglob("*.parquet")]
+    assert any(name.startswith("part-c") for name in names)
