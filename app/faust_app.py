@@ -4,7 +4,7 @@ from __future__ import annotations
 import faust
 
 from app.settings import Settings, get_settings
-from app.tansu_compat import leave_group_from_generation_zero
+from app.tansu_compat import leave_group_from_generation_zero, seek_streams_before_resuming_them
 
 
 def broker_urls(settings: Settings) -> list[str]:
@@ -14,6 +14,8 @@ def broker_urls(settings: Settings) -> list[str]:
 def create_app(settings: Settings) -> faust.App:
     if settings.embedded_broker:
         leave_group_from_generation_zero()
+    # A Faust race (not a broker bug) that loses stream records after table recovery.
+    seek_streams_before_resuming_them()
     return faust.App(
         settings.faust_app_id,
         broker=broker_urls(settings),
