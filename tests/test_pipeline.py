@@ -20,6 +20,7 @@ from agents.payloads import tweet_id_of
 from agents.relevance import TopicMatcher, default_rules_path
 from agents.sources.synthetic import SyntheticTweets
 from tests.kafka_io import TopicTail, produce
+from tests.conftest import free_port
 from tests.processes import bronze_count, bronze_table, start_sink, start_worker, wait_until
 
 pytestmark = pytest.mark.integration
@@ -228,3 +229,32 @@ def test_built_in_synthetic_source_feeds_the_raw_topic_keyed_by_tweet_id(broker_
     assert counters["read"] == counters["accepted"] + counters["filtered"] + counters["duplicates"] + counters["rejected"]
     assert counters["accepted"] > 0 and counters["filtered"] > 0
     assert all(key is None or key.isdigit() for key in keys)
+
+
+def test_two_workers_share_partitions_and_one_killed_mid_run_loses_and_doubles_nothing(broker_settings, tmp_path):
+    messages = clean_tweets(3000, seed=51)
+    expected = accepted_rows(messages)
+    settings = broker_settings.model_copy(update={"lake_root": str(tmp_path / "lake")})
+    lake = tmp_path / "lake"
+    second_port = free_port()
+
+    def second_counters() -> dict:
+        return worker_counters(settings.model_copy(update={"faust_web_port": second_port}))
+
+    with start_worker(settings, tmp_path, name="worker-a") as first, \
+            start_sink(settings, tmp_path, sink_trigger_seconds=1) as sink:
+        second = start_worker(settings, tmp_path, name="worker-b", faust_web_port=second_port)
+        try:
+            wait_until(lambda: second_counters() != {} and worker_counters(settings) != {}, 60, "both workers up", (first, second))
+            produce(settings.bootstrap_servers, settings.topic_raw, keyed(messages[:1500]))
+            wait_until(lambda: second_counters().get("read", 0) > 100, 60, "the second worker processing", (first, second))
+        finally:
+            second.kill()
+        produce(settings.bootstrap_servers, settings.topic_raw, keyed(messages[1500:]))
+        wait_until(lambda: bronze_count(lake) >= len(expected), 240, "every tweet in bronze", (first, sink))
+        time.sleep(3)
+        table = bronze_table(lake)
+
+    assert table.num_rows == len(expected)
+    assert pc.count_distinct(table.column("tweet_id")).as_py() == len(expected)
+    assert set(table.column("tweet_id").to_pylist()) == set(expected)
