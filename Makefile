@@ -43,7 +43,7 @@ backfill: $(STAMP) ## ingest archive files like the live stream: make backfill F
 lake-stats: $(STAMP) ## summary of the lake (bronze rows, files, time range, quarantine) as JSON
 	$(BIN)/lake stats --json
 
-bench: $(STAMP) ## benchmarks of every stage, about 5 min (BENCH_QUICK=1: 1-2 min); bench/results/latest.json
+bench: $(STAMP) ## benchmarks of every stage, ~3.5 min (BENCH_QUICK=1: ~1.5 min); bench/results/latest.json
 	timeout --signal=TERM --kill-after=60 1500 $(BIN)/python -m bench.run $(if $(filter 1 true yes,$(BENCH_QUICK)),--quick,--no-quick)
 
 clean: ## remove the local lake, checkpoints and Faust state

@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline's stages on one embedded broker: `python -m bench.run --help`."""

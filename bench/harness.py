@@ -1,0 +1,234 @@
+"""What every stage shares: the run's configuration, one embedded Tansu broker on a free port,
+per-stage settings (own topics, consumer group, lake and web port), the project's processes
+started with those settings, and a fast producer to pre-load topics."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
+
+from confluent_kafka import Producer
+
+from app.broker import admin_client, create_topics, start_tansu, stop_tansu, wait_for_broker
+from app.processes import REPO, Process, free_port, settings_env, start_sink, start_worker
+from app.settings import Settings
+from bench.monitor import TreeMonitor
+from bench.workload import TweetPool, filter_policy
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes of each stage: the full run takes about 3.5 minutes on 2 cores, `quick` about 1.5."""
+
+    quick: bool
+    seed: int = 42
+    clean: bool = False
+    broker_messages: int = 100_000
+    seed_pattern_seconds: float = 10.0
+    ingest_messages: int = 50_000
+    ingest_synthetic_messages: int = 20_000
+    normalize_messages: int = 50_000
+    sink_rows: int = 60_000
+    e2e_warmup: int = 300
+    e2e_burst: int = 40_000
+    e2e_latency_seconds: float = 60.0
+    e2e_rate: float | None = None  # None: half the sustained rate measured just before
+    trigger_seconds: float = 5.0
+    spark_master: str = "local[*]"
+    py_spy: bool = False
+
+    @classmethod
+    def quick_sizes(cls) -> dict:
+        return {
+            "broker_messages": 20_000,
+            "seed_pattern_seconds": 3.0,
+            "ingest_messages": 10_000,
+            "ingest_synthetic_messages": 5_000,
+            "normalize_messages": 10_000,
+            "sink_rows": 12_000,
+            "e2e_warmup": 200,
+            "e2e_burst": 10_000,
+            "e2e_latency_seconds": 12.0,
+        }
+
+
+Log = Callable[[str], None]
+
+
+class Bench:
+    """The run's broker and processes; `close()` stops everything this run started."""
+
+    def __init__(self, config: BenchConfig, workdir: Path, log: Log):
+        self.config = config
+        self.workdir = workdir
+        self.log = log
+        self.run_id = uuid.uuid4().hex[:8]
+        self.port = free_port()
+        self._tansu = None
+        self._processes: list[Process] = []
+        self.broker_monitor: TreeMonitor | None = None
+        base = Settings(_env_file=None, kafka_bootstrap_servers=None, broker_port=self.port)
+        self.pool = TweetPool(seed=config.seed, clean=config.clean, policy=filter_policy(base))
+
+    # --- broker ----------------------------------------------------------------------------------
+
+    def start_broker(self) -> None:
+        # Tansu logs client disconnects as errors even with --silent: into a file, not the report.
+        with _output_to(self.workdir / "tansu.log"):
+            self._tansu = start_tansu("127.0.0.1", self.port)
+        self.broker_monitor = TreeMonitor(self._tansu.pid).start()
+        wait_for_broker(f"127.0.0.1:{self.port}", timeout=60)
+        self.log(f"Tansu broker (pid {self._tansu.pid}) on 127.0.0.1:{self.port}")
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def broker_cpu(self) -> float:
+        return self.broker_monitor.cpu_seconds() if self.broker_monitor else 0.0
+
+    # --- per-stage settings and topics -----------------------------------------------------------
+
+    def stage_settings(self, stage: str, **updates) -> Settings:
+        """Own topics, consumer group, lake and web port per stage, on the shared broker."""
+        stage_dir = self.workdir / stage
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        prefix = f"bench-{self.run_id}-{stage}"
+        values = {
+            "kafka_bootstrap_servers": None,
+            "broker_port": self.port,
+            "topic_raw": f"{prefix}.raw",
+            "topic_typed": f"{prefix}.typed",
+            "topic_dead_letter": f"{prefix}.dead-letter",
+            "faust_app_id": prefix,
+            "faust_web_port": free_port(),
+            "faust_data_dir": stage_dir / ".faust",
+            "lake_root": str(stage_dir / "lake"),
+            "spark_master": self.config.spark_master,
+            "sink_trigger_seconds": self.config.trigger_seconds,
+            "source": "none",
+            "log_level": "info",
+            **updates,
+        }
+        settings = Settings(_env_file=None, **values)
+        create_topics(settings)
+        return settings
+
+    def delete_stage_topics(self, settings: Settings) -> None:
+        """Tansu keeps everything in memory: drop a finished stage's topics (and Faust's changelogs)."""
+        admin = admin_client(settings.bootstrap_servers)
+        try:
+            names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(settings.faust_app_id)]
+            if names:
+                for future in admin.delete_topics(names, operation_timeout=10).values():
+                    future.result()
+        except Exception as error:  # a leftover topic only costs broker memory
+            self.log(f"  (could not delete topics of {settings.faust_app_id}: {error})")
+
+    # --- processes -------------------------------------------------------------------------------
+
+    def _register(self, process: Process) -> Process:
+        self._processes.append(process)
+        return process
+
+    def start_worker(self, settings: Settings, name: str) -> Process:
+        return self._register(start_worker(settings, self.workdir, name=name))
+
+    def start_sink(self, settings: Settings, *args: str, name: str, **overrides) -> Process:
+        return self._register(start_sink(settings, self.workdir, *args, name=name, **overrides))
+
+    def start_python(self, settings: Settings, name: str, *args: str) -> Process:
+        env = settings_env(settings)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        return self._register(Process(name, [sys.executable, *args], env, self.workdir))
+
+    def stop(self, process: Process) -> None:
+        process.stop()
+        if process in self._processes:
+            self._processes.remove(process)
+
+    def close(self) -> None:
+        for process in reversed(self._processes):
+            process.stop(timeout=20)
+        self._processes.clear()
+        if self.broker_monitor:
+            self.broker_monitor.stop()
+        if self._tansu is not None:
+            stop_tansu(self._tansu)
+            self._tansu = None
+
+    # --- producing -------------------------------------------------------------------------------
+
+    def produce(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]], **config) -> int:
+        """Pre-load a topic as fast as librdkafka goes; returns how many were delivered."""
+        producer = Producer({
+            "bootstrap.servers": self.bootstrap_servers,
+            "linger.ms": 5,
+            "queue.buffering.max.messages": 500_000,
+            "log_level": 2,
+            **config,
+        })
+        failed = []
+        count = 0
+
+        def on_delivery(error, _message):
+            if error is not None:
+                failed.append(error)
+
+        for key, value in messages:
+            while True:
+                try:
+                    producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            producer.poll(0)
+            count += 1
+        remaining = producer.flush(60)
+        if remaining or failed:
+            raise RuntimeError(f"{remaining} undelivered, {len(failed)} failed producing to {topic}: {failed[:3]}")
+        return count
+
+
+@contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """Children started in the block inherit `path` as stdout and stderr."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, processes: tuple[Process, ...] = (),
+             interval: float = 0.1) -> float:
+    """Poll until condition() holds; returns the monotonic time it did. Raises on timeout or when a
+    process exits early, with the end of its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return time.monotonic()
+        for process in processes:
+            if not process.alive():
+                raise RuntimeError(f"{process.name} exited while waiting for {what}:\n{process.log_tail(3000)}")
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {p.name} ---\n{p.log_tail(3000)}" for p in processes)
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
+        time.sleep(interval)
+
+
+def rate(count: float, seconds: float) -> float | None:
+    return round(count / seconds, 1) if seconds > 0 else None

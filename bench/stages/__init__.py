@@ -1,0 +1,1 @@
+"""One module per benchmark stage; each has `run(bench) -> dict` of its measurements."""

@@ -1,0 +1,191 @@
+"""Stage 6, end to end: raw topic in -> Faust worker -> typed topic -> Spark sink (streaming,
+SINK_TRIGGER_SECONDS) -> rows readable in bronze by pyarrow.
+
+1. Warm-up: a few hundred tweets, until they are in bronze (start-up of both processes).
+2. Sustained: a burst of M tweets published at once, drained by the pipeline. Rows land in bronze
+   in chunks, one per micro-batch: tweets/s = rows that landed after the first chunk, up to the
+   last, over the time between them, divided by the share of tweets that become rows (the steady
+   rate, without the pipeline's latency at both ends). Also reported: M / (last row readable -
+   first publish), which includes that latency.
+3. Latency: tweets published at a fixed rate below saturation (half the sustained rate unless
+   --e2e-rate), each one's publish time kept by id on the producer side; bronze is polled every
+   0.25 s, so latencies are late by up to 0.25 s plus one poll.
+Tweets the worker filters or rejects never reach bronze: only the ones the pure normalize() accepts
+(the same prediction the pipeline tests use) are waited for and timed, but every tweet counts in
+tweets/s.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from bench.harness import Bench, rate, wait_for
+from bench.lake_watch import BronzeWatcher
+from bench.monitor import SPARK_GROUPS, TreeMonitor, spark_memory
+from bench.stages.normalize import counters
+
+POLL_S = 0.25
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _cpu(monitors: dict[str, TreeMonitor], bench: Bench) -> dict[str, float]:
+    return {**{name: m.cpu_seconds() for name, m in monitors.items()}, "broker": bench.broker_cpu()}
+
+
+def _cpu_per_1000(before: dict[str, float], after: dict[str, float], tweets: int) -> dict[str, float]:
+    used = {name: after[name] - before[name] for name in after}
+    used["total"] = sum(used.values())
+    return {name: round(seconds / tweets * 1000, 4) for name, seconds in used.items()}
+
+
+def run(bench: Bench) -> dict:
+    config = bench.config
+    settings = bench.stage_settings("e2e")
+    watcher = BronzeWatcher(Path(settings.lake_root) / "bronze")
+    pool = bench.pool
+    launched = time.monotonic()
+    worker = bench.start_worker(settings, name="e2e-worker")
+    sink = bench.start_sink(settings, name="e2e-sink")
+    processes = (worker, sink)
+    monitors = {
+        "worker": TreeMonitor(worker.popen.pid).start(),
+        "sink": TreeMonitor(sink.popen.pid, groups=SPARK_GROUPS).start(),
+    }
+    result: dict = {"trigger_seconds": settings.sink_trigger_seconds, "spark_master": settings.spark_master}
+    try:
+        # 1. Warm-up.
+        start, stop = 0, config.e2e_warmup
+        bench.produce(settings.topic_raw, pool.messages(start, stop))
+        expected = pool.accepted_keys(start, stop)
+        first_rows = wait_for(lambda: watcher.poll() > 0 or watcher.rows > 0, 300, "first rows in bronze", processes)
+        wait_for(lambda: watcher.poll() >= 0 and watcher.missing(expected) == 0, 120, "warm-up rows in bronze",
+                 processes, interval=POLL_S)
+        result["cold_start_to_first_rows_s"] = round(first_rows - launched, 1)
+
+        # 2. Sustained: a burst, as fast as the pipeline drains it.
+        start, stop = stop, stop + config.e2e_burst
+        burst = pool.messages(start, stop)
+        expected = pool.accepted_keys(start, stop)
+        cpu_before = _cpu(monitors, bench)
+        read_before = counters(settings).get("read", 0)
+        began = time.monotonic()
+        bench.produce(settings.topic_raw, burst)
+        published = time.monotonic()
+        worker_done: dict = {}
+        chunks: list[tuple[float, int]] = []  # (when seen, burst rows readable by then)
+
+        def drained() -> bool:
+            if "at" not in worker_done and counters(settings).get("read", 0) - read_before >= len(burst):
+                worker_done["at"] = time.monotonic()
+            if watcher.poll():
+                missing = watcher.missing(expected)
+                chunks.append((time.monotonic(), len(expected) - missing))
+                return missing == 0
+            return False
+
+        done = wait_for(drained, 600, f"{len(expected)} burst rows in bronze", processes, interval=POLL_S)
+        cpu_after = _cpu(monitors, bench)
+        drain_rate = len(burst) / (done - began)
+        steady_rows = _steady_rate(chunks)
+        e2e_rate = steady_rows * len(burst) / len(expected) if steady_rows else drain_rate
+        result.update({
+            "burst_tweets": len(burst),
+            "burst_rows": len(expected),
+            "e2e_tweets_per_s": round(e2e_rate, 1),
+            "e2e_rows_per_s": round(steady_rows, 1) if steady_rows else rate(len(expected), done - began),
+            "e2e_burst_drain_tweets_per_s": round(drain_rate, 1),
+            "burst_chunks": [(round(at - began, 2), rows) for at, rows in chunks],
+            "burst_publish_s": round(published - began, 2),
+            "burst_worker_tweets_per_s": rate(len(burst), worker_done.get("at", done) - began),
+            "burst_drain_s": round(done - began, 2),
+            "cpu_s_per_1000_burst": _cpu_per_1000(cpu_before, cpu_after, len(burst)),
+        })
+
+        # 3. Latency at a fixed rate below saturation.
+        offered = config.e2e_rate or max(50.0, round(e2e_rate / 2, -1))
+        count = int(offered * config.e2e_latency_seconds)
+        start, stop = stop, stop + count
+        messages = pool.messages(start, stop)
+        expected = pool.accepted_keys(start, stop)
+        cpu_before = _cpu(monitors, bench)
+        published_at, publish_s = _publish_at_rate(bench, settings.topic_raw, messages, offered, watcher)
+        deadline = 120 + 2 * settings.sink_trigger_seconds
+        wait_for(lambda: watcher.poll() >= 0 and watcher.missing(expected) == 0, deadline,
+                 f"{len(expected)} latency rows in bronze", processes, interval=POLL_S)
+        cpu_after = _cpu(monitors, bench)
+        latencies = [watcher.first_seen[key] - published_at[key] for key in expected]
+        result.update({
+            "offered_tweets_per_s": offered,
+            "achieved_publish_tweets_per_s": rate(count, publish_s),
+            "latency_tweets": count,
+            "latency_rows": len(latencies),
+            "e2e_latency_p50_s": round(_percentile(latencies, 0.50), 2),
+            "e2e_latency_p95_s": round(_percentile(latencies, 0.95), 2),
+            "e2e_latency_p99_s": round(_percentile(latencies, 0.99), 2),
+            "e2e_latency_max_s": round(max(latencies), 2),
+            "e2e_latency_min_s": round(min(latencies), 2),
+            "cpu_s_per_1000_at_offered_rate": _cpu_per_1000(cpu_before, cpu_after, count),
+        })
+        result["worker_counters"] = counters(settings)
+        result["bronze_rows"] = watcher.rows
+    finally:
+        for process in processes:
+            bench.stop(process)
+        for monitor in monitors.values():
+            monitor.stop()
+    result["worker_peak_rss_mb"] = monitors["worker"].peak_rss_mb()
+    result.update(spark_memory(monitors["sink"]))
+    bench.delete_stage_topics(settings)
+    return result
+
+
+def _steady_rate(chunks: list[tuple[float, int]]) -> float | None:
+    """Rows per second from the first chunk to the last; None with fewer than three chunks.
+    Polls less than a second apart saw one micro-batch's files being moved in: one chunk."""
+    batches: list[tuple[float, int]] = []
+    for at, rows in chunks:
+        if batches and at - batches[-1][0] < 1.0:
+            batches[-1] = (at, rows)
+        else:
+            batches.append((at, rows))
+    chunks = batches
+    if len(chunks) < 3:
+        return None
+    (first_at, first_rows), (last_at, last_rows) = chunks[0], chunks[-1]
+    return (last_rows - first_rows) / (last_at - first_at)
+
+
+def _publish_at_rate(bench: Bench, topic: str, messages: list[tuple[bytes | None, bytes]], per_second: float,
+                     watcher: BronzeWatcher) -> tuple[dict[bytes, float], float]:
+    """Publish at `per_second`, paced against the start time; poll bronze in between. Returns each
+    keyed tweet's publish time (monotonic) and how long publishing took."""
+    producer = Producer({"bootstrap.servers": bench.bootstrap_servers, "linger.ms": 5, "log_level": 2})
+    published_at: dict[bytes, float] = {}
+    started = time.monotonic()
+    next_poll = started + POLL_S
+    sent = 0
+    while sent < len(messages):
+        now = time.monotonic()
+        due = min(len(messages), int((now - started) * per_second) + 1)
+        while sent < due:
+            key, value = messages[sent]
+            producer.produce(topic, key=key, value=value)
+            if key is not None:
+                published_at[key] = time.monotonic()
+            sent += 1
+        producer.poll(0)
+        if now >= next_poll:
+            watcher.poll()
+            next_poll = now + POLL_S
+        time.sleep(0.002)
+    publish_s = time.monotonic() - started
+    if producer.flush(30):
+        raise RuntimeError("latency phase: messages left undelivered")
+    return published_at, publish_s
