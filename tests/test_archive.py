@@ -24,8 +24,8 @@ def v2_tweet(tweet_id: str, author_id: str, text: str = "Notes on machine learni
 
 
 V1_STATUS = {
-    "created_at": "Sun Apr 05 10:46:44 +0000 2020", "id": 1246751119155449856, "id_str": "1246751119155449856",
-    "text": "Deep learning, explained", "user": {"id": 920447204, "id_str": "920447204", "screen_name": "ada"},
+    "created_at": "Sun Apr 05 10:46:44 +0000 2020", "id": 1246700000000000042, "id_str": "1246700000000000042",
+    "text": "Deep learning, explained", "user": {"id": 900000001, "id_str": "900000001", "screen_name": "ada"},
     "entities": {"hashtags": [], "user_mentions": [], "urls": [], "symbols": []}, "lang": "en",
 }
 STREAM_MESSAGE = {
