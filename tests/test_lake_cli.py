@@ -420,3 +420,29 @@ def test_a_compaction_killed_before_its_rename_is_undone_by_the_next_one(tmp_pat
     assert not journal.exists() and all(p.exists() for p in inputs)
     assert not list((tmp_path / "bronze").rglob(".*.tmp"))
     assert lake_cli(capsys, tmp_path, "verify")[0] == 0
+
+
+def test_a_column_added_later_keeps_old_files_readable(tmp_path, capsys):
+    """Bronze schema evolution: files written before a new column stay readable next to newer ones."""
+    moment = START + timedelta(minutes=5)
+    publish(tmp_path, 0, [tweet(n, moment) for n in range(10)])
+    newer = SCHEMA.append(pa.field("sentiment", pa.float64()))
+    folder = tmp_path / "bronze/dt=2024-05-01/hour=03"
+    rows = [tweet(n, moment) | {"sentiment": 0.5} for n in range(10, 20)]
+    pq.write_table(pa.Table.from_pylist(rows, newer), folder / published_name(1, 0))
+    commit(tmp_path, 0, 1)
+
+    code, out, _ = lake_cli(capsys, tmp_path, "verify")
+    assert code == 0, out
+    code, out, _ = lake_cli(capsys, tmp_path, "stats", "--json")
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["rows"] == 20
+    unified = ds.dataset(tmp_path / "bronze", format="parquet", partitioning="hive",
+                         schema=pa.unify_schemas([SCHEMA, newer])).to_table()
+    assert unified.num_rows == 20 and unified.column("sentiment").null_count == 10
+
+    code, out, _ = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01")
+    assert code == 0, out
+    # Files of different schemas are never merged into one: each keeps its own columns.
+    after = ds.dataset(tmp_path / "bronze", format="parquet", partitioning="hive",
+                       schema=pa.unify_schemas([SCHEMA, newer])).to_table()
+    assert after.num_rows == 20 and after.column("sentiment").null_count == 10
