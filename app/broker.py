@@ -111,20 +111,44 @@ def create_topics(settings: Settings) -> list[str]:
     return [topic.topic for topic in missing]
 
 
+class Broker:
+    """The configured Kafka, or an embedded Tansu that is restarted (topics recreated) if it dies."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.process: subprocess.Popen | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        if self.settings.embedded_broker:
+            self.process = start_tansu(self.settings.broker_host, self.settings.broker_port)
+            log.info("embedded Tansu broker starting on %s (memory only)", self.settings.bootstrap_servers)
+        wait_for_broker(self.settings.bootstrap_servers)
+        create_topics(self.settings)
+
+    def restart_if_dead(self) -> bool:
+        if self.process is None or self.process.poll() is None:
+            return False
+        self.restarts += 1
+        log.error("embedded broker exited (code %s); restart %d: its topics, offsets and groups are "
+                  "lost, workers rejoin and the sink logs the data loss", self.process.returncode, self.restarts)
+        self.start()
+        return True
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_tansu(self.process)
+
+
 @contextmanager
-def running_broker(settings: Settings) -> Iterator[str]:
+def running_broker(settings: Settings) -> Iterator[Broker]:
     """The configured Kafka if bootstrap servers are set, else an embedded Tansu for the block."""
-    process = None
-    if settings.embedded_broker:
-        process = start_tansu(settings.broker_host, settings.broker_port)
-        log.info("embedded Tansu broker starting on %s (memory only)", settings.bootstrap_servers)
+    broker = Broker(settings)
     try:
-        wait_for_broker(settings.bootstrap_servers)
-        create_topics(settings)
-        yield settings.bootstrap_servers
+        broker.start()
+        yield broker
     finally:
-        if process is not None:
-            stop_tansu(process)
+        broker.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,11 +178,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    with running_broker(settings) as servers:
+    with running_broker(settings) as broker:
         where = "embedded Tansu" if settings.embedded_broker else "external Kafka"
-        log.info("%s ready at %s; topics: %s", where, servers, ", ".join(project_topics(settings)))
+        log.info("%s ready at %s; topics: %s", where, settings.bootstrap_servers, ", ".join(project_topics(settings)))
         while not stop_requested:
             time.sleep(0.5)
+            broker.restart_if_dead()
     log.info("broker process stopped")
     return 0
 
