@@ -2,18 +2,11 @@
 run the Faust worker and the Spark sink against it."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from app.broker import create_topics, start_tansu, stop_tansu, wait_for_broker
+from app.processes import free_port
 from app.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from app.broker import admin_client, project_topics
 from app.settings import Settings
-from tests.conftest import free_port
+from app.processes import free_port
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.integration

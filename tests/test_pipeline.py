@@ -22,7 +22,7 @@ from agents.sources.synthetic import SyntheticTweets
 from tests.kafka_io import TopicTail, produce
 from app.broker import create_topics, start_tansu, stop_tansu, wait_for_broker
 from app.settings import Settings
-from tests.conftest import free_port
+from app.processes import free_port
 from tests.processes import bronze_count, bronze_table, start_sink, start_worker, wait_until
 
 pytestmark = pytest.mark.integration

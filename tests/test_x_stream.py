@@ -17,7 +17,7 @@ from agents.relevance import load_rules
 from agents.sources.x_rules import build_rules
 from agents.sources.x_stream import STREAM_FIELDS, XSource
 from app.settings import Settings
-from tests.conftest import free_port
+from app.processes import free_port
 from tests.fake_x_api import (
     KEEP_ALIVE, ODDLY_FORMATTED, OPERATIONAL_DISCONNECT, RULES_PATH, STREAM_PATH,
     FakeXApi, Refuse, Send, lines, message,
