@@ -104,9 +104,6 @@ class Settings(BaseSettings):
     def checkpoint_location(self) -> str:
         return self.checkpoint_root or f"{self.lake_root}/_checkpoints"
 
-    def zone(self, name: str) -> str:
-        return f"{self.lake_root}/{name}"
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
