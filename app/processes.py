@@ -99,9 +99,11 @@ def start_worker(settings: Settings, workdir: Path, name: str = "worker", **over
     return Process(name, command, env, workdir)
 
 
-def start_sink(settings: Settings, workdir: Path, *extra_args: str, name: str = "sink", **overrides) -> Process:
+def start_sink(settings: Settings, workdir: Path, *extra_args: str, name: str = "sink",
+               driver_java_options: str = "", **overrides) -> Process:
     """spark-submit of the sink job, with --master and SPARK_MASTER saying the same. A local master
-    stays on the loopback interface, without a web UI that could clash on port 4040."""
+    stays on the loopback interface, without a web UI that could clash on port 4040.
+    `driver_java_options` are added to the driver JVM's (the benchmark's --jfr uses them)."""
     env = settings_env(settings, **overrides)
     master = env["SPARK_MASTER"]
     command = [str(BIN / "spark-submit"), "--master", master]
@@ -112,7 +114,8 @@ def start_sink(settings: Settings, workdir: Path, *extra_args: str, name: str = 
             "--conf", "spark.driver.bindAddress=127.0.0.1",
         ]
     command += [
-        "--driver-java-options", f"-Dlog4j2.configurationFile={REPO / 'config/log4j2.properties'}",
+        "--driver-java-options",
+        f"-Dlog4j2.configurationFile={REPO / 'config/log4j2.properties'} {driver_java_options}".strip(),
         str(REPO / "spark_sink/job.py"),
         *extra_args,
     ]

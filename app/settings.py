@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     sink_max_offsets_per_trigger: int = Field(default=200_000, ge=1)
     sink_fail_on_data_loss: bool = False
     sink_dedup_window: str = "1 hour"
-    spark_shuffle_partitions: int = Field(default=4, ge=1)
+    # Tasks (and files per hour partition) of each sink micro-batch after the dedup shuffle: match
+    # the cores (2 here); raise it on a cluster. A checkpoint keeps the value it started with.
+    spark_shuffle_partitions: int = Field(default=2, ge=1)
     # WebHDFS for the `lake` command when LAKE_ROOT is hdfs:// (the sink uses Spark's Hadoop client).
     hdfs_namenode_url: Optional[str] = None
     hdfs_user: Optional[str] = None

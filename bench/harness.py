@@ -41,6 +41,7 @@ class BenchConfig:
     trigger_seconds: float = 5.0
     spark_master: str = "local[*]"
     py_spy: bool = False
+    jfr: bool = False
 
     @classmethod
     def quick_sizes(cls) -> dict:

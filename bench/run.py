@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--trigger-seconds", type=float, default=5.0, help="the streaming sink's trigger (default 5, the project default)")
     parser.add_argument("--spark-master", default="local[*]", help="SPARK_MASTER for the sink (default local[*])")
     parser.add_argument("--py-spy", action="store_true", help="profile the normalize worker with py-spy (pip install py-spy)")
+    parser.add_argument("--jfr", action="store_true",
+                        help="profile the sink stage's driver JVM with Java Flight Recorder (the JDK's jfr tool)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a size, e.g. --set normalize_messages=30000 (see bench/harness.py BenchConfig)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="results JSON (default bench/results/latest.json)")
@@ -70,7 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def make_config(args: argparse.Namespace) -> BenchConfig:
     values = BenchConfig.quick_sizes() if args.quick else {}
     values.update(seed=args.seed, clean=args.clean_tweets, e2e_rate=args.e2e_rate,
-                  trigger_seconds=args.trigger_seconds, spark_master=args.spark_master, py_spy=args.py_spy)
+                  trigger_seconds=args.trigger_seconds, spark_master=args.spark_master, py_spy=args.py_spy,
+                  jfr=args.jfr)
     fields = {field.name: field.type for field in dataclasses.fields(BenchConfig)}
     for assignment in args.set:
         name, _, value = assignment.partition("=")

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from app.settings import Settings, get_settings
@@ -62,10 +62,14 @@ def kafka_records(spark: SparkSession, settings: Settings, topic: str) -> DataFr
 
 def typed_rows(records: DataFrame, dedup_window: str) -> DataFrame:
     """Typed-topic records parsed with the Tweet schema (`tweet` is null where that failed),
-    deduplicated by tweet id within the window: a replayed or repeated tweet is kept once."""
+    deduplicated by tweet id within the window: a replayed or repeated tweet is kept once.
+
+    The record's text (`value`) is kept only where parsing failed, for the quarantine: carried
+    for every row it doubled what the dedup shuffle moves."""
+    text = F.col("value").cast("string")
     parsed = records.select(
-        F.from_json(F.col("value").cast("string"), tweet_schema()).alias("tweet"),
-        F.col("value").cast("string").alias("value"),
+        F.from_json(text, tweet_schema()).alias("tweet"),
+        text.alias("value"),
         F.col("topic"),
         F.col("partition"),
         F.col("offset"),
@@ -73,9 +77,10 @@ def typed_rows(records: DataFrame, dedup_window: str) -> DataFrame:
     readable = F.col("tweet.tweet_id").isNotNull() & F.col("tweet.created_at").isNotNull()
     return (
         parsed.withColumn("readable", readable)
+        .withColumn("value", F.when(F.col("readable"), F.lit(None)).otherwise(F.col("value")))
         .withColumn(
             "dedup_key",
-            F.when(readable, F.col("tweet.tweet_id")).otherwise(
+            F.when(F.col("readable"), F.col("tweet.tweet_id")).otherwise(
                 F.concat_ws(":", F.lit("unreadable"), F.col("partition"), F.col("offset"))
             ),
         )
@@ -138,14 +143,17 @@ def start_query(rows: DataFrame, name: str, publish, zones: list[ZoneLayout], se
 
 
 def typed_publisher(bronze: ZoneLayout, quarantine: ZoneLayout):
+    """Bronze in one pass over the batch, counting the unreadable records on the way (an
+    observation, not a cache of the whole batch); only a batch that has some is computed again
+    for the quarantine, which is rare: the worker writes every typed record."""
+
     def publish(batch: DataFrame, batch_id: int) -> int:
-        batch.persist()
-        try:
-            return publish_batch(bronze_rows(batch), batch_id, bronze, PARTITION_COLUMNS) + publish_batch(
-                unreadable_rows(batch), batch_id, quarantine, ("dt",)
-            )
-        finally:
-            batch.unpersist()
+        observation = Observation(f"typed-{batch_id}")
+        observed = batch.observe(observation, F.count(F.when(~F.col("readable"), 1)).alias("unreadable"))
+        published = publish_batch(bronze_rows(observed), batch_id, bronze, PARTITION_COLUMNS)
+        if observation.get["unreadable"]:
+            published += publish_batch(unreadable_rows(batch), batch_id, quarantine, ("dt",))
+        return published
 
     return publish
 

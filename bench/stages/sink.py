@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from bench.harness import Bench, rate, wait_for
+from bench.jfr import jfr_options, summarize_jfr
 from bench.monitor import SPARK_GROUPS, TreeMonitor, spark_memory
 
 _PART = re.compile(r"^part-(\d+)-\d+\.parquet$")
@@ -51,7 +52,9 @@ def run(bench: Bench) -> dict:
     lake = Path(settings.lake_root)
     broker_cpu = bench.broker_cpu()
     launched = time.time()
-    sink = bench.start_sink(settings, "--available-now", name="sink-available-now")
+    recording = bench.workdir / "sink.jfr"
+    java_options = jfr_options(recording) if bench.config.jfr else ""
+    sink = bench.start_sink(settings, "--available-now", name="sink-available-now", driver_java_options=java_options)
     with TreeMonitor(sink.popen.pid, groups=SPARK_GROUPS) as monitor:
         wait_for(lambda: not sink.alive(), 600, "spark-submit --available-now to exit", interval=0.1)
         exited = time.time()
@@ -72,6 +75,7 @@ def run(bench: Bench) -> dict:
     processing = sum(durations.values())
     split = _fixed_and_per_row([(rows.get(b, 0), durations[b]) for b in warm])
     bench.delete_stage_topics(settings)
+    profile = {"profile": summarize_jfr(recording)} if bench.config.jfr else {}
     return {
         "rows": count,
         "max_offsets_per_trigger": per_batch,
@@ -86,6 +90,7 @@ def run(bench: Bench) -> dict:
         **spark_memory(monitor),
         "sink_cpu_s_per_1000_incl_startup": round(monitor.cpu_seconds() / count * 1000, 4),
         "broker_cpu_s": round(broker_cpu, 2),
+        **profile,
     }
 
 
