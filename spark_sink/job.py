@@ -13,6 +13,7 @@ import sys
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQueryListener
 
 from app.settings import Settings, get_settings
 from spark_sink.kafka_stream import read_kafka_stream
@@ -120,8 +121,33 @@ def dead_letter_rows(records: DataFrame) -> DataFrame:
     )
 
 
+class ProgressLog(StreamingQueryListener):
+    """One log line per micro-batch that read rows: how many, how fast, and where the time went."""
+
+    def onQueryStarted(self, event) -> None:
+        pass
+
+    def onQueryProgress(self, event) -> None:
+        progress = event.progress
+        if not progress.numInputRows:
+            return
+        durations = progress.durationMs
+        parts = ", ".join(f"{name} {durations[name]}" for name in PROGRESS_PARTS if name in durations)
+        log.info("%s: batch %d read %d rows in %.2f s (%.0f rows/s; ms: %s)", progress.name, progress.batchId,
+                 progress.numInputRows, progress.batchDuration / 1000, progress.processedRowsPerSecond, parts)
+
+    def onQueryIdle(self, event) -> None:
+        pass
+
+    def onQueryTerminated(self, event) -> None:
+        pass
+
+
+PROGRESS_PARTS = ("latestOffset", "queryPlanning", "addBatch", "walCommit", "commitOffsets")
+
+
 def start_query(rows: DataFrame, name: str, publish, zones: list[ZoneLayout], settings: Settings,
-                available_now: bool):
+                available_now: bool, trigger_seconds: float):
     checkpoint = f"{settings.checkpoint_location}/{name}"
     spark = rows.sparkSession
     if not HadoopFiles(spark, checkpoint).exists(f"{checkpoint}/offsets"):
@@ -139,7 +165,7 @@ def start_query(rows: DataFrame, name: str, publish, zones: list[ZoneLayout], se
     )
     if available_now:
         return writer.trigger(availableNow=True).start()
-    return writer.trigger(processingTime=f"{settings.sink_trigger_seconds} seconds").start()
+    return writer.trigger(processingTime=f"{trigger_seconds} seconds").start()
 
 
 def typed_publisher(bronze: ZoneLayout, quarantine: ZoneLayout):
@@ -164,16 +190,22 @@ def dead_letter_publisher(quarantine: ZoneLayout):
 
 def run(settings: Settings, available_now: bool) -> None:
     spark = spark_session(settings)
+    spark.streams.addListener(ProgressLog())
     lake_root = qualified_lake_root(settings.lake_root)
     typed = typed_rows(kafka_records(spark, settings, settings.topic_typed), settings.sink_dedup_window)
     dead_letters = dead_letter_rows(kafka_records(spark, settings, settings.topic_dead_letter))
     bronze, unreadable, dead = (ZoneLayout(lake_root, zone) for zone in (BRONZE, QUARANTINE_UNREADABLE, QUARANTINE_DEAD_LETTERS))
     queries = [
-        start_query(typed, "bronze", typed_publisher(bronze, unreadable), [bronze, unreadable], settings, available_now),
-        start_query(dead_letters, "dead_letters", dead_letter_publisher(dead), [dead], settings, available_now),
+        start_query(typed, "bronze", typed_publisher(bronze, unreadable), [bronze, unreadable], settings,
+                    available_now, settings.sink_trigger_seconds),
+        start_query(dead_letters, "dead_letters", dead_letter_publisher(dead), [dead], settings,
+                    available_now, settings.sink_dead_letter_trigger_seconds),
     ]
-    log.info("sink running: %s -> %s/%s (trigger %s)", settings.topic_typed, lake_root, BRONZE,
-             "available-now" if available_now else f"{settings.sink_trigger_seconds}s")
+    log.info("sink running: %s -> %s/%s (trigger %s), %s -> %s/%s (trigger %s)",
+             settings.topic_typed, lake_root, BRONZE,
+             "available-now" if available_now else f"{settings.sink_trigger_seconds}s",
+             settings.topic_dead_letter, lake_root, QUARANTINE_DEAD_LETTERS,
+             "available-now" if available_now else f"{settings.sink_dead_letter_trigger_seconds}s")
     for query in queries:
         query.awaitTermination()
 

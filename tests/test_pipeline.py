@@ -202,7 +202,8 @@ def test_duplicates_and_malformed_are_counted_and_never_reach_bronze(broker_sett
     # Send in order through one partition so "first seen" is the same as in the prediction.
     produce(settings.bootstrap_servers, settings.topic_raw, ((b"same-partition", m) for m in stream))
 
-    with start_worker(settings, tmp_path) as worker, start_sink(settings, tmp_path, sink_trigger_seconds=1) as sink:
+    with start_worker(settings, tmp_path) as worker, \
+            start_sink(settings, tmp_path, sink_trigger_seconds=1, sink_dead_letter_trigger_seconds=1) as sink:
         wait_until(lambda: worker_counters(settings).get("read") == len(stream), 90, "worker read all", (worker, sink))
         wait_until(
             lambda: bronze_count(lake) >= predicted["accepted"]
