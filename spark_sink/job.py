@@ -25,6 +25,8 @@ log = logging.getLogger("tweetlake.sink")
 BRONZE = "bronze"
 QUARANTINE_DEAD_LETTERS = "quarantine/dead_letter"
 QUARANTINE_UNREADABLE = "quarantine/typed_unreadable"
+# Columns of (nearly) unique values: written without a parquet dictionary.
+BRONZE_PLAIN_COLUMNS = ("tweet_id", "text", "raw", "retweeted_text", "conversation_id")
 
 # Session settings the sink relies on, unless spark-submit's --conf says otherwise.
 DEFAULT_SQL_CONF = {
@@ -176,16 +178,17 @@ def typed_publisher(bronze: ZoneLayout, quarantine: ZoneLayout):
     def publish(batch: DataFrame, batch_id: int) -> int:
         observation = Observation(f"typed-{batch_id}")
         observed = batch.observe(observation, F.count(F.when(~F.col("readable"), 1)).alias("unreadable"))
-        published = publish_batch(bronze_rows(observed), batch_id, bronze, PARTITION_COLUMNS)
+        published = publish_batch(bronze_rows(observed), batch_id, bronze, PARTITION_COLUMNS,
+                                  plain_columns=BRONZE_PLAIN_COLUMNS)
         if observation.get["unreadable"]:
-            published += publish_batch(unreadable_rows(batch), batch_id, quarantine, ("dt",))
+            published += publish_batch(unreadable_rows(batch), batch_id, quarantine, ("dt",), plain_columns=("value",))
         return published
 
     return publish
 
 
 def dead_letter_publisher(quarantine: ZoneLayout):
-    return lambda batch, batch_id: publish_batch(batch, batch_id, quarantine, ("dt",))
+    return lambda batch, batch_id: publish_batch(batch, batch_id, quarantine, ("dt",), plain_columns=("raw_base64",))
 
 
 def run(settings: Settings, available_now: bool) -> None:
