@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # py4j logs every callback (the progress listener's included) at INFO.
+    logging.getLogger("py4j").setLevel(max(logging.WARNING, logging.getLogger().level))
     run(settings, args.available_now)
     return 0
 

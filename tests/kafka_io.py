@@ -5,7 +5,7 @@ import time
 import uuid
 from typing import Iterable
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 
 
 def produce(bootstrap_servers: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
@@ -80,15 +80,4 @@ class TopicTail:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def committed_offsets(bootstrap_servers: str, group: str, topic: str, partitions: int) -> int:
-    """The sum of `group`'s committed offsets on `topic` (0 for a partition without a commit);
-    read without joining the group."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group, "enable.auto.commit": False})
-    try:
-        committed = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-    finally:
-        consumer.close()
-    return sum(max(tp.offset, 0) for tp in committed)
 

@@ -19,7 +19,7 @@ from agents.normalizer import Accepted, FilterPolicy, Lineage, Rejected, normali
 from agents.payloads import tweet_id_of
 from agents.relevance import TopicMatcher, default_rules_path
 from agents.sources.synthetic import SyntheticTweets
-from tests.kafka_io import TopicTail, committed_offsets, produce
+from tests.kafka_io import TopicTail, produce
 from app.broker import create_topics, start_tansu, stop_tansu, wait_for_broker
 from app.settings import Settings
 from app.processes import free_port
@@ -295,7 +295,9 @@ def test_a_broker_restart_is_detected_and_the_pipeline_keeps_going(tmp_path):
     settings = Settings(_env_file=None, broker_port=free_port(), faust_web_port=free_port(),
                         lake_root=str(tmp_path / "lake"))
     lake = tmp_path / "lake"
-    before, after = clean_tweets(200, seed=61), clean_tweets(200, seed=62)
+    # Fewer tweets after the restart than before: the worker's fetch positions from before lie
+    # past the ends of the new, shorter logs (a worker that kept them would wait forever).
+    before, after = clean_tweets(400, seed=61), clean_tweets(100, seed=62)
     broker = start_tansu(settings.broker_host, settings.broker_port)
     try:
         wait_for_broker(settings.bootstrap_servers, timeout=30)
@@ -303,12 +305,6 @@ def test_a_broker_restart_is_detected_and_the_pipeline_keeps_going(tmp_path):
         with start_worker(settings, tmp_path) as worker, start_sink(settings, tmp_path, sink_trigger_seconds=1) as sink:
             produce(settings.bootstrap_servers, settings.topic_raw, keyed(before))
             wait_until(lambda: bronze_count(lake) >= len(before), 180, "bronze before the restart", (worker, sink))
-            # Restart only once the worker has committed what it read: Tansu accepts an offset
-            # commit from a member it no longer knows, so offsets still uncommitted when it
-            # restarts would be committed onto the new, empty topic (README, broker limits).
-            wait_until(lambda: committed_offsets(settings.bootstrap_servers, settings.faust_app_id,
-                                                 settings.topic_raw, settings.topic_partitions) >= len(before),
-                       60, "the worker's offset commit", (worker, sink))
 
             stop_tansu(broker)
             broker = start_tansu(settings.broker_host, settings.broker_port)
