@@ -62,8 +62,7 @@ def leave_group_from_generation_zero() -> bool:
 
 async def _on_recovery_completed_seek_first(self, generation_id: int = 0) -> None:
     """faust 0.15.3's `Recovery.on_recovery_completed`, with the stream partitions resumed only
-    after the seek, right before the queues are cleared and the flow resumed (no await between),
-    and partitions without a committed offset sought to their beginning.
+    after the seek, right before the queues are cleared and the flow resumed (no await between).
     """
     app = self.app
     consumer = app.consumer
@@ -88,20 +87,6 @@ async def _on_recovery_completed_seek_first(self, generation_id: int = 0) -> Non
         # The stream partitions are still paused here: nothing of them reaches the agents yet.
         self.log.info("Seek stream partitions to committed offsets.")
         await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
-        # A partition without a committed offset keeps the fetch position it had. After the
-        # memory-only broker restarted, that position is past the end of the new, shorter log,
-        # and Tansu answers such fetches with nothing instead of OFFSET_OUT_OF_RANGE: the worker
-        # would wait there forever. Kafka's rule for no commit (auto_offset_reset=earliest) is
-        # the beginning, so say it explicitly.
-        uncommitted = [
-            aiokafka.TopicPartition(tp.topic, tp.partition)
-            for tp in assignment
-            if not self._is_changelog_tp(tp) and consumer._read_offset.get(tp) is None
-        ]
-        if uncommitted:
-            self.log.info("No committed offset for %d stream partition(s): reading them from the beginning.",
-                          len(uncommitted))
-            await self._wait(consumer._thread.seek_to_beginning(*uncommitted), timeout=app.conf.broker_request_timeout)
     # From here to resume_flow() nothing awaits: records fetched for the resumed partitions can
     # only reach the queues after flow_control.resume() has cleared them.
     consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
