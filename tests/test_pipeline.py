@@ -122,31 +122,6 @@ def test_sink_killed_repeatedly_leaves_each_tweet_once_for_every_reader(broker_s
     assert spark_rows.select("tweet_id").distinct().count() == len(rows)
 
 
-def test_unreadable_typed_records_go_to_quarantine_beside_bronze(broker_settings, tmp_path):
-    """Records on the typed topic that the Tweet schema cannot read are kept with their text and
-    Kafka coordinates in quarantine/typed_unreadable; the readable ones land in bronze once."""
-    rows = accepted_rows(clean_tweets(300, seed=14))
-    readable = [(tweet_id.encode(), orjson.dumps(row)) for tweet_id, row in rows.items()]
-    unreadable = [(b"x1", b"not json at all"), (b"x2", b'{"text": "no id or created_at"}'), (None, b"[1, 2")]
-    settings = broker_settings.model_copy(update={"lake_root": str(tmp_path / "lake")})
-    # One partition, so every record's offset is its place in this list.
-    produce(settings.bootstrap_servers, settings.topic_typed,
-            ((b"k", value) for _key, value in readable[:100] + unreadable + readable[100:] + readable[:20]))
-
-    with start_sink(settings, tmp_path, "--available-now", sink_max_offsets_per_trigger=120) as sink:
-        wait_until(lambda: not sink.alive(), 240, "the available-now sink to finish")
-    assert sink.popen.returncode == 0, sink.log_text()[-3000:]
-
-    bronze = bronze_table(tmp_path / "lake")
-    assert sorted(bronze.column("tweet_id").to_pylist()) == sorted(rows)
-    quarantined = bronze_table(tmp_path / "lake", "quarantine/typed_unreadable").to_pylist()
-    assert sorted((row["kafka_offset"], row["value"]) for row in quarantined) == [
-        (100 + index, value.decode()) for index, (_key, value) in enumerate(unreadable)
-    ]
-    assert {row["reason"] for row in quarantined} == {"typed_unreadable"}
-    assert {row["kafka_topic"] for row in quarantined} == {settings.topic_typed}
-
-
 def test_worker_restarts_resume_within_seconds_and_lose_nothing(broker_settings, tmp_path):
     settings = broker_settings
     batches = [clean_tweets(300, seed=seed) for seed in (21, 22, 23)]
