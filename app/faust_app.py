@@ -4,7 +4,11 @@ from __future__ import annotations
 import faust
 
 from app.settings import Settings, get_settings
-from app.tansu_compat import leave_group_from_generation_zero, seek_streams_before_resuming_them
+from app.tansu_compat import (
+    fetch_only_active_partitions,
+    leave_group_from_generation_zero,
+    seek_streams_before_resuming_them,
+)
 
 
 def broker_urls(settings: Settings) -> list[str]:
@@ -14,8 +18,9 @@ def broker_urls(settings: Settings) -> list[str]:
 def create_app(settings: Settings) -> faust.App:
     if settings.embedded_broker:
         leave_group_from_generation_zero()
-    # A Faust race (not a broker bug) that loses stream records after table recovery.
+    # Two Faust races (not broker bugs) that lose stream records after table recovery.
     seek_streams_before_resuming_them()
+    fetch_only_active_partitions()
     return faust.App(
         settings.faust_app_id,
         broker=broker_urls(settings),

@@ -1,11 +1,17 @@
-"""The Faust recovery patch: stream partitions are resumed only after the seek, and nothing else
-runs between resuming them and clearing the stream queues (faust-streaming issue #596)."""
+"""The Faust patches: stream partitions are resumed only after the seek, and nothing else runs
+between resuming them and clearing the stream queues (faust-streaming issue #596); the consumer
+thread fetches for a frozen copy of the active partitions, never for an empty set."""
 from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
 
-from app.tansu_compat import _on_recovery_completed_seek_first, seek_streams_before_resuming_them
+from app.tansu_compat import (
+    _getmany_of_a_snapshot,
+    _on_recovery_completed_seek_first,
+    fetch_only_active_partitions,
+    seek_streams_before_resuming_them,
+)
 
 
 def fake_recovery(events: list[str]) -> SimpleNamespace:
@@ -78,3 +84,47 @@ def test_patch_is_installed_for_the_pinned_faust():
 
     assert seek_streams_before_resuming_them()
     assert Recovery.on_recovery_completed is _on_recovery_completed_seek_first
+
+
+class RecordingThread:
+    """Stands for the consumer thread: keeps the set it was handed and lets the loop run, as a
+    real fetch does while it waits for records."""
+
+    def __init__(self):
+        self.handed: list = []
+
+    async def getmany(self, active_partitions, timeout):
+        self.handed.append(active_partitions)
+        await asyncio.sleep(0)
+        return {"records for": active_partitions}
+
+
+def test_the_consumer_thread_sees_a_frozen_copy_of_the_active_partitions():
+    consumer = SimpleNamespace(_thread=RecordingThread())
+    active = {("changelog", 0), ("changelog", 1)}
+
+    async def main():
+        fetch = asyncio.ensure_future(_getmany_of_a_snapshot(consumer, active, 1.0))
+        await asyncio.sleep(0)
+        active.clear()  # recovery ends: the event loop pauses the changelog partitions meanwhile
+        return await fetch
+
+    result = asyncio.run(main())
+    assert consumer._thread.handed == [frozenset({("changelog", 0), ("changelog", 1)})]
+    assert result == {"records for": frozenset({("changelog", 0), ("changelog", 1)})}
+
+
+def test_an_empty_active_set_fetches_nothing_instead_of_everything():
+    consumer = SimpleNamespace(_thread=RecordingThread())
+    assert asyncio.run(_getmany_of_a_snapshot(consumer, set(), 1.0)) == {}
+    assert consumer._thread.handed == []
+    # None (a client-only app) still means every partition, as in Faust.
+    asyncio.run(_getmany_of_a_snapshot(consumer, None, 1.0))
+    assert consumer._thread.handed == [None]
+
+
+def test_snapshot_patch_is_installed_for_the_pinned_faust():
+    from faust.transport.consumer import ThreadDelegateConsumer
+
+    assert fetch_only_active_partitions()
+    assert ThreadDelegateConsumer._getmany is _getmany_of_a_snapshot
