@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import faust
 
+from agents.outbox import Outbox
+
 log = logging.getLogger(__name__)
 
 SEAL_KEY = b"\x00seal"
@@ -30,8 +32,9 @@ class RawPosition:
 class SeenTweets:
     """The table, written with the raw event's partition so the changelog is co-partitioned."""
 
-    def __init__(self, app: faust.App, window_seconds: float, seal_batches: bool = False):
+    def __init__(self, app: faust.App, window_seconds: float, outbox: Outbox, seal_batches: bool = False):
         self.app = app
+        self.outbox = outbox
         self.window_seconds = window_seconds
         self.seal_batches = seal_batches
         self._unsealed_partitions: set[int] = set()
@@ -45,6 +48,10 @@ class SeenTweets:
         )
 
         self.table.on_recover(self._log_recovered)
+
+    @property
+    def changelog_topic_name(self) -> str:
+        return self.table.changelog_topic.get_topic_name()
 
     async def _log_recovered(self) -> None:
         log.info("dedup: %d tweet ids recovered from the changelog", len(self.table.data))
@@ -60,25 +67,28 @@ class SeenTweets:
                 return (partition, offset) != (position.partition, position.offset)
         value = ENTRY.pack(position.partition, position.offset, now)
         self.table.data[key] = value
-        self.table.send_changelog(position.partition, key, value)
+        # The table's serializers are raw, so these bytes are what recovery reads back. Written
+        # through the agent's outbox, not `send_changelog`, to batch them with the typed rows
+        # (the memory store keeps no changelog offsets that this would bypass).
+        self.outbox.add(self.changelog_topic_name, key, value, partition=position.partition)
         self._unsealed_partitions.add(position.partition)
         return False
 
     async def seal(self) -> None:
-        """On Tansu, end each changelog write burst with a lone record.
+        """Flush the outbox; on Tansu, then end each changelog write burst with a lone record.
 
         Tansu reports a partition's end (ListOffsets LATEST) as its last record batch's first
         offset + 1, and Faust's recovery reads only up to there: the rest of the last batch would
         be forgotten by a restarted worker. A one-record batch after a flush makes that end exact.
         The seal is a tombstone for a key that is never set, so recovery ignores it.
         """
+        await self.outbox.flush()
         if not (self.seal_batches and self._unsealed_partitions):
             return
-        await self.app.producer.flush()
-        for partition in sorted(self._unsealed_partitions):
-            self.table.send_changelog(partition, SEAL_KEY, None)
-        self._unsealed_partitions.clear()
-        await self.app.producer.flush()
+        partitions, self._unsealed_partitions = sorted(self._unsealed_partitions), set()
+        for partition in partitions:
+            self.outbox.add(self.changelog_topic_name, SEAL_KEY, None, partition=partition)
+        await self.outbox.flush()
 
     def forget_expired(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
@@ -89,5 +99,6 @@ class SeenTweets:
                 expired.append((key, partition))
         for key, partition in expired:
             del self.table.data[key]
-            self.table.send_changelog(partition, key, None)
+            self.outbox.add(self.changelog_topic_name, key, None, partition=partition)
+            self._unsealed_partitions.add(partition)
         return len(expired)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import orjson
@@ -12,6 +13,7 @@ from faust.web import Request, Response, View
 
 from agents.counters import OutcomeCounters
 from agents.dedup import RawPosition, SeenTweets
+from agents.outbox import Outbox
 from agents.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, normalize
 from agents.relevance import TopicMatcher, default_rules_path
 from app.faust_app import app
@@ -39,8 +41,9 @@ def filter_policy(settings: Settings) -> FilterPolicy:
 
 
 policy = filter_policy(get_settings())
+outbox = Outbox(app.producer)
 seen_tweets = SeenTweets(
-    app, get_settings().dedup_window_seconds, seal_batches=get_settings().embedded_broker
+    app, get_settings().dedup_window_seconds, outbox, seal_batches=get_settings().embedded_broker
 )
 
 
@@ -58,15 +61,33 @@ def dead_letter(rejection: Rejected, payload: bytes, lineage: Lineage) -> DeadLe
 
 @app.agent(raw_topic, name="normalize")
 async def normalize_tweets(stream):
-    """Batch events so the per-message overhead of the stream is paid once per batch."""
+    """Batch events so the per-message overhead of the stream is paid once per batch.
+
+    Routing queues records in the outbox without awaiting, and `seal` (which flushes the outbox)
+    runs in `finally`: `take_events` acks a batch's events even when the agent is cancelled at
+    shutdown, so whatever they produced must reach the broker before their offsets are committed.
+    """
+    topics = OutputTopics(typed_topic.get_topic_name(), dead_letter_topic.get_topic_name())
+    first = True
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):
+        if first:
+            log.info("normalize: first batch of %d raw message(s) received", len(events))
+            first = False
         ingested_at = datetime.now(timezone.utc)
-        for event in events:
-            await route(event.message, event.value if event.value is not None else b"", ingested_at)
-        await seen_tweets.seal()
+        try:
+            for event in events:
+                route(event.message, event.value if event.value is not None else b"", ingested_at, topics)
+        finally:
+            await seen_tweets.seal()
 
 
-async def route(message, payload: bytes, ingested_at: datetime) -> None:
+@dataclass(frozen=True)
+class OutputTopics:
+    typed: str
+    dead_letter: str
+
+
+def route(message, payload: bytes, ingested_at: datetime, topics: OutputTopics) -> None:
     """Decide one raw message: accepted to the typed topic, rejected to dead letters, else count."""
     lineage = Lineage(message.topic, message.partition, message.offset)
     outcome = normalize(payload, policy=policy, lineage=lineage, ingested_at=ingested_at)
@@ -74,7 +95,8 @@ async def route(message, payload: bytes, ingested_at: datetime) -> None:
     if isinstance(outcome, Rejected):
         counters.rejected_by_reason[outcome.reason] += 1
         log.debug("rejected %s@%s:%s: %s", message.topic, message.partition, message.offset, outcome.reason)
-        await dead_letter_topic.send(key=message.key, value=dead_letter(outcome, payload, lineage))
+        letter, _headers = dead_letter_topic.prepare_value(dead_letter(outcome, payload, lineage), None)
+        outbox.add(topics.dead_letter, message.key, letter)
         return
     tweet_id = outcome.row["tweet_id"] if isinstance(outcome, Accepted) else outcome.tweet_id
     if seen_tweets.is_duplicate(tweet_id, RawPosition(message.partition, message.offset)):
@@ -84,12 +106,13 @@ async def route(message, payload: bytes, ingested_at: datetime) -> None:
     else:
         counters.accepted += 1
         # Rows are already in the Tweet record's JSON shape: skip building a Record.
-        await typed_topic.send(key=tweet_id.encode(), value=orjson.dumps(outcome.row))
+        outbox.add(topics.typed, tweet_id.encode(), orjson.dumps(outcome.row))
 
 
 @app.timer(interval=60.0)
 async def forget_expired_tweet_ids() -> None:
     forgotten = seen_tweets.forget_expired()
+    await seen_tweets.seal()
     if forgotten:
         log.info("dedup: forgot %d tweet ids older than the window", forgotten)
 
@@ -100,3 +123,4 @@ class CountersView(View):
 
     async def get(self, request: Request) -> Response:
         return self.json(counters.as_dict())
+

@@ -35,6 +35,9 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.group_heartbeat_interval,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
+        # Fetch up to 8 MB per partition (Faust's default is 1 MB, ~500 tweets): fewer fetch round
+        # trips measured 4.2k -> 6.4k tweets/s for one normalize worker (BENCHMARKS.md).
+        consumer_max_fetch_size=8 * 1024 * 1024,
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
         web_host="127.0.0.1",
