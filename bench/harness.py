@@ -35,7 +35,7 @@ class BenchConfig:
     normalize_messages: int = 50_000
     sink_rows: int = 60_000
     e2e_warmup: int = 300
-    e2e_burst: int = 40_000
+    e2e_burst: int = 120_000
     e2e_latency_seconds: float = 60.0
     e2e_rate: float | None = None  # None: half the sustained rate measured just before
     trigger_seconds: float = 5.0
