@@ -8,7 +8,7 @@ export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help venv run test test-fast backfill lake-stats bench clean
+.PHONY: help venv run test test-fast backfill lake-stats bench bench-soak clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ lake-stats: $(STAMP) ## summary of the lake (bronze rows, files, time range, qua
 
 bench: $(STAMP) ## benchmarks of every stage, ~3.5 min (BENCH_QUICK=1: ~1.5 min); bench/results/latest.json
 	timeout --signal=TERM --kill-after=60 1500 $(BIN)/python -m bench.run $(if $(filter 1 true yes,$(BENCH_QUICK)),--quick,--no-quick)
+
+bench-soak: $(STAMP) ## worker + sink at 500 tweets/s for 10 min, memory sampled; bench/results/soak.json
+	timeout --signal=TERM --kill-after=60 1500 $(BIN)/python -m bench.run --stages soak --output bench/results/soak.json
 
 clean: ## remove the local lake, checkpoints and Faust state
 	rm -rf lake .faust

@@ -39,6 +39,10 @@ class BenchConfig:
     e2e_latency_seconds: float = 60.0
     e2e_rate: float | None = None  # None: half the sustained rate measured just before
     trigger_seconds: float = 5.0
+    # The opt-in soak stage (--stages soak): steady load for minutes, memory sampled.
+    soak_rate: float = 500.0
+    soak_minutes: float = 10.0
+    soak_dedup_window_seconds: float = 120.0
     spark_master: str = "local[*]"
     py_spy: bool = False
     jfr: bool = False
@@ -55,6 +59,7 @@ class BenchConfig:
             "e2e_warmup": 200,
             "e2e_burst": 10_000,
             "e2e_latency_seconds": 12.0,
+            "soak_minutes": 2.0,
         }
 
 

@@ -39,6 +39,7 @@ class TreeMonitor:
         self.peak_rss = 0
         self.last_rss = 0
         self.peak_rss_by_name: dict[str, int] = {}
+        self.last_rss_by_name: dict[str, int] = {}
         self._seen: dict[int, _Seen] = {}
         self._handles: dict[int, psutil.Process] = {}
         self._lock = threading.Lock()
@@ -109,7 +110,9 @@ class TreeMonitor:
             for group, names in self.groups.items():
                 rss = sum(by_name.get(name, 0) for name in names)
                 self.peak_rss_by_name[group] = max(self.peak_rss_by_name.get(group, 0), rss)
-            self.last_rss = sum(by_name.values())
+                by_name[group] = rss
+            self.last_rss_by_name = by_name
+            self.last_rss = sum(rss for name, rss in by_name.items() if name not in self.groups)
             self.peak_rss = max(self.peak_rss, self.last_rss)
             self._first = False
 
@@ -124,6 +127,12 @@ class TreeMonitor:
 
     def peak_rss_mb_of(self, name: str) -> float:
         return round(self.peak_rss_by_name.get(name, 0) / MB, 1)
+
+    def last_rss_mb(self, name: str | None = None) -> float:
+        """RSS at the last sample: of the whole tree, or of one process name or group."""
+        with self._lock:
+            rss = self.last_rss if name is None else self.last_rss_by_name.get(name, 0)
+        return round(rss / MB, 1)
 
 
 def _short_name(proc: psutil.Process) -> str:

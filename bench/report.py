@@ -90,6 +90,17 @@ def render(results: dict) -> str:
         "",
         "CPU seconds per 1,000 tweets: " + "; ".join(f"{name} {value}" for name, value in _flat(cpu)),
         "",
+    ]
+    soak = results.get("soak")
+    if soak:
+        lines += [
+            f"Soak: {soak['minutes']:g} minutes at {_num(soak['tweets_per_s'])} tweets/s: Faust worker peak "
+            f"{soak['worker_rss_peak_mb']} MB, {soak['worker_rss_second_half_slope_mb_per_min']} MB/min over the "
+            f"second half; Spark driver peak {soak['spark_driver_rss_peak_mb']} MB, "
+            f"{soak['spark_driver_rss_second_half_slope_mb_per_min']} MB/min.",
+            "",
+        ]
+    lines += [
         "| goal | target | measured | met |",
         "|---|---|---|---|",
     ]

@@ -27,7 +27,11 @@ from bench.harness import Bench, BenchConfig
 from bench.monitor import SystemLoad, TreeMonitor, machine_info
 from bench.report import render
 
-STAGES = ("raw_broker", "seed_pattern", "ingest", "normalize", "sink", "e2e")
+STAGES = ("raw_broker", "seed_pattern", "ingest", "normalize", "sink", "e2e", "soak")
+# The soak stage takes ~10 minutes: only when asked for.
+DEFAULT_STAGES = STAGES[:-1]
+# "No growth": under 0.5 MB a minute (5 MB over ten minutes) in the second half of the soak.
+SOAK_FLAT_MB_PER_MIN = 0.5
 STAGE_MODULES = {"e2e": "end_to_end"}
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -41,14 +45,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "Stages: raw_broker (confluent-kafka produce->consume), seed_pattern (kafka-python "
             "send().get() per tweet), ingest (agents.ingest.publish_raw via the Faust app), normalize "
             "(one worker, until /counters/ read == N), sink (spark-submit --available-now), e2e (worker + "
-            "streaming sink: sustained rate, then latency at a fixed rate). On 2 cores the full run takes "
-            "about 3.5 minutes, --quick (or BENCH_QUICK=1) about 1.5."
+            "streaming sink: sustained rate, then latency at a fixed rate), soak (opt-in: worker + sink at "
+            "--set soak_rate=500 tweets/s for --set soak_minutes=10, memory sampled every 10 s, dedup window "
+            "--set soak_dedup_window_seconds=120). On 2 cores the default run (all but soak) takes about "
+            "3.5 minutes, --quick (or BENCH_QUICK=1) about 1.5."
         ),
     )
     quick_default = os.environ.get("BENCH_QUICK", "").strip().lower() in ("1", "true", "yes")
     parser.add_argument("--quick", action=argparse.BooleanOptionalAction, default=quick_default,
                         help="smaller sizes, about 1.5 minutes (default from BENCH_QUICK)")
-    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {', '.join(STAGES)}")
+    parser.add_argument("--stages", default=",".join(DEFAULT_STAGES),
+                        help=f"comma-separated subset of {', '.join(STAGES)} (default: all but soak)")
     parser.add_argument("--clean-tweets", action="store_true",
                         help="all tweets on topic, English and well formed (default: SyntheticTweets' realistic shares)")
     parser.add_argument("--seed", type=int, default=42, help="SyntheticTweets seed (default 42)")
@@ -160,7 +167,9 @@ def collect(config: BenchConfig, measured: dict, bench: Bench, load: dict, wall:
     raw = get("raw_broker", "raw_broker_msgs_per_s")
     e2e = get("e2e", "e2e_tweets_per_s")
     p99 = get("e2e", "e2e_latency_p99_s")
-    worker_rss = largest(get("normalize", "worker_peak_rss_mb"), get("e2e", "worker_peak_rss_mb"))
+    soak = _soak_summary(measured.get("soak"))
+    worker_rss = largest(get("normalize", "worker_peak_rss_mb"), get("e2e", "worker_peak_rss_mb"),
+                         soak["worker_rss_peak_mb"] if soak else None)
     results = {
         "raw_broker_msgs_per_s": raw,
         "seed_pattern_tweets_per_s": seed,
@@ -200,7 +209,11 @@ def collect(config: BenchConfig, measured: dict, bench: Bench, load: dict, wall:
             _goal("e2e p99 latency (s)", f"<= trigger + 3 = {config.trigger_seconds + 3:g}", p99,
                   p99 is not None and p99 <= config.trigger_seconds + 3),
             _goal("worker peak RSS (MB)", "<= 250", worker_rss, worker_rss is not None and worker_rss <= 250),
-        ],
+        ] + ([_goal("worker RSS growth, second half of the soak (MB/min)", f"<= {SOAK_FLAT_MB_PER_MIN} (flat)",
+                    soak["worker_rss_second_half_slope_mb_per_min"],
+                    soak["worker_rss_second_half_slope_mb_per_min"] is not None
+                    and soak["worker_rss_second_half_slope_mb_per_min"] <= SOAK_FLAT_MB_PER_MIN)] if soak else []),
+        "soak": soak,
         "quick": config.quick,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run_wall_s": round(wall, 1),
@@ -226,6 +239,20 @@ def code_version() -> dict:
 
     changed = git("status", "--porcelain", "--", "agents", "app", "spark_sink", "config")
     return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_changes": changed.splitlines()}
+
+
+def _soak_summary(soak: dict | None) -> dict | None:
+    """The soak stage's memory verdict, when it ran."""
+    if not soak or "worker_rss" not in soak:
+        return None
+    return {
+        "minutes": soak["soak_minutes"],
+        "tweets_per_s": soak["soak_rate"],
+        "worker_rss_peak_mb": soak["worker_rss"]["peak_mb"],
+        "worker_rss_second_half_slope_mb_per_min": soak["worker_rss"]["second_half_slope_mb_per_min"],
+        "spark_driver_rss_peak_mb": soak["spark_driver_rss"]["peak_mb"],
+        "spark_driver_rss_second_half_slope_mb_per_min": soak["spark_driver_rss"]["second_half_slope_mb_per_min"],
+    }
 
 
 def _div(a, b):

@@ -1,0 +1,102 @@
+"""Stage soak (opt-in: `--stages soak`, not part of the default run): the worker and the streaming
+sink under a steady offered rate for `soak_minutes` (10 by default), to see whether their memory
+levels off ("worker RSS <= 250 MB steady, no growth over a 10-minute run").
+
+The worker keeps every tweet id of its dedup window, so with the default one-hour window its table
+grows for an hour by design. Here the window is `soak_dedup_window_seconds` (120 s): the table
+stops growing after ~3 minutes (ids are swept once a minute), and growth after that is not the
+table. RSS is sampled every `SAMPLE_S`; the report gives the curve, the peak, and the slope over
+the second half of the run (MB per minute) for the worker and the Spark driver.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from bench.harness import Bench, wait_for
+from bench.lake_watch import BronzeWatcher
+from bench.monitor import SPARK_GROUPS, TreeMonitor
+from bench.stages.end_to_end import POLL_S, _publish_at_rate
+from bench.stages.normalize import counters
+
+SAMPLE_S = 10.0
+
+
+def _slope_mb_per_min(samples: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, MB) pairs, in MB per minute."""
+    if len(samples) < 3:
+        return None
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_m = sum(m for _, m in samples) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in samples)
+    if not spread:
+        return None
+    slope = sum((t - mean_t) * (m - mean_m) for t, m in samples) / spread
+    return round(slope * 60, 2)
+
+
+def _summary(curve: list[tuple[float, float]]) -> dict:
+    second_half = [(t, mb) for t, mb in curve if t >= curve[-1][0] / 2]
+    return {
+        "first_mb": curve[0][1],
+        "last_mb": curve[-1][1],
+        "peak_mb": max(mb for _, mb in curve),
+        "second_half_slope_mb_per_min": _slope_mb_per_min(second_half),
+    }
+
+
+def run(bench: Bench) -> dict:
+    config = bench.config
+    rate = config.soak_rate
+    count = int(rate * config.soak_minutes * 60)
+    settings = bench.stage_settings("soak", dedup_window_seconds=config.soak_dedup_window_seconds)
+    watcher = BronzeWatcher(Path(settings.lake_root) / "bronze")
+    messages = bench.pool.messages(0, count)
+    worker = bench.start_worker(settings, name="soak-worker")
+    sink = bench.start_sink(settings, name="soak-sink")
+    processes = (worker, sink)
+    worker_monitor = TreeMonitor(worker.popen.pid).start()
+    sink_monitor = TreeMonitor(sink.popen.pid, groups=SPARK_GROUPS).start()
+    worker_curve: list[tuple[float, float]] = []
+    driver_curve: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def sample_memory() -> None:
+        began = time.monotonic()
+        while not stop.wait(SAMPLE_S):
+            elapsed = round(time.monotonic() - began, 1)
+            worker_curve.append((elapsed, worker_monitor.last_rss_mb()))
+            driver_curve.append((elapsed, sink_monitor.last_rss_mb("driver")))
+            if len(worker_curve) % 6 == 0:
+                bench.log(f"  soak {elapsed / 60:.1f} min: worker {worker_curve[-1][1]} MB, "
+                          f"Spark driver {driver_curve[-1][1]} MB, read {counters(settings).get('read', 0):,}")
+
+    result: dict = {"soak_rate": rate, "soak_minutes": config.soak_minutes, "soak_tweets": count,
+                    "dedup_window_seconds": config.soak_dedup_window_seconds, "sample_seconds": SAMPLE_S}
+    sampler = threading.Thread(target=sample_memory, daemon=True, name="soak-sampler")
+    try:
+        wait_for(lambda: counters(settings) != {}, 120, "the soak worker's web server", processes)
+        sampler.start()
+        _published_at, publish_s = _publish_at_rate(bench, settings.topic_raw, messages, rate, watcher)
+        wait_for(lambda: counters(settings).get("read", 0) >= count, 120, "the soak worker read everything",
+                 processes, interval=POLL_S)
+        stop.set()
+        sampler.join()
+        result.update({
+            "achieved_publish_tweets_per_s": round(count / publish_s, 1),
+            "worker_counters": counters(settings),
+            "worker_rss": _summary(worker_curve),
+            "spark_driver_rss": _summary(driver_curve),
+            "worker_rss_curve_mb": worker_curve,
+            "spark_driver_rss_curve_mb": driver_curve,
+        })
+    finally:
+        stop.set()
+        for process in processes:
+            bench.stop(process)
+        worker_monitor.stop()
+        sink_monitor.stop()
+    bench.delete_stage_topics(settings)
+    return result

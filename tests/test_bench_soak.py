@@ -1,0 +1,18 @@
+"""The soak stage's memory verdict: the slope over the second half of the run, in MB per minute."""
+from __future__ import annotations
+
+from bench.stages.soak import _slope_mb_per_min, _summary
+
+
+def test_a_flat_curve_has_no_slope_and_a_steady_climb_is_measured_per_minute():
+    assert _slope_mb_per_min([(t, 150.0) for t in range(0, 600, 10)]) == 0.0
+    assert _slope_mb_per_min([(t, 100 + t / 10) for t in range(0, 600, 10)]) == 6.0  # 1 MB per 10 s
+    assert _slope_mb_per_min([(0, 1.0), (10, 2.0)]) is None  # too few samples to say
+
+
+def test_the_summary_judges_growth_on_the_second_half_only():
+    # The dedup table fills for the first minutes, then the memory levels off.
+    curve = [(t, min(100 + t / 2, 190.0)) for t in range(10, 610, 10)]
+    summary = _summary(curve)
+    assert summary["first_mb"] == 105.0 and summary["last_mb"] == 190.0 and summary["peak_mb"] == 190.0
+    assert summary["second_half_slope_mb_per_min"] == 0.0
