@@ -4,6 +4,7 @@ from __future__ import annotations
 import faust
 
 from app.settings import Settings, get_settings
+from app.faust_delivery import deliver_without_tasks
 from app.tansu_compat import (
     fetch_only_active_partitions,
     leave_group_from_generation_zero,
@@ -21,6 +22,8 @@ def create_app(settings: Settings) -> faust.App:
     # Two Faust races (not broker bugs) that lose stream records after table recovery.
     seek_streams_before_resuming_them()
     fetch_only_active_partitions()
+    # Faust's per-message delivery cost four asyncio tasks: skipped when a delivery never waits.
+    deliver_without_tasks()
     return faust.App(
         settings.faust_app_id,
         broker=broker_urls(settings),
