@@ -23,7 +23,7 @@ from app.topics import dead_letter_topic, raw_topic, typed_topic
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 4000
 BATCH_WITHIN_SECONDS = 0.05
 
 counters = OutcomeCounters()
