@@ -41,10 +41,9 @@ def create_app(settings: Settings) -> faust.App:
         # Fetch up to 8 MB per partition (Faust's default is 1 MB, ~500 tweets): fewer fetch round
         # trips measured 4.2k -> 6.4k tweets/s for one normalize worker (BENCHMARKS.md).
         consumer_max_fetch_size=8 * 1024 * 1024,
-        # Room for four take_events batches between the fetcher and the agent (Faust's default
-        # 4,096 is one): the agent no longer waits on the fetcher between batches (normalize
-        # stage 6.5k -> 10.8k tweets/s, BENCHMARKS.md).
-        stream_buffer_maxsize=16384,
+        # Room for two or more take_events batches between the fetcher and the agent (Faust's
+        # default 4,096 is one), so the agent does not wait on the fetcher between batches.
+        stream_buffer_maxsize=settings.faust_stream_buffer,
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
         web_host="127.0.0.1",

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # for half the session timeout), 10 s / 3 s on Kafka (which rejects sessions under 6 s).
     faust_session_timeout: Optional[float] = Field(default=None, gt=0)
     faust_heartbeat_interval: Optional[float] = Field(default=None, gt=0)
+    # Raw messages buffered between the fetcher and the normalize agent: 8,192 keeps the worker
+    # under 250 MB; 16,384 measured ~15% more tweets/s end to end for ~60 MB more (BENCHMARKS.md).
+    faust_stream_buffer: int = Field(default=8192, ge=1000)
 
     # Ingestion.
     source: Literal["synthetic", "x", "none"] = "synthetic"
