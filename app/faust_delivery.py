@@ -19,12 +19,9 @@ path runs from the start. The method below is Faust's, with only that line chang
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any, Coroutine, Generator
 
-log = logging.getLogger(__name__)
-
-PATCHED_FAUST_VERSIONS = ("0.15.3",)
+from app.tansu_compat import install_for_pinned_faust
 
 
 class _Remainder:
@@ -136,11 +133,6 @@ async def _drain_messages(self, fetcher) -> None:  # pragma: no cover - Faust's 
 
 def deliver_without_tasks() -> bool:
     """Install the delivery patch once; return whether this Faust version is patched."""
-    import faust
     from faust.transport.consumer import Consumer
 
-    if faust.__version__ not in PATCHED_FAUST_VERSIONS:
-        log.warning("faust %s not known to this patch: message delivery left as is", faust.__version__)
-        return False
-    Consumer._drain_messages = _drain_messages
-    return True
+    return install_for_pinned_faust(Consumer, "_drain_messages", _drain_messages, "message delivery")

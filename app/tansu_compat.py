@@ -128,25 +128,28 @@ async def _getmany_of_a_snapshot(self, active_partitions, timeout: float):
     return await self._thread.getmany(active_partitions, timeout)
 
 
-def fetch_only_active_partitions() -> bool:
-    """Install the snapshot patch once; return whether this Faust version is patched."""
+def install_for_pinned_faust(owner: type, name: str, replacement, what: str) -> bool:
+    """Set `owner.name = replacement` when Faust is the version the patch was written for;
+    otherwise leave Faust as it is and say so. Returns whether it was installed."""
     import faust
-    from faust.transport.consumer import ThreadDelegateConsumer
 
     if faust.__version__ not in PATCHED_FAUST_VERSIONS:
-        log.warning("faust %s not known to this patch: active partitions left as is", faust.__version__)
+        log.warning("faust %s not known to this patch: %s left as is", faust.__version__, what)
         return False
-    ThreadDelegateConsumer._getmany = _getmany_of_a_snapshot
+    setattr(owner, name, replacement)
     return True
+
+
+def fetch_only_active_partitions() -> bool:
+    """Install the snapshot patch once; return whether this Faust version is patched."""
+    from faust.transport.consumer import ThreadDelegateConsumer
+
+    return install_for_pinned_faust(ThreadDelegateConsumer, "_getmany", _getmany_of_a_snapshot, "active partitions")
 
 
 def seek_streams_before_resuming_them() -> bool:
     """Install the recovery patch once; return whether this Faust version is patched."""
-    import faust
     from faust.tables.recovery import Recovery
 
-    if faust.__version__ not in PATCHED_FAUST_VERSIONS:
-        log.warning("faust %s not known to this patch: table recovery left as is", faust.__version__)
-        return False
-    Recovery.on_recovery_completed = _on_recovery_completed_seek_first
-    return True
+    return install_for_pinned_faust(Recovery, "on_recovery_completed", _on_recovery_completed_seek_first,
+                                    "table recovery")
