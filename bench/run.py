@@ -168,6 +168,7 @@ def collect(config: BenchConfig, measured: dict, bench: Bench, load: dict, wall:
     e2e = get("e2e", "e2e_tweets_per_s")
     p99 = get("e2e", "e2e_latency_p99_s")
     soak = _soak_summary(measured.get("soak"))
+    slope = soak["worker_rss_second_half_slope_mb_per_min"] if soak else None
     worker_rss = largest(get("normalize", "worker_peak_rss_mb"), get("e2e", "worker_peak_rss_mb"),
                          soak["worker_rss_peak_mb"] if soak else None)
     results = {
@@ -210,9 +211,7 @@ def collect(config: BenchConfig, measured: dict, bench: Bench, load: dict, wall:
                   p99 is not None and p99 <= config.trigger_seconds + 3),
             _goal("worker peak RSS (MB)", "<= 250", worker_rss, worker_rss is not None and worker_rss <= 250),
         ] + ([_goal("worker RSS growth, second half of the soak (MB/min)", f"<= {SOAK_FLAT_MB_PER_MIN} (flat)",
-                    soak["worker_rss_second_half_slope_mb_per_min"],
-                    soak["worker_rss_second_half_slope_mb_per_min"] is not None
-                    and soak["worker_rss_second_half_slope_mb_per_min"] <= SOAK_FLAT_MB_PER_MIN)] if soak else []),
+                    slope, slope is not None and slope <= SOAK_FLAT_MB_PER_MIN)] if soak else []),
         "soak": soak,
         "quick": config.quick,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
