@@ -5,6 +5,7 @@ import faust
 
 from app.settings import Settings, get_settings
 from app.faust_delivery import deliver_without_tasks
+from app.heap import keep_heap_trimmed
 from app.tansu_compat import (
     fetch_only_active_partitions,
     leave_group_from_generation_zero,
@@ -24,7 +25,7 @@ def create_app(settings: Settings) -> faust.App:
     fetch_only_active_partitions()
     # Faust's per-message delivery cost four asyncio tasks: skipped when a delivery never waits.
     deliver_without_tasks()
-    return faust.App(
+    app = faust.App(
         settings.faust_app_id,
         broker=broker_urls(settings),
         # Tables keep their state in memory and recover it from their changelog topics.
@@ -50,6 +51,9 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.faust_web_port,
         web_in_thread=False,
     )
+    # Otherwise RSS keeps the high-water mark of every backlog (glibc keeps freed pages).
+    keep_heap_trimmed(app, settings.heap_trim_seconds)
+    return app
 
 
 app = create_app(get_settings())

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Raw messages buffered between the fetcher and the normalize agent: 8,192 keeps the worker
     # under 250 MB; 16,384 measured ~15% more tweets/s end to end for ~60 MB more (BENCHMARKS.md).
     faust_stream_buffer: int = Field(default=8192, ge=1000)
+    # Seconds between handing the worker's freed heap back to the OS (glibc only; 0 = never).
+    # Without it RSS ratchets up with every backlog: +6 MB a minute in the soak (app/heap.py).
+    heap_trim_seconds: float = Field(default=20.0, ge=0)
 
     # Ingestion.
     source: Literal["synthetic", "x", "none"] = "synthetic"
