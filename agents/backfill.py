@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from agents.sources.archive import ArchiveCounts, ArchiveError, ArchiveFile
-from app.broker import create_topics, start_tansu, stop_tansu, wait_for_broker
+from app.broker import Broker, wait_for_broker
 from app.processes import Process, free_port, start_sink, start_worker
 from app.settings import Settings, get_settings
 from spark_sink.job import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE
@@ -47,13 +47,15 @@ Lines that hold no tweet (not JSON, truncated, errors, empty pages) are publishe
 end up in quarantine with a reason; blank lines are skipped.
 
 KAFKA_BOOTSTRAP_SERVERS unset (the default): the backfill runs everything itself, isolated from a
-running `make run`: an embedded Tansu broker on a free port, the project's topics, a Faust worker
-(SOURCE=none, FILTER from --filter, its own state in a temporary folder), then
+running `make run`: an embedded Kafka on free ports (its data in a temporary folder), the
+project's topics, a Faust worker (SOURCE=none, FILTER from --filter, its own state in a
+temporary folder), then
 `spark-submit spark_sink/job.py --available-now` with its checkpoints in
 LAKE/_checkpoints/backfill-<UTC time> (the offsets belong to this run's broker). The sink writes
 into LAKE/_backfill/<run>/ first; its files then move into the lake's zones under names no later
-sink batch can reuse. Each run pays the start-up of its worker and of Spark (about 25 s on two
-cores), then moves about 1,000 tweets/s end to end. Progress goes to stderr. The last stdout line is one JSON object:
+sink batch can reuse. Each run pays the start-up of its broker, worker and Spark (about 30 s on
+two cores), then moves about 1,000 tweets/s end to end. Progress goes to stderr. The last
+stdout line is one JSON object:
 read (raw messages the worker read = published, pages split), accepted, filtered, duplicates,
 rejected (read = accepted + filtered + duplicates + rejected), bronze_rows (rows this run added
 to bronze), quarantine_rows, files, lines, seconds, tweets_per_s. Exit 0 when every accepted
@@ -296,6 +298,8 @@ def run_settings(settings: Settings, workdir: Path, lake_root: str, run_name: st
         "kafka_bootstrap_servers": None,
         "broker_host": "127.0.0.1",
         "broker_port": free_port(),
+        "kafka_controller_port": free_port(),
+        "kafka_data_dir": workdir / "kafka",
         "faust_web_port": free_port(),
         "faust_data_dir": workdir / "faust",
         "source": "none",
@@ -310,7 +314,7 @@ def run_embedded(paths: list[Path], settings: Settings, rate: float | None, prog
     run_name = "backfill-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     lake_root = settings.lake_root.rstrip("/") if "://" in settings.lake_root else os.path.abspath(settings.lake_root)
     try:
-        fs, lake_path = lake_fs_for(lake_root, settings.hdfs_namenode_url, settings.hdfs_user)
+        fs, lake_path = lake_fs_for(lake_root, settings.hdfs_namenode_url, settings.hdfs_user, settings.hdfs_http_port)
     except ValueError as error:
         raise BackfillError(str(error)) from error
     fs.mkdirs(lake_path)
@@ -319,10 +323,9 @@ def run_embedded(paths: list[Path], settings: Settings, rate: float | None, prog
         workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="tweetlake-backfill-")))
         run = run_settings(settings, workdir, lake_root, run_name)
         progress.show(f"{run_name}: broker on {run.bootstrap_servers}, FILTER={run.filter}, lake {lake_root}", permanent=True)
-        broker = start_tansu(run.broker_host, run.broker_port)
-        cleanup.callback(stop_tansu, broker)
-        wait_for_broker(run.bootstrap_servers, timeout=30)
-        create_topics(run)
+        broker = Broker(run)
+        cleanup.callback(broker.stop)
+        broker.start()
         worker = cleanup.enter_context(start_worker(run, workdir))
 
         publication = publish(paths, run.bootstrap_servers, run.topic_raw, rate, progress)

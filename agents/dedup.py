@@ -18,7 +18,6 @@ from agents.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-SEAL_KEY = b"\x00seal"
 # partition, offset, first-seen time: 20 bytes a tweet id (orjson's bytes kept a ~4 KB buffer each).
 ENTRY = struct.Struct("<iqd")
 
@@ -32,12 +31,10 @@ class RawPosition:
 class SeenTweets:
     """The table, written with the raw event's partition so the changelog is co-partitioned."""
 
-    def __init__(self, app: faust.App, window_seconds: float, outbox: Outbox, seal_batches: bool = False):
+    def __init__(self, app: faust.App, window_seconds: float, outbox: Outbox):
         self.app = app
         self.outbox = outbox
         self.window_seconds = window_seconds
-        self.seal_batches = seal_batches
-        self._unsealed_partitions: set[int] = set()
         retention_ms = int(window_seconds * 2 * 1000)
         self.table = app.Table(
             "seen_tweets",
@@ -71,24 +68,7 @@ class SeenTweets:
         # through the agent's outbox, not `send_changelog`, to batch them with the typed rows
         # (the memory store keeps no changelog offsets that this would bypass).
         self.outbox.add(self.changelog_topic_name, key, value, partition=position.partition)
-        self._unsealed_partitions.add(position.partition)
         return False
-
-    async def seal(self) -> None:
-        """Flush the outbox; on Tansu, then end each changelog write burst with a lone record.
-
-        Tansu reports a partition's end (ListOffsets LATEST) as its last record batch's first
-        offset + 1, and Faust's recovery reads only up to there: the rest of the last batch would
-        be forgotten by a restarted worker. A one-record batch after a flush makes that end exact.
-        The seal is a tombstone for a key that is never set, so recovery ignores it.
-        """
-        await self.outbox.flush()
-        if not (self.seal_batches and self._unsealed_partitions):
-            return
-        partitions, self._unsealed_partitions = sorted(self._unsealed_partitions), set()
-        for partition in partitions:
-            self.outbox.add(self.changelog_topic_name, SEAL_KEY, None, partition=partition)
-        await self.outbox.flush()
 
     def forget_expired(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
@@ -100,5 +80,4 @@ class SeenTweets:
         for key, partition in expired:
             del self.table.data[key]
             self.outbox.add(self.changelog_topic_name, key, None, partition=partition)
-            self._unsealed_partitions.add(partition)
         return len(expired)

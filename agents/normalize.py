@@ -42,9 +42,7 @@ def filter_policy(settings: Settings) -> FilterPolicy:
 
 policy = filter_policy(get_settings())
 outbox = Outbox(app.producer)
-seen_tweets = SeenTweets(
-    app, get_settings().dedup_window_seconds, outbox, seal_batches=get_settings().embedded_broker
-)
+seen_tweets = SeenTweets(app, get_settings().dedup_window_seconds, outbox)
 
 
 def dead_letter(rejection: Rejected, payload: bytes, lineage: Lineage) -> DeadLetter:
@@ -63,9 +61,8 @@ def dead_letter(rejection: Rejected, payload: bytes, lineage: Lineage) -> DeadLe
 async def normalize_tweets(stream):
     """Batch events so the per-message overhead of the stream is paid once per batch.
 
-    Routing queues records in the outbox without awaiting, and `seal` (which flushes the outbox)
-    runs in `finally`: `take_events` acks a batch's events even when the agent is cancelled at
-    shutdown, so whatever they produced must reach the broker before their offsets are committed.
+    Routing queues records in the outbox without awaiting, and the outbox is flushed in `finally`:
+    `take_events` acks a batch's events even when the agent is cancelled at shutdown, so whatever they produced must reach the broker before their offsets are committed.
     """
     topics = OutputTopics(typed_topic.get_topic_name(), dead_letter_topic.get_topic_name())
     first = True
@@ -78,7 +75,7 @@ async def normalize_tweets(stream):
             for event in events:
                 route(event.message, event.value if event.value is not None else b"", ingested_at, topics)
         finally:
-            await seen_tweets.seal()
+            await outbox.flush()
 
 
 @dataclass(frozen=True)
@@ -112,7 +109,7 @@ def route(message, payload: bytes, ingested_at: datetime, topics: OutputTopics) 
 @app.timer(interval=60.0)
 async def forget_expired_tweet_ids() -> None:
     forgotten = seen_tweets.forget_expired()
-    await seen_tweets.seal()
+    await outbox.flush()
     if forgotten:
         log.info("dedup: forgot %d tweet ids older than the window", forgotten)
 

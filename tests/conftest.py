@@ -1,25 +1,67 @@
-"""Fixtures that start real processes: a Tansu broker per test on a free port, and helpers to
-run the Faust worker and the Spark sink against it."""
+"""Fixtures that start real processes: one Apache Kafka for the whole session (each test gets its
+own topics and consumer group), a broker of a test's own where it kills or restarts it, and a
+local Spark session."""
 from __future__ import annotations
+
+import uuid
+from pathlib import Path
 
 import pytest
 
-from app.broker import create_topics, start_tansu, stop_tansu, wait_for_broker
+from app.broker import Broker, create_topics
 from app.processes import free_port
 from app.settings import Settings
 
+pytest_plugins = ["hdfs_cluster"]
+
+
+def isolated_settings(**values) -> Settings:
+    """Settings no other test shares: topics, Faust app id (group, changelogs) and web port."""
+    suffix = uuid.uuid4().hex[:8]
+    return Settings(
+        _env_file=None,
+        topic_raw=f"tweets.raw.{suffix}",
+        topic_typed=f"tweets.typed.{suffix}",
+        topic_dead_letter=f"tweets.dead-letter.{suffix}",
+        faust_app_id=f"tweetlake-{suffix}",
+        faust_web_port=free_port(),
+        **values,
+    )
+
+
+def embedded_broker_settings(data_dir: Path) -> Settings:
+    return isolated_settings(broker_port=free_port(), kafka_controller_port=free_port(), kafka_data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def session_kafka(tmp_path_factory) -> str:
+    """One embedded Kafka for the session; yields its bootstrap servers."""
+    broker = Broker(embedded_broker_settings(tmp_path_factory.mktemp("kafka")))
+    broker.start()
+    try:
+        yield broker.settings.bootstrap_servers
+    finally:
+        broker.stop()
+
 
 @pytest.fixture
-def broker_settings() -> Settings:
-    """Settings for an embedded broker of this test alone (topics created, nothing shared)."""
-    settings = Settings(_env_file=None, broker_port=free_port(), faust_web_port=free_port())
-    process = start_tansu(settings.broker_host, settings.broker_port)
+def broker_settings(session_kafka) -> Settings:
+    """Settings on the session's Kafka with topics of this test alone (created)."""
+    host, port = session_kafka.split(":")
+    settings = isolated_settings(broker_host=host, broker_port=int(port))
+    create_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def own_broker(tmp_path) -> Broker:
+    """An embedded Kafka of this test alone, for tests that kill or restart it."""
+    broker = Broker(embedded_broker_settings(tmp_path / "kafka"))
+    broker.start()
     try:
-        wait_for_broker(settings.bootstrap_servers, timeout=30)
-        create_topics(settings)
-        yield settings
+        yield broker
     finally:
-        stop_tansu(process)
+        broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,42 +1,107 @@
-"""The broker process of the Procfile set: topics created, and a dead embedded broker restarted."""
+"""The broker process of the Procfile set: an embedded Apache Kafka with the project's topics,
+retention that can delete, and data that survives a restart or a crash of the broker."""
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import sys
+import uuid
 
 import psutil
 import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import ConfigResource
 
 from app.broker import admin_client, project_topics
-from app.settings import Settings
-from app.processes import free_port
-from tests.processes import wait_until
+from conftest import embedded_broker_settings
+from kafka_io import consume_keys, produce
+from processes import wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def test_a_dead_embedded_broker_is_restarted_with_its_topics(tmp_path):
-    settings = Settings(_env_file=None, broker_port=free_port())
-    env = {**os.environ, "BROKER_PORT": str(settings.broker_port), "LOG_LEVEL": "info"}
+def committed_offset(bootstrap_servers: str, group: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group, "log_level": 2})
+    try:
+        (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+        return tp.offset
+    finally:
+        consumer.close()
+
+
+def commit(bootstrap_servers: str, group: str, topic: str, offset: int) -> None:
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group, "log_level": 2,
+                         "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def test_the_broker_process_keeps_topics_data_and_groups_across_a_crash(tmp_path):
+    settings = embedded_broker_settings(tmp_path / "kafka")
+    env = {**os.environ, "BROKER_PORT": str(settings.broker_port), "LOG_LEVEL": "info",
+           "KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port), "KAFKA_DATA_DIR": str(settings.kafka_data_dir),
+           "TOPIC_RAW": settings.topic_raw, "TOPIC_TYPED": settings.topic_typed,
+           "TOPIC_DEAD_LETTER": settings.topic_dead_letter, "TOPIC_RETENTION_MS": "600000"}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     log_path = tmp_path / "broker.log"
+    servers = settings.bootstrap_servers
     with open(log_path, "wb") as log_file:
         runner = subprocess.Popen([sys.executable, "-m", "app.broker"], env=env, cwd=tmp_path,
                                   stdout=log_file, stderr=subprocess.STDOUT)
         try:
-            def tansu_children():
-                return [child for child in psutil.Process(runner.pid).children() if "tansu" in child.name()]
+            def kafka_children():
+                return [child for child in psutil.Process(runner.pid).children() if child.name() == "java"]
 
-            wait_until(lambda: b"ready at" in log_path.read_bytes() and tansu_children(), 30, "broker ready")
-            first = tansu_children()[0]
+            wait_until(lambda: b"ready at" in log_path.read_bytes() and kafka_children(), 90, "broker ready")
+            assert brokers_using(settings.kafka_data_dir) == kafka_children()
+            # Topics with retention that deletes: segments roll at a sixth of the retention.
+            resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in project_topics(settings)]
+            admin = admin_client(servers)
+            for future in admin.describe_configs(resources).values():
+                configs = future.result()
+                assert configs["retention.ms"].value == "600000"
+                assert configs["segment.ms"].value == "100000"
+                assert configs["segment.bytes"].value == str(64 * 1024 * 1024)
+            group = f"group-{uuid.uuid4().hex[:6]}"
+            keys = [f"k{i}".encode() for i in range(200)]
+            produce(servers, settings.topic_raw, ((key, b"value") for key in keys))
+            commit(servers, group, settings.topic_raw, 42)
+
+            first = kafka_children()[0]
             first.send_signal(signal.SIGKILL)
             wait_until(lambda: b"restart 1" in log_path.read_bytes(), 30, "the restart")
-            wait_until(lambda: tansu_children() and tansu_children()[0].pid != first.pid, 30, "a new broker")
-            wait_until(lambda: set(project_topics(settings)) <= set(admin_client(settings.bootstrap_servers)
-                                                                     .list_topics(timeout=5).topics), 30, "topics again")
+            wait_until(lambda: kafka_children() and kafka_children()[0].pid != first.pid, 30, "a new broker")
+
+            assert sorted(consume_keys(servers, settings.topic_raw, len(keys), timeout=60)) == sorted(keys)
+            assert committed_offset(servers, group, settings.topic_raw) == 42
         finally:
             runner.send_signal(signal.SIGTERM)
-            runner.wait(timeout=30)
+            runner.wait(timeout=60)
     assert runner.returncode == 0
+    assert not brokers_using(settings.kafka_data_dir), "the broker JVM outlived the runner"
+
+
+def brokers_using(data_dir) -> list[psutil.Process]:
+    """Kafka JVMs started with this data dir's config (their command line names it)."""
+    config = str((data_dir / "server.properties").resolve())
+    return [p for p in psutil.process_iter(["cmdline"]) if config in (p.info["cmdline"] or [])]
+
+
+def test_a_clear_error_when_the_broker_cannot_start(tmp_path):
+    """The controller port taken: the runner says the broker exited, and exits 1."""
+    settings = embedded_broker_settings(tmp_path / "kafka")
+    import socket
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", settings.kafka_controller_port))
+        squatter.listen()
+        env = {**os.environ, "BROKER_PORT": str(settings.broker_port), "KAFKA_DATA_DIR": str(settings.kafka_data_dir),
+               "KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port)}
+        env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+        result = subprocess.run([sys.executable, "-m", "app.broker"], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "embedded Kafka broker exited" in result.stderr + result.stdout

@@ -8,7 +8,7 @@ import asyncio
 import mode
 from mode.utils.locks import Event
 
-from app.faust_delivery import _drain_messages, deliver, deliver_without_tasks
+from app.faust_patches.inline_delivery import _drain_messages, deliver, deliver_without_tasks
 
 
 class CountingService(mode.Service):
@@ -106,6 +106,26 @@ def test_with_the_flow_already_suspended_faust_path_runs_from_the_start():
         return service.wait_first_calls
 
     assert asyncio.run(main()) == 1
+
+
+def test_without_the_patch_every_delivery_costs_faust_wait_first_and_its_tasks():
+    """Faust's own line, for comparison with the inline test above: one wait_first and its tasks
+    for a delivery that never waits."""
+    async def callback():
+        return None
+
+    async def main():
+        service = CountingService()
+        created = []
+        loop = asyncio.get_running_loop()
+        original_create_task = loop.create_task
+        loop.create_task = lambda coro, **kw: created.append(coro) or original_create_task(coro, **kw)
+        suspend_flow = Event()
+        await service.wait_first(callback(), suspend_flow.wait())
+        return service.wait_first_calls, len(created)
+
+    calls, tasks = asyncio.run(main())
+    assert calls == 1 and tasks >= 2
 
 
 def test_patch_is_installed_for_the_pinned_faust():

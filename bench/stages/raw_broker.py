@@ -1,6 +1,6 @@
 """Stage 1, the ceiling: confluent-kafka producer -> broker -> consumer, the same payloads, nothing
-else. The consumer runs in a thread, connected and fetching before the clock starts (its first
-fetch alone takes ~0.6 s on Tansu), so the rate is what flows through the broker."""
+else. The consumer runs in a thread, connected and fetching before the clock starts, so the rate
+is what flows through the broker."""
 from __future__ import annotations
 
 import threading

@@ -1,6 +1,8 @@
 """Stage soak (opt-in: `--stages soak`, not part of the default run): the worker and the streaming
-sink under a steady offered rate for `soak_minutes` (10 by default), to see whether their memory
-levels off ("worker RSS <= 250 MB steady, no growth over a 10-minute run").
+sink under a steady offered rate for `soak_minutes` (30 by default) with topics that keep
+`soak_retention_ms` (5 minutes), to see whether memory and the broker's disk level off once
+retention deletes: RSS of the worker, the Spark driver and the Kafka broker, and the size of the
+broker's data dir, sampled over time.
 
 The worker keeps every tweet id of its dedup window, so with the default one-hour window its table
 grows for an hour by design. Here the window is `soak_dedup_window_seconds` (120 s): the table
@@ -47,11 +49,33 @@ def _summary(curve: list[tuple[float, float]]) -> dict:
     }
 
 
+def _folder_mb(folder: Path) -> float:
+    """Bytes on disk under `folder` (what `du` counts), in MB."""
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file():
+                total += path.stat().st_blocks * 512
+        except FileNotFoundError:  # a segment deleted by retention while we walk
+            pass
+    return round(total / 2**20, 1)
+
+
+def _at_minute(minute: float, broker: list[tuple[float, float]], disk: list[tuple[float, float]]) -> dict | None:
+    """The samples nearest to `minute` into the run (None when the run was shorter)."""
+    at = minute * 60
+    if not broker or broker[-1][0] < at - SAMPLE_S:
+        return None
+    index = min(range(len(broker)), key=lambda i: abs(broker[i][0] - at))
+    return {"broker_rss_mb": broker[index][1], "broker_disk_mb": disk[index][1]}
+
+
 def run(bench: Bench) -> dict:
     config = bench.config
     rate = config.soak_rate
     count = int(rate * config.soak_minutes * 60)
-    settings = bench.stage_settings("soak", dedup_window_seconds=config.soak_dedup_window_seconds)
+    settings = bench.stage_settings("soak", dedup_window_seconds=config.soak_dedup_window_seconds,
+                                    topic_retention_ms=config.soak_retention_ms)
     watcher = BronzeWatcher(Path(settings.lake_root) / "bronze")
     messages = bench.pool.messages(0, count)
     worker = bench.start_worker(settings, name="soak-worker")
@@ -61,6 +85,8 @@ def run(bench: Bench) -> dict:
     sink_monitor = TreeMonitor(sink.popen.pid, groups=SPARK_GROUPS).start()
     worker_curve: list[tuple[float, float]] = []
     driver_curve: list[tuple[float, float]] = []
+    broker_curve: list[tuple[float, float]] = []
+    disk_curve: list[tuple[float, float]] = []
     stop = threading.Event()
 
     def sample_memory() -> None:
@@ -69,11 +95,15 @@ def run(bench: Bench) -> dict:
             elapsed = round(time.monotonic() - began, 1)
             worker_curve.append((elapsed, worker_monitor.last_rss_mb()))
             driver_curve.append((elapsed, sink_monitor.last_rss_mb("driver")))
+            broker_curve.append((elapsed, bench.broker_monitor.last_rss_mb()))
+            disk_curve.append((elapsed, _folder_mb(bench.kafka_data_dir)))
             if len(worker_curve) % 6 == 0:
                 bench.log(f"  soak {elapsed / 60:.1f} min: worker {worker_curve[-1][1]} MB, "
-                          f"Spark driver {driver_curve[-1][1]} MB, read {counters(settings).get('read', 0):,}")
+                          f"Spark driver {driver_curve[-1][1]} MB, broker {broker_curve[-1][1]} MB, "
+                          f"broker disk {disk_curve[-1][1]} MB, read {counters(settings).get('read', 0):,}")
 
     result: dict = {"soak_rate": rate, "soak_minutes": config.soak_minutes, "soak_tweets": count,
+                    "topic_retention_ms": config.soak_retention_ms,
                     "dedup_window_seconds": config.soak_dedup_window_seconds, "sample_seconds": SAMPLE_S}
     sampler = threading.Thread(target=sample_memory, daemon=True, name="soak-sampler")
     try:
@@ -89,8 +119,13 @@ def run(bench: Bench) -> dict:
             "worker_counters": counters(settings),
             "worker_rss": _summary(worker_curve),
             "spark_driver_rss": _summary(driver_curve),
+            "broker_rss": _summary(broker_curve),
+            "broker_disk": _summary(disk_curve),
+            "at_minutes": {str(minute): _at_minute(minute, broker_curve, disk_curve) for minute in (5, 15, 30)},
             "worker_rss_curve_mb": worker_curve,
             "spark_driver_rss_curve_mb": driver_curve,
+            "broker_rss_curve_mb": broker_curve,
+            "broker_disk_curve_mb": disk_curve,
         })
     finally:
         stop.set()

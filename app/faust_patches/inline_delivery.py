@@ -21,7 +21,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Coroutine, Generator
 
-from app.tansu_compat import install_for_pinned_faust
+from faust.transport.consumer import Consumer
+
+from app.faust_patches.pinned import install_for_pinned_faust
+
+FAUST_DRAIN_MESSAGES = Consumer._drain_messages
 
 
 class _Remainder:
@@ -133,6 +137,4 @@ async def _drain_messages(self, fetcher) -> None:  # pragma: no cover - Faust's 
 
 def deliver_without_tasks() -> bool:
     """Install the delivery patch once; return whether this Faust version is patched."""
-    from faust.transport.consumer import Consumer
-
     return install_for_pinned_faust(Consumer, "_drain_messages", _drain_messages, "message delivery")
