@@ -6,9 +6,10 @@
     lake verify                                           ids unique, files readable, partitions right
     lake compact --dt YYYY-MM-DD [--hour HH] [--target-mb N]   merge small files (see lake_compact)
 
-The lake root is LAKE_ROOT (a folder, file:// or hdfs://, read through WebHDFS at
-HDFS_NAMENODE_URL) unless --lake-root is given. Exit codes: 0 fine, 1 a problem in the lake (an
-unreadable file, a failed check, a held lock), 2 a bad request (bad option, missing path, unknown zone).
+The lake root is LAKE_ROOT (a folder, file:// or hdfs://, read through WebHDFS at HDFS_NAMENODE_URL,
+by default the root's host on HDFS_HTTP_PORT) unless --lake-root is given. Exit codes: 0 fine, 1 a
+problem in the lake (an unreadable file, a failed check, a held lock), 2 a bad request (bad option,
+missing path, unknown zone).
 """
 from __future__ import annotations
 
@@ -273,7 +274,7 @@ def progress(message: str) -> None:
 
 def open_fs(root: str, settings: Settings) -> tuple[LakeFS, str]:
     try:
-        return lake_fs_for(root, settings.hdfs_namenode_url, settings.hdfs_user)
+        return lake_fs_for(root, settings.hdfs_namenode_url, settings.hdfs_user, settings.hdfs_http_port)
     except ValueError as error:
         raise BadInput(str(error)) from error
 

@@ -206,15 +206,19 @@ class _WebHdfsReader(io.RawIOBase):
         return len(data)
 
 
-def lake_fs_for(lake_root: str, namenode_url: str | None, user: str | None) -> tuple[LakeFS, str]:
+def lake_fs_for(lake_root: str, namenode_url: str | None, user: str | None,
+                http_port: int) -> tuple[LakeFS, str]:
     """The backend for LAKE_ROOT and the root's path on it: `hdfs://` goes through WebHDFS at
-    `namenode_url`; a plain path or `file://` URI is local."""
+    `namenode_url`, by default the root's namenode host on `http_port`; a plain path or `file://`
+    URI is local."""
     parsed = urlparse(lake_root)
     if parsed.scheme == "hdfs":
+        if not namenode_url and parsed.hostname:
+            namenode_url = f"http://{parsed.hostname}:{http_port}"
         if not namenode_url:
             raise ValueError(
-                f"LAKE_ROOT {lake_root} is on HDFS: set HDFS_NAMENODE_URL to the namenode's WebHDFS "
-                "address (e.g. http://namenode:9870)"
+                f"LAKE_ROOT {lake_root} names no namenode host: set HDFS_NAMENODE_URL to the namenode's "
+                "WebHDFS address (e.g. http://namenode:9870)"
             )
         return WebHdfsFS(namenode_url, user), posixpath.normpath(parsed.path or "/")
     if parsed.scheme == "file":
