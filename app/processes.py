@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from app.settings import Settings
+from spark_sink.submit import sink_command
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -101,22 +102,8 @@ def start_worker(settings: Settings, workdir: Path, name: str = "worker", **over
 
 def start_sink(settings: Settings, workdir: Path, *extra_args: str, name: str = "sink",
                driver_java_options: str = "", **overrides) -> Process:
-    """spark-submit of the sink job, with --master and SPARK_MASTER saying the same. A local master
-    stays on the loopback interface, without a web UI that could clash on port 4040.
-    `driver_java_options` are added to the driver JVM's (the benchmark's --jfr uses them)."""
-    env = settings_env(settings, **overrides)
-    master = env["SPARK_MASTER"]
-    command = [str(BIN / "spark-submit"), "--master", master]
-    if master.startswith("local"):
-        command += [
-            "--conf", "spark.ui.enabled=false",
-            "--conf", "spark.driver.host=127.0.0.1",
-            "--conf", "spark.driver.bindAddress=127.0.0.1",
-        ]
-    command += [
-        "--driver-java-options",
-        f"-Dlog4j2.configurationFile={REPO / 'config/log4j2.properties'} {driver_java_options}".strip(),
-        str(REPO / "spark_sink/job.py"),
-        *extra_args,
-    ]
-    return Process(name, command, env, workdir)
+    """spark-submit of the sink job (spark_sink.submit), without a web UI that could clash on port
+    4040. `driver_java_options` are added to the driver JVM's (the benchmark's --jfr uses them)."""
+    command = sink_command(settings.model_copy(update=overrides), *extra_args, web_ui=False,
+                           driver_java_options=driver_java_options)
+    return Process(name, command, settings_env(settings, **overrides), workdir)

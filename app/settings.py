@@ -67,7 +67,10 @@ class Settings(BaseSettings):
     # Filtering.
     filter: Literal["topics", "none"] = "topics"
     languages: str = "en"
-    max_payload_bytes: int = Field(default=512_000, ge=1024)
+    # Larger raw payloads are rejected as too_large; producers publish only a preview of them
+    # (agents/oversize.py). Capped below Kafka's default 1 MB record limit, where its dead letter
+    # (base64, a third larger) must fit too.
+    max_payload_bytes: int = Field(default=512_000, ge=1024, le=700_000)
     # A tweet id seen again within this many seconds is a duplicate (Faust table + changelog).
     dedup_window_seconds: float = Field(default=3600.0, gt=0)
 

@@ -90,7 +90,8 @@ def _java(node: KafkaNode, main_class: str, *args: str) -> list[str]:
 
 
 def new_cluster_id() -> str:
-    """A cluster id as Kafka writes them: 16 random bytes, URL-safe base64 without padding."""
+    """A cluster id as Kafka writes them: 16 random bytes, URL-safe base64 without padding (it may
+    start with "-", hence `--cluster-id=` in one argument)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -100,7 +101,7 @@ def format_storage(node: KafkaNode) -> None:
     if node.formatted():
         return
     result = subprocess.run(
-        _java(node, STORAGE_TOOL, "format", "-t", new_cluster_id(), "-c", str(config)),
+        _java(node, STORAGE_TOOL, "format", f"--cluster-id={new_cluster_id()}", f"--config={config}"),
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     if result.returncode != 0:

@@ -1,8 +1,8 @@
 """The Spark Structured Streaming sink: typed topic -> bronze parquet, dead letters -> quarantine.
 
-Run with spark-submit (`make sink`, or the Procfile's `sink` process):
+Started by spark_sink.submit, which adds Spark's Kafka connector (the Procfile's `sink` process):
 
-    spark-submit [--master URL] spark_sink/job.py [--available-now]
+    python -m spark_sink.submit [--available-now]
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
 
 from app.settings import Settings, get_settings
-from spark_sink.kafka_stream import read_kafka_stream
+from spark_sink.kafka_stream import KafkaConnectorMissing, read_kafka_stream
 from spark_sink.publish import HadoopFiles, ZoneLayout, finalize_earlier_run, publish_batch, qualified_lake_root
 from spark_sink.schema import PARTITION_COLUMNS, dead_letter_schema, tweet_schema
 
@@ -59,7 +59,6 @@ def kafka_records(spark: SparkSession, settings: Settings, topic: str) -> DataFr
         starting_offsets="earliest",
         max_offsets_per_trigger=settings.sink_max_offsets_per_trigger,
         fail_on_data_loss=settings.sink_fail_on_data_loss,
-        mode=settings.sink_kafka_source,
     )
 
 
@@ -215,7 +214,7 @@ def run(settings: Settings, available_now: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="spark-submit spark_sink/job.py",
+        prog="python -m spark_sink.submit",
         description=(
             "Stream the typed topic into bronze parquet (partitioned dt=YYYY-MM-DD/hour=HH) and the "
             "dead-letter topic into quarantine/, under LAKE_ROOT, with checkpoints so a restart "
@@ -229,7 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # py4j logs every callback (the progress listener's included) at INFO.
     logging.getLogger("py4j").setLevel(max(logging.WARNING, logging.getLogger().level))
-    run(settings, args.available_now)
+    try:
+        run(settings, args.available_now)
+    except KafkaConnectorMissing as error:
+        log.error("%s", error)
+        return 2
     return 0
 
 

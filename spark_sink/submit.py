@@ -1,0 +1,60 @@
+"""The sink's spark-submit command, built in one place for `make run` (the Procfile), the tests,
+the backfill and the benchmark.
+
+    python -m spark_sink.submit [job args, e.g. --available-now]
+
+Spark's Kafka source is not in the pyspark wheel: its connector jars (`engines/poms/spark-kafka.xml`,
+fetched by `make jars`) go on `--jars`, or SINK_SPARK_PACKAGES hands `--packages` coordinates to
+Spark instead (a cluster that resolves them itself).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from app.settings import Settings, get_settings
+from engines.jars import JarsMissing, jar_paths
+
+REPO = Path(__file__).resolve().parents[1]
+SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+
+
+def sink_command(settings: Settings, *job_args: str, web_ui: bool = True, driver_java_options: str = "") -> list[str]:
+    """spark-submit of spark_sink/job.py on SPARK_MASTER with the Kafka connector; JarsMissing
+    (naming `make jars`) if its jars are not fetched. A local master stays on the loopback interface;
+    `web_ui=False` spares tests the UI's start-up and port."""
+    command = [str(SPARK_SUBMIT), "--master", settings.spark_master]
+    if settings.sink_spark_packages:
+        command += ["--packages", settings.sink_spark_packages]
+    else:
+        command += ["--jars", ",".join(str(path) for path in jar_paths("spark-kafka"))]
+    command += ["--conf", "spark.ui.showConsoleProgress=false"]
+    if not web_ui:
+        command += ["--conf", "spark.ui.enabled=false"]
+    if settings.spark_master.startswith("local"):
+        command += ["--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1"]
+    command += [
+        "--driver-java-options",
+        f"-Dlog4j2.configurationFile={REPO / 'config/log4j2.properties'} {driver_java_options}".strip(),
+        str(REPO / "spark_sink/job.py"),
+        *job_args,
+    ]
+    return command
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Replaces this process with spark-submit, so a supervisor's signals (honcho's) reach it."""
+    try:
+        command = sink_command(get_settings(), *(sys.argv[1:] if argv is None else argv))
+    except JarsMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    # Spark starts the job's Python driver with PYSPARK_DRIVER_PYTHON: this venv's, not python3 on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
