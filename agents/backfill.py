@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from agents.oversize import for_raw_topic
 from agents.sources.archive import ArchiveCounts, ArchiveError, ArchiveFile
 from app.broker import Broker, wait_for_broker
 from app.processes import Process, free_port, start_sink, start_worker
@@ -106,11 +107,17 @@ class Progress:
         sys.stderr.flush()
 
 
+class Outgoing(NamedTuple):
+    """A raw message to publish and where it came from (named in errors and progress lines)."""
+
+    message: RawMessage
+    origin: str
+
+
 @dataclass
 class Publication:
-    """What reached the raw topic: per file counts, and the end offset of each partition."""
+    """What reached the raw topic: how many messages, and the end offset of each partition."""
 
-    files: dict[str, ArchiveCounts] = field(default_factory=dict)
     published: int = 0
     ends: dict[int, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -123,13 +130,12 @@ class Publication:
         self.published += 1
         self.ends[message.partition()] = max(self.ends.get(message.partition(), 0), message.offset() + 1)
 
-    @property
-    def lines(self) -> int:
-        return sum(counts.lines for counts in self.files.values())
 
-
-def publish(paths: list[Path], bootstrap_servers: str, topic: str, rate: float | None, progress: Progress) -> Publication:
-    """Every raw message of the files to `topic`, in batches, at most `rate` a second if given."""
+def publish(outgoing: Iterable[Outgoing], bootstrap_servers: str, topic: str, rate: float | None,
+            progress: Progress, max_payload_bytes: int) -> Publication:
+    """Every message to `topic` (from archive files, or a lake's dead letters), in batches, at most
+    `rate` a second if given; a message over `max_payload_bytes` as its preview, for the worker to
+    reject as too large."""
     producer = Producer({
         "bootstrap.servers": bootstrap_servers,
         "linger.ms": 20,
@@ -140,20 +146,14 @@ def publish(paths: list[Path], bootstrap_servers: str, topic: str, rate: float |
     publication = Publication()
     started = time.monotonic()
     sent = 0
-    for path in paths:
-        archive = ArchiveFile(path)
-        publication.files[str(path)] = archive.counts
-        for message in archive.messages():
-            _produce(producer, topic, message.key, message.payload, publication, f"{path}:{archive.counts.lines}")
-            sent += 1
-            elapsed = time.monotonic() - started
-            if rate and sent / rate > elapsed:
-                producer.poll(sent / rate - elapsed)
-            progress.show(f"published {sent} messages ({sent / max(elapsed, 1e-3):.0f}/s), now {path.name}")
-        counts = archive.counts
-        cut = ", GZIP CUT SHORT: the rest of the file is missing" if counts.gzip_cut_short else ""
-        progress.show(f"{path}: {counts.lines} lines, {counts.blank} blank, {counts.pages} pages, "
-                      f"{counts.tweets} tweets, {counts.not_tweets} without a tweet{cut}", permanent=True)
+    for message, origin in outgoing:
+        value, headers = for_raw_topic(message.payload, max_payload_bytes)
+        _produce(producer, topic, message.key, value, headers, publication, origin)
+        sent += 1
+        elapsed = time.monotonic() - started
+        if rate and sent / rate > elapsed:
+            producer.poll(sent / rate - elapsed)
+        progress.show(f"published {sent} messages ({sent / max(elapsed, 1e-3):.0f}/s), now {origin}")
     remaining = producer.flush(60)
     publication.seconds = time.monotonic() - started
     if remaining or publication.errors:
@@ -164,16 +164,28 @@ def publish(paths: list[Path], bootstrap_servers: str, topic: str, rate: float |
     return publication
 
 
-def _produce(producer: Producer, topic: str, key: bytes | None, payload: bytes, publication: Publication, where: str) -> None:
+def archive_messages(archives: list[ArchiveFile], progress: Progress) -> Iterator[Outgoing]:
+    """The files' raw messages, with a line of counts on stderr as each file is done."""
+    for archive in archives:
+        for message in archive.messages():
+            yield Outgoing(message, f"{archive.path}:{archive.counts.lines}")
+        counts = archive.counts
+        cut = ", GZIP CUT SHORT: the rest of the file is missing" if counts.gzip_cut_short else ""
+        progress.show(f"{archive.path}: {counts.lines} lines, {counts.blank} blank, {counts.pages} pages, "
+                      f"{counts.tweets} tweets, {counts.not_tweets} without a tweet{cut}", permanent=True)
+
+
+def _produce(producer: Producer, topic: str, key: bytes | None, payload: bytes, headers: list,
+             publication: Publication, where: str) -> None:
     while True:
         try:
-            producer.produce(topic, payload, key, on_delivery=publication.delivered)
+            producer.produce(topic, payload, key, headers=headers or None, on_delivery=publication.delivered)
             producer.poll(0)
             return
         except BufferError:  # the local queue is full: let deliveries drain it
             producer.poll(0.1)
         except KafkaException as error:
-            raise BackfillError(f"{where}: cannot publish this line ({len(payload)} bytes): {error}") from error
+            raise BackfillError(f"{where}: cannot publish this message ({len(payload)} bytes): {error}") from error
 
 
 # --- the worker ---------------------------------------------------------------------------------
@@ -328,7 +340,7 @@ def run_embedded(paths: list[Path], settings: Settings, rate: float | None, prog
         broker.start()
         worker = cleanup.enter_context(start_worker(run, workdir))
 
-        publication = publish(paths, run.bootstrap_servers, run.topic_raw, rate, progress)
+        publication = publish(paths, run.bootstrap_servers, run.topic_raw, rate, progress, run.max_payload_bytes)
         worker_started = time.monotonic()
         counters = wait_for_worker(worker, run, publication, progress)
         worker.stop()
@@ -373,7 +385,8 @@ def run_external(paths: list[Path], settings: Settings, rate: float | None, prog
     """Only publish: the processes on that Kafka decide and write; their counts are theirs."""
     started = time.monotonic()
     wait_for_broker(settings.bootstrap_servers, timeout=30)
-    publication = publish(paths, settings.bootstrap_servers, settings.topic_raw, rate, progress)
+    publication = publish(paths, settings.bootstrap_servers, settings.topic_raw, rate, progress,
+                          settings.max_payload_bytes)
     seconds = time.monotonic() - started
     unknown = dict.fromkeys(("accepted", "filtered", "duplicates", "rejected", "bronze_rows", "quarantine_rows"))
     return {

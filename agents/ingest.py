@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 
+from agents.oversize import for_raw_topic
 from agents.payloads import tweet_id_of
 from agents.sources.synthetic import SyntheticTweets
 from agents.sources.x_stream import XSource
@@ -20,8 +21,10 @@ log = logging.getLogger(__name__)
 
 
 async def publish_raw(payload: bytes) -> None:
+    """One payload to the raw topic, keyed by tweet id; one too large for it as its preview."""
     tweet_id = tweet_id_of(payload)
-    await raw_topic.send(key=tweet_id.encode() if tweet_id else None, value=payload)
+    value, headers = for_raw_topic(payload, get_settings().max_payload_bytes)
+    await raw_topic.send(key=tweet_id.encode() if tweet_id else None, value=value, headers=headers or None)
 
 
 async def publish_synthetic(rate: float, seed: int | None, limit: int) -> int:

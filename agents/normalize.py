@@ -14,6 +14,7 @@ from faust.web import Request, Response, View
 from agents.counters import OutcomeCounters
 from agents.dedup import RawPosition, SeenTweets
 from agents.outbox import Outbox
+from agents.oversize import dead_letter_bytes, original_size
 from agents.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, normalize
 from agents.relevance import TopicMatcher, default_rules_path
 from app.faust_app import app
@@ -49,7 +50,7 @@ def dead_letter(rejection: Rejected, payload: bytes, lineage: Lineage) -> DeadLe
     return DeadLetter(
         reason=rejection.reason,
         message=rejection.message,
-        raw_base64=base64.b64encode(payload).decode("ascii"),
+        raw_base64=base64.b64encode(dead_letter_bytes(payload, policy.max_payload_bytes)).decode("ascii"),
         failed_at=datetime.now(timezone.utc),
         kafka_topic=lineage.topic,
         kafka_partition=lineage.partition,
@@ -87,7 +88,12 @@ class OutputTopics:
 def route(message, payload: bytes, ingested_at: datetime, topics: OutputTopics) -> None:
     """Decide one raw message: accepted to the typed topic, rejected to dead letters, else count."""
     lineage = Lineage(message.topic, message.partition, message.offset)
-    outcome = normalize(payload, policy=policy, lineage=lineage, ingested_at=ingested_at)
+    cut_from = original_size(message.headers)
+    if cut_from is not None:
+        outcome = Rejected("too_large", f"{cut_from} bytes, more than {policy.max_payload_bytes}: the producer "
+                                        f"published only its first {len(payload)} bytes")
+    else:
+        outcome = normalize(payload, policy=policy, lineage=lineage, ingested_at=ingested_at)
     counters.read += 1
     if isinstance(outcome, Rejected):
         counters.rejected_by_reason[outcome.reason] += 1

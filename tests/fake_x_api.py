@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Literal
 
 import orjson
@@ -162,11 +163,17 @@ class FakeXApi:
         return response
 
 
+def snowflake_time(tweet_id: str) -> str:
+    """The creation time an X id carries (ms since X's epoch in its upper bits), as X writes it."""
+    ms = (int(tweet_id) >> 22) + 1288834974657
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
 def message(tweet_id: str, text: str = "Fine-tuning a language model with PyTorch") -> bytes:
     """A filtered-stream message as X sends it: the tweet, its includes, the rules it matched."""
     return orjson.dumps({
         "data": {
-            "id": tweet_id, "text": text, "created_at": "2024-05-01T12:00:00.000Z", "lang": "en",
+            "id": tweet_id, "text": text, "created_at": snowflake_time(tweet_id), "lang": "en",
             "author_id": "2244994945", "conversation_id": tweet_id, "edit_history_tweet_ids": [tweet_id],
         },
         "includes": {"users": [{"id": "2244994945", "name": "X Dev", "username": "XDevelopers"}]},
@@ -177,7 +184,7 @@ def message(tweet_id: str, text: str = "Fine-tuning a language model with PyTorc
 # X's own formatting is not orjson's: spaces, escaped and raw non-ASCII. Bytes must pass as they are.
 ODDLY_FORMATTED = (
     b'{ "matching_rules": [{"id": "1002", "tag": "ai"}], "data": {"text": "AI caf\\u00e9 \xe2\x98\x95 #AI",'
-    b' "id": "1790000000000000002", "lang": "en", "created_at": "2024-05-01T12:00:01.000Z"} }'
+    b' "id": "1790000000000000002", "lang": "en", "created_at": "2024-05-13T12:43:51.248Z"} }'
 )
 OPERATIONAL_DISCONNECT = orjson.dumps({"errors": [{
     "title": "operational-disconnect", "disconnect_type": "UpstreamOperationalDisconnect",

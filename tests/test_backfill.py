@@ -2,6 +2,7 @@
 rows out, and a last JSON line whose counts add up and match what the normalizer decides."""
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
@@ -58,7 +59,8 @@ def v1_status(number: int) -> dict:
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> list[Path]:
     """~300 tweets in three files: search pages, a gzip capture of the stream with malformed
-    lines and repeats, and v1.1 statuses (with a blank line and a truncated last line)."""
+    lines and repeats, and v1.1 statuses (with a blank line, a 3 MB line that no Kafka record
+    can hold, and a truncated last line)."""
     folder = tmp_path_factory.mktemp("archive")
     clean = [orjson.loads(m) for m in SyntheticTweets(seed=61, malformed_share=0.0).messages(100)]
     pages = folder / "search.jsonl"
@@ -72,7 +74,9 @@ def archive(tmp_path_factory) -> list[Path]:
 
     statuses = [orjson.dumps(v1_status(n)) for n in range(40)]
     v1 = folder / "statuses.jsonl"
-    v1.write_bytes(b"\n".join(statuses[:20] + [b""] + statuses[20:]) + b"\n" + statuses[0][:100])
+    huge = orjson.dumps({**v1_status(99), "text": "machine learning " * 185_000})
+    v1.write_bytes(b"\n".join(statuses[:10] + [huge] + statuses[10:20] + [b""] + statuses[20:]) + b"\n"
+                   + statuses[0][:100])
     return [pages, capture, v1]
 
 
@@ -139,11 +143,11 @@ def check_run(result, report, files, filter_name, lake: Path, before: tuple[Coun
     assert report["accepted"] == report["bronze_rows"] == sum(added.values()) == len(accepted)
     assert set(added) == accepted
     assert report["rejected"] == report["quarantine_rows"] == dead_letters - before[1]
-    assert (report["files"], report["lines"], report["blank_lines"], report["pages"]) == (3, 210, 1, 4)
+    assert (report["files"], report["lines"], report["blank_lines"], report["pages"]) == (3, 211, 1, 4)
 
 
 def raw_messages(settings: Settings, expected: int, timeout: float = 30.0) -> list:
-    """The raw topic read from the start by assignment (joining a group on Tansu takes seconds)."""
+    """The raw topic read from the start by assignment (no group join to wait for)."""
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "backfill-test", "log_level": 2})
     consumer.assign([TopicPartition(settings.topic_raw, p, OFFSET_BEGINNING) for p in range(settings.topic_partitions)])
     messages: list = []
@@ -173,6 +177,18 @@ def test_backfill_with_the_topic_filter(archive, lake, first_run):
     assert "published" in result.stderr and "worker: read" in result.stderr
     assert not list(lake.glob("_backfill/*")), "the run's staging folder is removed"
     assert list(lake.glob("_checkpoints/backfill-*/bronze"))
+
+
+def test_a_line_too_large_for_kafka_is_a_dead_letter_and_the_backfill_goes_on(lake, first_run):
+    _result, report = first_run
+    assert report["rejected_by_reason"]["too_large"] == 1
+    letters = bronze_table(lake, "quarantine/dead_letter").to_pylist()
+    (letter,) = [row for row in letters if row["reason"] == "too_large"]
+    assert "3145" in letter["message"] and "first 65536 bytes" in letter["message"], letter["message"]
+    preview = base64.b64decode(letter["raw_base64"])
+    assert len(preview) == 65536 and preview.startswith(b'{"created_at"')
+    # The statuses after it were read and decided like the others.
+    assert report["lines"] == 211
 
 
 def test_backfill_without_filter_into_the_same_lake_keeps_the_earlier_rows(archive, lake, first_run, tmp_path):

@@ -3,15 +3,18 @@ callbacks and backoff run; the publish function is the boundary where bytes leav
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
 import uuid
 
+import orjson
 import pytest
 import tweepy.asynchronous.streaming
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from agents.backfill import worker_counters
 from agents.payloads import tweet_id_of
 from agents.relevance import load_rules
 from agents.sources.x_rules import build_rules
@@ -205,3 +208,42 @@ def test_the_worker_streams_x_messages_to_the_raw_topic_keyed_by_tweet_id(broker
     assert sorted(records) == sorted((tweet_id_of(m).encode(), m) for m in messages), log_text[-4000:]
     assert "X rules synced: 4 added, 0 deleted, 0 kept" in log_text
     assert "test-token" not in log_text
+
+
+def dead_letters(settings: Settings, expected: int, timeout: float) -> list[dict]:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"test-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "log_level": 2})
+    consumer.assign([TopicPartition(settings.topic_dead_letter, p, OFFSET_BEGINNING)
+                     for p in range(settings.topic_partitions)])
+    letters: list[dict] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(letters) < expected and time.monotonic() < deadline:
+            letters += [orjson.loads(m.value()) for m in consumer.consume(100, timeout=0.5) if m.error() is None]
+    finally:
+        consumer.close()
+    return letters
+
+
+@pytest.mark.integration
+def test_a_stream_message_too_large_for_kafka_is_a_dead_letter_and_the_stream_goes_on(broker_settings, tmp_path):
+    huge = message("1790000000000000300", text="deep learning " * 230_000)  # ~3.2 MB
+    after = message("1790000000000000301")
+    with FakeXApi(connections=[Send(lines(huge, after), end="hold")]) as fake:
+        env = settings_env(broker_settings, source="x", x_bearer_token="test-token", x_api_base_url=fake.base_url,
+                           faust_web_port=free_port())
+        command = [str(BIN / "faust"), "-A", "app", "worker", "-l", "info", "--web-port", env["FAUST_WEB_PORT"]]
+        with Process("worker", command, env, tmp_path) as worker:
+            letters = dead_letters(broker_settings, 1, timeout=60)
+            records = consume_records(broker_settings, 2, timeout=30)
+            counters = worker_counters(int(env["FAUST_WEB_PORT"]))
+            log_text = worker.log_text()
+
+    assert len(huge) > 3_000_000
+    assert len(letters) == 1, [(l["reason"], l["message"][:200]) for l in letters]
+    (letter,) = letters
+    assert letter["reason"] == "too_large" and str(len(huge)) in letter["message"], log_text[-3000:]
+    assert len(base64.b64decode(letter["raw_base64"])) == 65536
+    assert (b"1790000000000000301", after) in records
+    assert counters["rejected_by_reason"] == {"too_large": 1}
+    assert counters["read"] == counters["accepted"] + counters["filtered"] + counters["duplicates"] + counters["rejected"]

@@ -66,12 +66,18 @@ class StreamCounters:
         return asdict(self)
 
 
+# aiohttp reads lines of up to twice its read buffer.
+LINE_BUFFER_BYTES = 4 * 1024 * 1024
+
+
 class XApiSession:
     """Tweepy's aiohttp session, with requests for api.twitter.com sent to X_API_BASE_URL instead.
 
     Tweepy writes its host into every URL, and both its REST calls (the rules) and its stream
     connection go through its `session`, so this is the one hook that leaves the rest of Tweepy
-    as it is. Its read timeout is the one Tweepy gives its own stream sessions.
+    as it is. Its read timeout is the one Tweepy gives its own stream sessions. Its read buffer
+    takes lines of up to 8 MB: with aiohttp's default a line over 512 KB crashed the connection
+    and was lost, while a whole line can go to the dead letters as too large.
     """
 
     def __init__(self, api_base_url: str):
@@ -79,6 +85,7 @@ class XApiSession:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(enable_cleanup_closed=True),
             timeout=aiohttp.ClientTimeout(sock_read=STALL_SECONDS),
+            read_bufsize=LINE_BUFFER_BYTES,
         )
 
     def request(self, method: str, url: str, **kwargs: Any):

@@ -1,0 +1,68 @@
+"""`make run` as a user starts it (broker, worker, sink under honcho, settings from the
+environment): bronze fills up, and every process listens on the loopback interface only."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from app.processes import REPO, free_port
+from processes import bronze_count, wait_until
+
+pytestmark = pytest.mark.integration
+
+def loopback(address: str) -> bool:
+    """127.0.0.0/8 or ::1, also as an IPv4-mapped address (how the JVMs' sockets show)."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    return (ip.ipv4_mapped or ip).is_loopback
+
+
+def listening(root: psutil.Process) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every listening TCP socket of `root`'s process tree."""
+    found = []
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            for conn in proc.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN:
+                    found.append((" ".join(proc.cmdline()[:3])[:80], conn.laddr.ip, conn.laddr.port))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+def test_make_run_fills_bronze_and_listens_on_loopback_only(tmp_path):
+    lake = tmp_path / "lake"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("KAFKA_", "LAKE_"))}
+    env.update(
+        BROKER_PORT=str(free_port()), KAFKA_CONTROLLER_PORT=str(free_port()), KAFKA_DATA_DIR=str(tmp_path / "kafka"),
+        FAUST_WEB_PORT=str(free_port()), FAUST_DATA_DIR=str(tmp_path / "faust"), LAKE_ROOT=str(lake),
+        SYNTHETIC_RATE="200", SINK_TRIGGER_SECONDS="2", SPARK_MASTER="local[2]",
+    )
+    log_path = tmp_path / "make-run.log"
+    with open(log_path, "wb") as log:
+        run = subprocess.Popen(["make", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until(lambda: bronze_count(lake) > 0, 240, "the first bronze rows under make run")
+        time.sleep(5)  # the dead-letter query and the Spark UI are up by now too
+        sockets = listening(psutil.Process(run.pid))
+    finally:
+        os.killpg(run.pid, signal.SIGINT)  # Ctrl-C, as a user stops it
+        try:
+            run.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert not loopback("0.0.0.0") and not loopback("::") and loopback("::ffff:127.0.0.1")
+    assert any(port == int(env["FAUST_WEB_PORT"]) for _, _, port in sockets), sockets
+    assert any(port == int(env["BROKER_PORT"]) for _, _, port in sockets), sockets
+    elsewhere = [s for s in sockets if not loopback(s[1])]
+    assert not elsewhere, f"listening beyond loopback: {elsewhere}\n{log_path.read_text()[-3000:]}"
+    leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    assert not leftovers, f"processes left after Ctrl-C: {[p.info['cmdline'][:4] for p in leftovers]}"
