@@ -24,17 +24,17 @@ def v2_tweet(tweet_id: str, author_id: str, text: str = "Notes on machine learni
 
 
 V1_STATUS = {
-    "created_at": "Sun Apr 05 10:46:44 +0000 2020", "id": 1246700000000000042, "id_str": "1246700000000000042",
+    "created_at": "Sun Apr 05 10:46:44 +0000 2020", "id": 1246751115047862314, "id_str": "1246751115047862314",
     "text": "Deep learning, explained", "user": {"id": 900000001, "id_str": "900000001", "screen_name": "ada"},
     "entities": {"hashtags": [], "user_mentions": [], "urls": [], "symbols": []}, "lang": "en",
 }
 STREAM_MESSAGE = {
-    "data": v2_tweet("1700000000000000001", "11"),
+    "data": v2_tweet("1763504450565046273", "11"),
     "includes": {"users": [user("11", "ada")]},
     "matching_rules": [{"id": "1", "tag": "machine-learning"}],
 }
-FLATTENED = v2_tweet("1700000000000000002", "12", author=user("12", "bob"),
-                     referenced_tweets=[{"type": "quoted", "id": "1700000000000000001",
+FLATTENED = v2_tweet("1763504450565046274", "12", author=user("12", "bob"),
+                     referenced_tweets=[{"type": "quoted", "id": "1763504450565046273",
                                          "author": user("11", "ada"), "text": "quoted text"}])
 
 USERS = [user("1", "ada"), user("2", "bob"), user("3", "cy"), user("4", "dee"), user("5", "eve")]

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from agents.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, normalize
+from agents.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, detected_language, normalize
 from agents.relevance import TopicMatcher
 from app.models import SCHEMA_VERSION, Tweet
 
@@ -25,14 +25,14 @@ ANA = {"id": "1111111111", "name": "Ana", "username": "ana_ml"}
 def v2_message() -> dict:
     return {
         "data": {
-            "id": "1790000000000000001",
+            "id": "1790050670343094273",
             "text": "Our #MachineLearning reading group meets Friday: @ana_ml presents graph neural networks. "
             "$NVDA https://t.co/abcDEF1234",
             "author_id": AUTHOR["id"],
             "created_at": "2024-05-13T16:05:12.000Z",
             "lang": "en",
-            "conversation_id": "1790000000000000001",
-            "edit_history_tweet_ids": ["1790000000000000001"],
+            "conversation_id": "1790050670343094273",
+            "edit_history_tweet_ids": ["1790050670343094273"],
             "source": "Twitter Web App",
             "possibly_sensitive": False,
             "reply_settings": "everyone",
@@ -91,7 +91,7 @@ def test_v2_stream_message_maps_every_field():
     message = v2_message()
     row = accept(message)
     assert row == {
-        "tweet_id": "1790000000000000001",
+        "tweet_id": "1790050670343094273",
         "text": message["data"]["text"],
         "created_at": "2024-05-13T16:05:12.000Z",
         "source_format": "v2",
@@ -101,7 +101,7 @@ def test_v2_stream_message_maps_every_field():
         "lang": "en",
         "author_id": "2244994945",
         "author_username": "readinggroup",
-        "conversation_id": "1790000000000000001",
+        "conversation_id": "1790050670343094273",
         "in_reply_to_user_id": None,
         "referenced_tweets": [],
         "is_retweet": False,
@@ -130,7 +130,7 @@ def test_v2_stream_message_maps_every_field():
 
 
 def test_raw_is_the_message_exactly_as_received():
-    payload = b'{"data": {"id": "1790000000000000001", "text": "AI \\u00e9t\\u00e9", "created_at": "2024-05-13T16:05:12.000Z"}}\r\n'
+    payload = b'{"data": {"id": "1790050670343094273", "text": "AI \\u00e9t\\u00e9", "created_at": "2024-05-13T16:05:12.000Z"}}\r\n'
     row = accept(payload)
     assert row["raw"] == payload.decode()
     assert row["text"] == "AI été"
@@ -139,7 +139,7 @@ def test_raw_is_the_message_exactly_as_received():
 def test_bare_v2_tweet():
     tweet = v2_message()["data"]
     row = accept(tweet)
-    assert (row["tweet_id"], row["source_format"], row["author_username"]) == ("1790000000000000001", "v2", None)
+    assert (row["tweet_id"], row["source_format"], row["author_username"]) == ("1790050670343094273", "v2", None)
     assert row["matching_rules"] == []
     assert row["raw"] == orjson.dumps(tweet).decode()
 
@@ -151,13 +151,13 @@ def v2_retweet() -> dict:
     ).strip() + " #DeepLearning https://t.co/zzzZZZ9999"
     return {
         "data": {
-            "id": "1790000000000000002",
+            "id": "1790050871669686274",
             "text": "RT @ana_ml: A long thread on deep learning for tabular data: what works, what does not, and why…",
             "author_id": AUTHOR["id"],
             "created_at": "2024-05-13T16:06:00.000Z",
             "lang": "en",
-            "conversation_id": "1790000000000000002",
-            "edit_history_tweet_ids": ["1790000000000000002"],
+            "conversation_id": "1790050871669686274",
+            "edit_history_tweet_ids": ["1790050871669686274"],
             "referenced_tweets": [{"type": "retweeted", "id": "1789999999999999999"}],
             "entities": {"mentions": [{"start": 3, "end": 10, "username": "ana_ml", "id": ANA["id"]}]},
         },
@@ -213,7 +213,7 @@ def test_v2_retweet_without_the_original_in_includes_has_no_retweeted_text():
 def v2_quote() -> dict:
     return {
         "data": {
-            "id": "1790000000000000003",
+            "id": "1790051123327926275",
             "text": "This is the one to read this week 👇",
             "author_id": AUTHOR["id"],
             "created_at": "2024-05-13T16:07:00.000Z",
@@ -228,7 +228,7 @@ def v2_quote() -> dict:
 
 
 def test_v2_quote_is_judged_by_its_own_text():
-    assert outcome_of(v2_quote()) == Filtered("off_topic", "1790000000000000003")
+    assert outcome_of(v2_quote()) == Filtered("off_topic", "1790051123327926275")
     row = accept(v2_quote(), KEEP_ALL)
     assert row["referenced_tweets"] == [{"type": "quoted", "id": "1789999999999999999"}]
     assert (row["is_retweet"], row["is_quote"], row["is_reply"]) == (False, True, False)
@@ -239,7 +239,7 @@ def test_v2_quote_is_judged_by_its_own_text():
 def test_v2_reply():
     message = {
         "data": {
-            "id": "1790000000000000004",
+            "id": "1790051374986166276",
             "text": "@ana_ml Which PyTorch version did you use?",
             "author_id": AUTHOR["id"],
             "created_at": "2024-05-13T16:08:00.000Z",
@@ -270,11 +270,11 @@ def test_v2_long_post_uses_the_note_text_under_either_field_name(note, reference
     full = "Why data engineering matters. " * 12 + "#DataEngineering"
     message = {
         "data": {
-            "id": "1790000000000000005",
+            "id": "1790051626644406277",
             "text": full[:275] + "…",
             "created_at": "2024-05-13T16:09:00.000Z",
             "lang": "en",
-            edit_history: ["1790000000000000005"],
+            edit_history: ["1790051626644406277"],
             references: [{"type": "quoted", "id": "1789999999999999999"}],
             note: {"text": full, "entities": {"hashtags": [{"start": 360, "end": 376, "tag": "DataEngineering"}]}},
             "entities": {},
@@ -293,7 +293,7 @@ def test_v2_media_links_are_not_urls():
     message["data"]["entities"]["urls"].append(
         {
             "url": "https://t.co/media12345",
-            "expanded_url": "https://x.com/readinggroup/status/1790000000000000001/photo/1",
+            "expanded_url": "https://x.com/readinggroup/status/1790050670343094273/photo/1",
             "display_url": "pic.x.com/media12345",
             "media_key": "3_1790000000000000100",
         }
@@ -304,12 +304,12 @@ def test_v2_media_links_are_not_urls():
 
 def test_v2_edited_post_is_keyed_by_its_latest_id():
     message = v2_message()
-    message["data"]["id"] = "1790000000000000009"
-    message["data"]["edit_history_tweet_ids"] = ["1790000000000000001", "1790000000000000009"]
+    message["data"]["id"] = "1790050670343094281"
+    message["data"]["edit_history_tweet_ids"] = ["1790050670343094273", "1790050670343094281"]
     message["data"]["edit_controls"] = {"edits_remaining": 4, "is_edit_eligible": True, "editable_until": "2024-05-13T17:05:12.000Z"}
     row = accept(message)
-    assert row["tweet_id"] == "1790000000000000009"
-    assert row["conversation_id"] == "1790000000000000001"
+    assert row["tweet_id"] == "1790050670343094281"
+    assert row["conversation_id"] == "1790050670343094273"
 
 
 def test_v2_withheld_post_is_kept():
@@ -317,12 +317,12 @@ def test_v2_withheld_post_is_kept():
     message["data"]["withheld"] = {"copyright": False, "country_codes": ["DE", "FR"], "scope": "tweet"}
     message["includes"]["users"][0] = {**AUTHOR, "withheld": {"country_codes": ["DE"]}}
     row = accept(message)
-    assert row["tweet_id"] == "1790000000000000001"
+    assert row["tweet_id"] == "1790050670343094273"
     assert row["author_username"] == "readinggroup"
 
 
 def test_v2_minimal_post_gets_empty_defaults():
-    message = {"data": {"id": "1790000000000000006", "text": "AI", "created_at": "2024-05-13T16:10:00.000Z"}}
+    message = {"data": {"id": "1790051878302646278", "text": "AI", "created_at": "2024-05-13T16:10:00.000Z"}}
     row = accept(message)
     expected_empty = {
         "retweeted_text": None, "lang": None, "author_id": None, "author_username": None,
@@ -425,8 +425,8 @@ def v1_retweet() -> dict:
     )
     return {
         "created_at": "Sun Apr 05 10:46:44 +0000 2020",
-        "id": 1246000000000000002,
-        "id_str": "1246000000000000002",
+        "id": 1246751115047862274,
+        "id_str": "1246751115047862274",
         "text": "RT @ana_ml: Slides from today's talk on #AI in production: evaluation, monitoring, and the boring parts that matt…",
         "source": '<a href="http://twitter.com/download/android" rel="nofollow">Twitter for Android</a>',
         "truncated": False,
@@ -437,8 +437,8 @@ def v1_retweet() -> dict:
         "user": V1_USER,
         "retweeted_status": {
             "created_at": "Sun Apr 05 09:00:00 +0000 2020",
-            "id": 1246000000000000001,
-            "id_str": "1246000000000000001",
+            "id": 1246724254725046273,
+            "id_str": "1246724254725046273",
             "text": original_full[:117] + "… https://t.co/self000001",
             "truncated": True,
             "user": {"id_str": "1111111111", "screen_name": "ana_ml"},
@@ -476,7 +476,7 @@ def test_v1_retweet_maps_every_field():
     status = v1_retweet()
     row = accept(status)
     assert row == {
-        "tweet_id": "1246000000000000002",
+        "tweet_id": "1246751115047862274",
         "text": status["text"],
         "created_at": "2020-04-05T10:46:44.000Z",
         "source_format": "v1.1",
@@ -486,9 +486,9 @@ def test_v1_retweet_maps_every_field():
         "lang": "en",
         "author_id": "920000001",
         "author_username": "opsbot",
-        "conversation_id": "1246000000000000002",
+        "conversation_id": "1246751115047862274",
         "in_reply_to_user_id": None,
-        "referenced_tweets": [{"type": "retweeted", "id": "1246000000000000001"}],
+        "referenced_tweets": [{"type": "retweeted", "id": "1246724254725046273"}],
         "is_retweet": True,
         "is_quote": False,
         "is_reply": False,
@@ -518,19 +518,19 @@ def test_v1_retweet_of_a_quote_is_a_retweet_only():
     status = v1_retweet()
     status.update(is_quote_status=True, quoted_status_id_str="1245000000000000000", quoted_status={"id_str": "1245000000000000000", "text": "x"})
     row = accept(status)
-    assert row["referenced_tweets"] == [{"type": "retweeted", "id": "1246000000000000001"}]
+    assert row["referenced_tweets"] == [{"type": "retweeted", "id": "1246724254725046273"}]
     assert (row["is_retweet"], row["is_quote"]) == (True, False)
 
 
 def v1_quote_reply() -> dict:
     return {
         "created_at": "Sun Apr 05 12:46:44 +0200 2020",
-        "id_str": "1246000000000000003",
-        "id": 1246000000000000003,
+        "id_str": "1246751115047862275",
+        "id": 1246751115047862275,
         "text": "@ana_ml Agreed, and the same goes for data pipelines at scale. #BigData https://t.co/quoted0001",
         "source": '<a href="https://example.org" rel="nofollow">Q&amp;A Helper</a>',
-        "in_reply_to_status_id": 1246000000000000001,
-        "in_reply_to_status_id_str": "1246000000000000001",
+        "in_reply_to_status_id": 1246724254725046273,
+        "in_reply_to_status_id_str": "1246724254725046273",
         "in_reply_to_user_id": 1111111111,
         "in_reply_to_user_id_str": "1111111111",
         "in_reply_to_screen_name": "ana_ml",
@@ -556,7 +556,7 @@ def test_v1_quote_that_is_also_a_reply():
     assert row["created_at"] == "2020-04-05T10:46:44.000Z"
     assert row["referenced_tweets"] == [
         {"type": "quoted", "id": "1245000000000000000"},
-        {"type": "replied_to", "id": "1246000000000000001"},
+        {"type": "replied_to", "id": "1246724254725046273"},
     ]
     assert (row["is_retweet"], row["is_quote"], row["is_reply"]) == (False, True, True)
     assert row["in_reply_to_user_id"] == "1111111111"
@@ -580,11 +580,11 @@ def test_v1_extended_tweet_gives_the_full_text_and_entities():
     full = "Five things I wish I had known before my first data science job. " * 4 + "#DataScience"
     status = {
         "created_at": "Sun Apr 05 10:46:44 +0000 2020",
-        "id_str": "1246000000000000004",
+        "id_str": "1246751115047862276",
         "text": full[:117] + "… https://t.co/self000002",
         "truncated": True,
         "user": V1_USER,
-        "entities": {"hashtags": [], "urls": [{"expanded_url": "https://twitter.com/i/web/status/1246000000000000004"}]},
+        "entities": {"hashtags": [], "urls": [{"expanded_url": "https://twitter.com/i/web/status/1246751115047862276"}]},
         "extended_tweet": {"full_text": full, "entities": {"hashtags": [{"text": "DataScience"}], "urls": []}},
         "lang": "en",
     }
@@ -595,14 +595,14 @@ def test_v1_extended_tweet_gives_the_full_text_and_entities():
 def test_v1_extended_mode_full_text():
     status = {
         "created_at": "Sun Apr 05 10:46:44 +0000 2020",
-        "id": 1246000000000000005,
+        "id": 1246751115047862277,
         "full_text": "Deep learning on a laptop, no GPU needed",
         "display_text_range": [0, 40],
         "user": V1_USER,
         "entities": {},
     }
     row = accept(status)
-    assert (row["tweet_id"], row["text"], row["source_format"]) == ("1246000000000000005", status["full_text"], "v1.1")
+    assert (row["tweet_id"], row["text"], row["source_format"]) == ("1246751115047862277", status["full_text"], "v1.1")
 
 
 def test_v1_matching_rules_of_enterprise_streams():
@@ -617,7 +617,7 @@ def test_v1_matching_rules_of_enterprise_streams():
 def test_other_languages_are_filtered_and_language_neutral_posts_kept():
     message = v2_message()
     message["data"]["lang"] = "fr"
-    assert outcome_of(message) == Filtered("language", "1790000000000000001")
+    assert outcome_of(message) == Filtered("language", "1790050670343094273")
     for neutral in ("und", "qht", "zxx", None):
         message["data"]["lang"] = neutral
         assert accept(message)["lang"] == neutral
@@ -628,13 +628,43 @@ def test_other_languages_are_filtered_and_language_neutral_posts_kept():
 def test_off_topic_posts_are_filtered():
     message = v2_message()
     message["data"].update(text="Lovely weather for a walk today", entities={})
-    assert outcome_of(message) == Filtered("off_topic", "1790000000000000001")
+    assert outcome_of(message) == Filtered("off_topic", "1790050670343094273")
 
 
 def test_language_is_checked_before_the_topic():
     message = v2_message()
     message["data"].update(text="Il fait beau", lang="fr", entities={})
-    assert outcome_of(message) == Filtered("language", "1790000000000000001")
+    assert outcome_of(message) == Filtered("language", "1790050670343094273")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Il governo ha chiesto ai cittadini di scaricare la nuova app di AI: restate a casa fino al 3 maggio",
+        "Ngiyabonga kakhulu, ai ngeke ngikwazi ukuza namuhla ngenxa ye AI",
+    ],
+)
+def test_a_post_without_lang_is_filtered_by_its_detected_language(text):
+    message = v2_message()
+    del message["data"]["lang"]
+    message["data"].update(text=text, entities={})
+    assert outcome_of(message) == Filtered("language", "1790050670343094273")
+
+
+def test_a_post_without_lang_in_a_kept_language_or_unsure_is_judged_by_topic_and_keeps_no_lang():
+    message = v2_message()
+    del message["data"]["lang"]
+    assert accept(message)["lang"] is None
+    message["data"].update(text="Le ultime sul AI", entities={})
+    assert detected_language("Le ultime sul AI") == "und"
+    assert accept(message)["topics"] == ["ai"]
+
+
+def test_detection_trusts_only_sure_guesses():
+    assert detected_language("Deep learning with PyTorch: a practical guide for people who learn by building") == "en"
+    assert detected_language("Siamo tutti sottomessi ai voleri dell'Europa, dice il governo") == "it"
+    assert detected_language("ai voleri del governo") == "und"  # py3langid: "vec", probability 0.23
+    assert detected_language("") == "und"
 
 
 def test_with_filtering_off_topics_are_still_computed():
@@ -692,7 +722,7 @@ def test_unusable_json_is_rejected_with_the_field(message, reason, mentions):
         (b"", "not_a_tweet"),
         (b"\r\n", "not_a_tweet"),
         (b"<html>503 Service Unavailable</html>", "not_json"),
-        (b'{"data": {"id": "1790000000000000001", "text": "trunc', "not_json"),
+        (b'{"data": {"id": "1790050670343094273", "text": "trunc', "not_json"),
         (b'{"data": {"id": "1", "text": "caf\xe9"}}', "not_utf8"),
         (b'\xef\xbb\xbf{"data": {}}', "not_json"),
         (b'{"text": "\\ud800"}', "not_json"),

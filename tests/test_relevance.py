@@ -86,6 +86,49 @@ def test_broad_words_and_lookalikes_do_not_match(matcher, text):
     assert matcher.match(text, [], []) == []
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Grazie ai medici e agli infermieri",  # Italian "ai": to the
+        "Siamo tutti sottomessi ai voleri del governo",
+        "Ai miei amici: restate a casa",
+        "I'm so weak!! it HAS to be a joke!! ai ngeke",  # Zulu
+        "Where is Wuhan whistleblower Dr. Ai Fen? She disappeared after criticizing the authorities",
+        "Aiuto, ai ai ai, che giornata",
+        "rinviato ai prossimi mesi, llm e nlp non c'entrano",
+        "the new gpt of the neighbourhood: a gpt is a local planning body",
+    ],
+)
+def test_lower_case_lookalikes_of_acronyms_do_not_match(matcher, text):
+    assert matcher.match(text, [], []) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "hashtags", "expected"),
+    [
+        ("AIs will write most code, they say", [], ["ai"]),
+        ("Which LLM is best for code? LLMs compared", [], ["ai"]),
+        ("GPT-4o and GPT4 on a laptop", [], ["ai"]),
+        ("A.I. is not magic", [], ["ai"]),
+        ("NLP in production", [], ["machine_learning"]),
+        ("HDFS is slow for small files", [], ["big_data"]),
+        ("new paper out", ["ai"], ["ai"]),
+        ("#nlp reading group", [], ["machine_learning"]),
+        ("#AIForGood and #Generative_AI", [], ["ai"]),
+        ("Google DeepMind on protein folding", [], ["ai"]),
+        ("David Silver of @DeepMind wins the ACM Prize in Computing", [], ["ai"]),
+        ("Chatbots everywhere", [], ["ai"]),
+    ],
+)
+def test_acronyms_match_in_capitals_or_as_hashtags(matcher, text, hashtags, expected):
+    assert matcher.match(text, hashtags, []) == expected
+
+
+def test_an_acronym_in_a_link_counts_only_in_capitals(matcher):
+    assert matcher.match("", [], ["https://example.it/grazie-ai-medici"]) == []
+    assert matcher.match("", [], ["https://example.com/news/AI-act-explained"]) == ["ai"]
+
+
 def test_hashtags_from_entities_count_with_or_without_sign(matcher):
     assert matcher.match("truncated text…", ["MachineLearning"], []) == ["machine_learning"]
     assert matcher.match("truncated text…", ["#AI"], []) == ["ai"]
