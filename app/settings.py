@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     hdfs_http_port: int = Field(default=9870, ge=1, le=65535)
     hdfs_data_dir: Path = Path(".hdfs")
     hdfs_heap_mb: int = Field(default=384, ge=64)
+    # Replicas of the files Spark writes to an hdfs:// lake. Unset: 1 on the HDFS of `make hdfs`
+    # (one DataNode), the cluster's own default anywhere else.
+    hdfs_replication: Optional[int] = Field(default=None, ge=1)
 
     # Jars fetched from Maven Central by `make jars` (engines/jars.py), cached outside the checkout.
     jars_dir: Optional[Path] = None
@@ -127,6 +130,14 @@ class Settings(BaseSettings):
     @property
     def language_list(self) -> list[str]:
         return [code.strip() for code in self.languages.split(",") if code.strip()]
+
+    @property
+    def lake_replication(self) -> int | None:
+        """Replicas to ask for when writing the lake, or None for the filesystem's default."""
+        if self.hdfs_replication is not None:
+            return self.hdfs_replication
+        own_hdfs = f"hdfs://{self.hdfs_host}:{self.hdfs_port}/"
+        return 1 if f"{self.lake_root}/".startswith(own_hdfs) else None
 
     @property
     def checkpoint_location(self) -> str:

@@ -30,6 +30,8 @@ def sink_command(settings: Settings, *job_args: str, web_ui: bool = True, driver
     else:
         command += ["--jars", ",".join(str(path) for path in jar_paths("spark-kafka"))]
     command += ["--conf", "spark.ui.showConsoleProgress=false"]
+    if settings.lake_replication is not None:
+        command += ["--conf", f"spark.hadoop.dfs.replication={settings.lake_replication}"]
     if not web_ui:
         command += ["--conf", "spark.ui.enabled=false"]
     if settings.spark_master.startswith("local"):
