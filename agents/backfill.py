@@ -18,23 +18,25 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from agents.oversize import for_raw_topic
-from agents.sources.archive import ArchiveCounts, ArchiveError, ArchiveFile
+from agents.sources.archive import ArchiveError, ArchiveFile, RawMessage
 from app.broker import Broker, wait_for_broker
 from app.processes import Process, free_port, start_sink, start_worker
 from app.settings import Settings, get_settings
 from spark_sink.job import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE
 from spark_sink.lake_files import Lake
 from spark_sink.lake_fs import lake_fs_for
+from spark_sink.lake_landing import final_names, move_files
 
 DESCRIPTION = """\
 Ingest archived tweets (one JSON document a line, plain or gzip) through the same path as the
@@ -243,11 +245,21 @@ def committed(settings: Settings, ends: dict[int, int]) -> bool:
 
 @dataclass(frozen=True)
 class Landed:
+    """The rows a run's sink wrote, by zone, and its file count."""
+
     bronze_rows: int
     bronze_ids: int
     dead_letter_rows: int
     unreadable_rows: int
     files: int
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A run's staged files, counted, each with the lake path it is to move to."""
+
+    landed: Landed
+    moves: list[tuple[str, str]]
 
 
 def run_sink(settings: Settings, workdir: Path, progress: Progress) -> None:
@@ -266,38 +278,40 @@ def run_sink(settings: Settings, workdir: Path, progress: Progress) -> None:
     progress.show(f"sink: done in {time.monotonic() - started:.0f}s", permanent=True)
 
 
-def land(stage: Lake, lake: Lake, run_name: str) -> Landed:
-    """Count the run's rows, then move its files into the lake's zones.
+def staged(stage: Lake, lake: Lake, names: Iterator[str]) -> Staged:
+    """Count the run's rows and give each of its files the lake path it moves to.
 
     The run's sink numbers its batches from 0, like any new checkpoint, and names its files and
     manifests after them: published straight into the lake they would replace the files of other
-    batches with the same number. Moved here, they take the names `lake compact` gives its
-    outputs (part-c<time>-<n>.parquet): final files that no manifest lists, so no sink replay
-    ever deletes them, and that compaction may merge.
+    batches with the same number. Moved, they take the final names `lake compact` gives its
+    outputs (part-c<time>-<n>.parquet): names no manifest lists, so no sink replay ever deletes
+    them, and that compaction may merge.
     """
     zones = (BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
     files = {zone: stage.files(zone) for zone in zones}
     ids = [stage.read(f, columns=["tweet_id"]).column("tweet_id").combine_chunks() for f in files[BRONZE]]
     rows = {zone: sum(stage.metadata(f).num_rows for f in files[zone]) for zone in zones}
-    stamp = run_name.removeprefix("backfill-")
-    moved = 0
-    try:
-        for zone in zones:
-            for file in files[zone]:
-                folder = posixpath.join(lake.root, zone, file.partition_key)
-                lake.fs.mkdirs(folder)
-                lake.fs.rename(file.path, posixpath.join(folder, f"part-c{stamp}-{moved:05d}.parquet"))
-                moved += 1
-    except OSError as error:
-        raise BackfillError(f"moving the run's files into the lake failed after {moved} of "
-                            f"{sum(map(len, files.values()))}: {error}; the others are still in {stage.root}") from error
-    return Landed(
+    moves = [(file.path, posixpath.join(lake.root, zone, file.partition_key, next(names)))
+             for zone in zones for file in files[zone]]
+    landed = Landed(
         bronze_rows=rows[BRONZE],
         bronze_ids=pc.count_distinct(pa.concat_arrays(ids)).as_py() if ids else 0,
         dead_letter_rows=rows[QUARANTINE_DEAD_LETTERS],
         unreadable_rows=rows[QUARANTINE_UNREADABLE],
-        files=moved,
+        files=len(moves),
     )
+    return Staged(landed, moves)
+
+
+def land(stage: Lake, lake: Lake, stamp: str) -> Landed:
+    """Count the run's rows, then move its files into the lake's zones."""
+    plan = staged(stage, lake, final_names(stamp))
+    try:
+        move_files(lake.fs, plan.moves)
+    except OSError as error:
+        raise BackfillError(f"moving the run's files into the lake failed: {error}; the files not moved "
+                            f"are still in {stage.root}") from error
+    return plan.landed
 
 
 # --- the two ways to run ------------------------------------------------------------------------
@@ -320,60 +334,91 @@ def run_settings(settings: Settings, workdir: Path, lake_root: str, run_name: st
     })
 
 
-def run_embedded(paths: list[Path], settings: Settings, rate: float | None, progress: Progress) -> dict:
-    """The whole path on a broker, worker and sink of this run's own."""
-    started = time.monotonic()
-    run_name = "backfill-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+def open_lake(settings: Settings) -> Lake:
+    """LAKE_ROOT (created if missing), shown as an absolute path or URI."""
     lake_root = settings.lake_root.rstrip("/") if "://" in settings.lake_root else os.path.abspath(settings.lake_root)
     try:
         fs, lake_path = lake_fs_for(lake_root, settings.hdfs_namenode_url, settings.hdfs_user, settings.hdfs_http_port)
     except ValueError as error:
         raise BackfillError(str(error)) from error
     fs.mkdirs(lake_path)
-    stage_path = posixpath.join(lake_path, STAGE_FOLDER, run_name)
+    return Lake(fs, lake_path, shown_root=lake_root)
+
+
+@dataclass
+class PipelineRun:
+    """A run of the whole path whose sink has finished: its files wait in `stage`."""
+
+    name: str
+    stamp: str
+    settings: Settings
+    lake: Lake
+    stage: Lake
+    publication: Publication
+    counters: dict
+    stage_seconds: dict[str, float]
+    started: float
+
+
+@contextmanager
+def pipeline_run(outgoing: Iterable[Outgoing], settings: Settings, rate: float | None, progress: Progress,
+                 kind: str = "backfill") -> Iterator[PipelineRun]:
+    """The whole path on a broker, worker and sink of this run's own, up to the sink's files in
+    the run's staging folder. The folder is removed when the block ends without an error; after
+    one it may hold files still to be landed, so it stays."""
+    started = time.monotonic()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    run_name = f"{kind}-{stamp}"
+    lake = open_lake(settings)
+    stage_path = posixpath.join(lake.root, STAGE_FOLDER, run_name)
     with ExitStack() as cleanup:
-        workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="tweetlake-backfill-")))
-        run = run_settings(settings, workdir, lake_root, run_name)
-        progress.show(f"{run_name}: broker on {run.bootstrap_servers}, FILTER={run.filter}, lake {lake_root}", permanent=True)
+        workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix=f"tweetlake-{kind}-")))
+        run = run_settings(settings, workdir, lake.shown_root, run_name)
+        progress.show(f"{run_name}: broker on {run.bootstrap_servers}, FILTER={run.filter}, lake {lake.shown_root}",
+                      permanent=True)
         broker = Broker(run)
         cleanup.callback(broker.stop)
         broker.start()
         worker = cleanup.enter_context(start_worker(run, workdir))
 
-        publication = publish(paths, run.bootstrap_servers, run.topic_raw, rate, progress, run.max_payload_bytes)
+        publication = publish(outgoing, run.bootstrap_servers, run.topic_raw, rate, progress, run.max_payload_bytes)
         worker_started = time.monotonic()
         counters = wait_for_worker(worker, run, publication, progress)
         worker.stop()
         worker_seconds = time.monotonic() - worker_started
 
         sink_started = time.monotonic()
-        fs.mkdirs(stage_path)
+        lake.fs.mkdirs(stage_path)
         try:
             run_sink(run, workdir, progress)
         except BackfillError:
-            fs.delete(stage_path, recursive=True)
+            lake.fs.delete(stage_path, recursive=True)
             raise
-        landed = land(Lake(fs, stage_path), Lake(fs, lake_path), run_name)
-        fs.delete(stage_path, recursive=True)
-        sink_seconds = time.monotonic() - sink_started
+        seconds = {"publish": round(publication.seconds, 1), "worker": round(worker_seconds, 1),
+                   "sink": round(time.monotonic() - sink_started, 1)}
+    yield PipelineRun(run_name, stamp, run, lake, Lake(lake.fs, stage_path), publication, counters, seconds, started)
+    lake.fs.delete(stage_path, recursive=True)
 
-    seconds = time.monotonic() - started
+
+def run_report(run: PipelineRun, landed: Landed) -> dict:
+    """The counts of a run (the backfill's JSON, and the start of the replay's), with `error`
+    when they do not add up."""
+    seconds = time.monotonic() - run.started
+    counters = run.counters
     report = {
         "read": counters["read"],
-        "published": publication.published,
+        "published": run.publication.published,
         **{key: counters[key] for key in ("accepted", "filtered", "duplicates", "rejected")},
         "bronze_rows": landed.bronze_rows,
         "quarantine_rows": landed.dead_letter_rows + landed.unreadable_rows,
         "lake_files_added": landed.files,
         "filtered_by_reason": counters["filtered_by_reason"],
         "rejected_by_reason": counters["rejected_by_reason"],
-        **_archive_summary(publication),
         "seconds": round(seconds, 1),
-        "tweets_per_s": round(publication.published / seconds, 1),
-        "stage_seconds": {"publish": round(publication.seconds, 1), "worker": round(worker_seconds, 1),
-                          "sink": round(sink_seconds, 1)},
-        "lake_root": lake_root,
-        "checkpoints": run.checkpoint_root,
+        "tweets_per_s": round(run.publication.published / seconds, 1),
+        "stage_seconds": run.stage_seconds,
+        "lake_root": run.lake.shown_root,
+        "checkpoints": run.settings.checkpoint_root,
     }
     problems = _problems(report, landed)
     if problems:
@@ -381,19 +426,28 @@ def run_embedded(paths: list[Path], settings: Settings, rate: float | None, prog
     return report
 
 
+def run_embedded(paths: list[Path], settings: Settings, rate: float | None, progress: Progress) -> dict:
+    """The whole path on a broker, worker and sink of this run's own."""
+    archives = [ArchiveFile(path) for path in paths]
+    with pipeline_run(archive_messages(archives, progress), settings, rate, progress) as run:
+        landed = land(run.stage, run.lake, run.stamp)
+    return run_report(run, landed) | _archive_summary(archives)
+
+
 def run_external(paths: list[Path], settings: Settings, rate: float | None, progress: Progress) -> dict:
     """Only publish: the processes on that Kafka decide and write; their counts are theirs."""
     started = time.monotonic()
     wait_for_broker(settings.bootstrap_servers, timeout=30)
-    publication = publish(paths, settings.bootstrap_servers, settings.topic_raw, rate, progress,
-                          settings.max_payload_bytes)
+    archives = [ArchiveFile(path) for path in paths]
+    publication = publish(archive_messages(archives, progress), settings.bootstrap_servers, settings.topic_raw,
+                          rate, progress, settings.max_payload_bytes)
     seconds = time.monotonic() - started
     unknown = dict.fromkeys(("accepted", "filtered", "duplicates", "rejected", "bronze_rows", "quarantine_rows"))
     return {
         "read": publication.published,
         "published": publication.published,
         **unknown,
-        **_archive_summary(publication),
+        **_archive_summary(archives),
         "seconds": round(seconds, 1),
         "tweets_per_s": round(publication.published / seconds, 1),
         "bootstrap_servers": settings.bootstrap_servers,
@@ -401,14 +455,14 @@ def run_external(paths: list[Path], settings: Settings, rate: float | None, prog
     }
 
 
-def _archive_summary(publication: Publication) -> dict:
-    files = publication.files.values()
+def _archive_summary(archives: list[ArchiveFile]) -> dict:
+    counts = [archive.counts for archive in archives]
     return {
-        "files": len(publication.files),
-        "lines": publication.lines,
-        "blank_lines": sum(counts.blank for counts in files),
-        "pages": sum(counts.pages for counts in files),
-        "gzip_cut_short": [path for path, counts in publication.files.items() if counts.gzip_cut_short],
+        "files": len(archives),
+        "lines": sum(c.lines for c in counts),
+        "blank_lines": sum(c.blank for c in counts),
+        "pages": sum(c.pages for c in counts),
+        "gzip_cut_short": [str(a.path) for a in archives if a.counts.gzip_cut_short],
     }
 
 

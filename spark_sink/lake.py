@@ -5,6 +5,12 @@
     lake show [--limit N] [--where EXPR]                  the most recent tweets, as a table
     lake verify                                           ids unique, files readable, partitions right
     lake compact --dt YYYY-MM-DD [--hour HH] [--target-mb N]   merge small files (see lake_compact)
+    lake replay [--reason R] [--dt YYYY-MM-DD] [--dry-run]   dead letters through the pipeline again
+
+`replay` sends the original bytes of quarantined dead letters through the filter/normalize agent
+and the sink again, on a broker, worker and sink of its own (agents/replay.py): what is accepted
+now lands in bronze once, what fails again replaces its letter, and the replayed letters leave
+quarantine in one journaled step (spark_sink/lake_landing.py), so a second replay adds nothing.
 
 The lake root is LAKE_ROOT (a folder, file:// or hdfs://, read through WebHDFS at HDFS_NAMENODE_URL,
 by default the root's host on HDFS_HTTP_PORT) unless --lake-root is given. Exit codes: 0 fine, 1 a
@@ -24,11 +30,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from agents import replay as replaying
+from agents.backfill import BackfillError, Progress
 from app.settings import Settings, get_settings
 from spark_sink import lake_compact
 from spark_sink.lake_files import (
-    BRONZE, QUARANTINE_ZONES, ZONE_QUERIES, ZONES, BadInput, DataFile, Lake, LakeError, UnreadableFile,
-    by_partition, column_range, human_size, iso_utc, plural,
+    BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_ZONES, REPLAY_JOURNALS, ZONE_QUERIES, ZONES, BadInput, DataFile,
+    Lake, LakeError, UnreadableFile, by_partition, column_range, human_size, iso_utc, journals, plural,
 )
 from spark_sink.lake_fs import LakeFS, lake_fs_for
 from spark_sink.lake_where import Where
@@ -202,6 +210,8 @@ def verify(lake: Lake, args: argparse.Namespace) -> int:
     for zone in ZONES:
         problems += [f"interrupted compaction {lake.relative(j)}: run `lake compact` on {zone} to settle it"
                      for j in lake_compact.pending_journals(lake, zone)]
+    problems += [f"interrupted replay {lake.relative(j)}: run `lake replay` to finish it"
+                 for j in journals(lake, REPLAY_JOURNALS)]
     if problems:
         for problem in problems:
             print(problem)
@@ -252,16 +262,56 @@ def duplicate_ids(ids: pa.Table | None, names: list[str], shown: int = 20) -> li
 
 
 def compact(lake: Lake, args: argparse.Namespace, settings: Settings) -> int:
-    """The committed-batch bound comes from the sink's checkpoint, which may live elsewhere."""
     lake.zone_path(args.zone)
-    checkpoints = args.checkpoints or settings.checkpoint_root or f"{args.lake_root}/_checkpoints"
-    fs, checkpoint_root = open_fs(checkpoints, settings)
     query = ZONE_QUERIES[args.zone]
-    latest = lake_compact.latest_committed_batch(fs, f"{checkpoint_root}/{query}")
+    latest = latest_batch(args, settings, args.zone, required=True)
     progress(f"newest committed batch of the sink's query {query!r}: {'none yet' if latest is None else latest}")
     outcomes = lake_compact.compact(lake, args.zone, args.dt, args.hour, latest, int(args.target_mb * 2**20), progress)
     for outcome in outcomes:
         print(outcome.summary())
+    return 0
+
+
+def latest_batch(args: argparse.Namespace, settings: Settings, zone: str, required: bool) -> int | None:
+    """The newest committed batch of the query that writes `zone`, from the sink's checkpoint,
+    which may live elsewhere; without that checkpoint, None if not `required`."""
+    checkpoints = args.checkpoints or settings.checkpoint_root or f"{args.lake_root}/_checkpoints"
+    fs, checkpoint_root = open_fs(checkpoints, settings)
+    checkpoint = f"{checkpoint_root}/{ZONE_QUERIES[zone]}"
+    if not required and not fs.exists(checkpoint):
+        return None
+    return lake_compact.latest_committed_batch(fs, checkpoint)
+
+
+# --- replay ------------------------------------------------------------------------------------
+
+
+def replay(lake: Lake, args: argparse.Namespace, settings: Settings) -> int:
+    """Refused with KAFKA_BOOTSTRAP_SERVERS: see agents/replay.py."""
+    if not settings.embedded_broker:
+        raise BadInput("lake replay needs each letter's outcome before it removes the letter from quarantine, "
+                       "and only a worker and sink of its own report it: unset KAFKA_BOOTSTRAP_SERVERS "
+                       "(the replay starts its own broker; a running pipeline is not needed)")
+    latest = latest_batch(args, settings, QUARANTINE_DEAD_LETTERS, required=False)
+    shown = Progress()
+    if args.dry_run:
+        selection = replaying.select(lake, args.reason, args.dt, latest, settings.max_payload_bytes)
+        print(json.dumps(replaying.dry_run(lake, selection, shown)))
+        return 0
+    run = settings.model_copy(update={"lake_root": args.lake_root, "filter": args.filter or settings.filter})
+    try:
+        report = replaying.replay(lake, run, args.reason, args.dt, latest, shown)
+    except BackfillError as error:
+        print(f"lake: error: replay failed: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lake: replay interrupted: its broker, worker and sink are stopped; a journal in "
+              "_replays/, if any, is finished by the next `lake replay`", file=sys.stderr)
+        return 130
+    print(json.dumps(report))
+    if "error" in report:
+        print(f"lake: error: replay incomplete: {report['error']}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -342,6 +392,21 @@ def parser(settings: Settings) -> argparse.ArgumentParser:
     sub.add_argument("--zone", default=BRONZE, help=f"one of: {', '.join(ZONES)} (default {BRONZE})")
     sub.add_argument("--checkpoints", metavar="PATH", help="the sink's checkpoint root, for its commit log "
                                            "(default CHECKPOINT_ROOT, else LAKE_ROOT/_checkpoints)")
+
+    sub = commands.add_parser("replay", parents=[common], help="Send quarantined dead letters through the "
+                              "pipeline again; what passes now leaves quarantine.", description=replaying.DESCRIPTION,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub.set_defaults(run=partial(replay, settings=settings))
+    sub.add_argument("--reason", metavar="R", help="only letters of this reason, e.g. too_large, not_json "
+                                                   "(default: every reason)")
+    sub.add_argument("--dt", type=day, metavar="YYYY-MM-DD", help="only letters of partition dt=YYYY-MM-DD "
+                                                                  "(the day they failed, UTC)")
+    sub.add_argument("--filter", choices=("topics", "none"), help="the worker's filter: topics (on-topic tweets "
+                     "in LANGUAGES) or none (every valid tweet); default: the FILTER setting")
+    sub.add_argument("--dry-run", action="store_true", help="only count what would be replayed, by reason "
+                                                            "(last stdout line JSON), and change nothing")
+    sub.add_argument("--checkpoints", metavar="PATH", help="the sink's checkpoint root: letters in files of "
+                     "its uncommitted batches are left alone (default CHECKPOINT_ROOT, else LAKE_ROOT/_checkpoints)")
     return main_parser
 
 

@@ -27,7 +27,8 @@ A crash leaves the journal behind: the next `lake compact` of the zone first set
 place: delete the inputs still there; not in place: delete the temporary file). Until then readers
 see that group twice, and `lake verify` names the duplicates and the journal. One compaction per
 zone at a time: a second one finds `_compactions/<zone>/_lock` and stops; a crashed run leaves the
-lock, to be deleted by hand once no compaction is running.
+lock, to be deleted by hand once no compaction is running. `lake replay` takes the same lock, and
+quarantine/dead_letter is not compacted while a replay's journal is pending (it names files there).
 """
 from __future__ import annotations
 
@@ -45,7 +46,11 @@ from typing import Callable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spark_sink.lake_files import BadInput, DataFile, Lake, LakeError, by_partition, human_size, plural, reading
+from spark_sink.job import QUARANTINE_DEAD_LETTERS
+from spark_sink.lake_files import (
+    REPLAY_JOURNALS, BadInput, DataFile, Lake, LakeError, by_partition, hidden_temporary, human_size, journals,
+    plural, reading,
+)
 from spark_sink.lake_fs import LakeFS
 
 JOURNALS = "_compactions"
@@ -106,6 +111,9 @@ def compact(lake: Lake, zone: str, dt: str, hour: str | None, latest: int | None
     """Compact every partition of `zone` under dt (and hour); see the module docstring."""
     partitions_to_compact(lake, zone, dt, hour)  # bad input fails before the lock is taken
     with zone_lock(lake, zone):
+        if zone == QUARANTINE_DEAD_LETTERS and journals(lake, REPLAY_JOURNALS):
+            raise LakeError(f"an interrupted `lake replay` still has letters to remove from {zone} "
+                            f"({REPLAY_JOURNALS}/): run `lake replay` to finish it, then compact")
         settle_interrupted(lake, zone, progress)
         partitions = partitions_to_compact(lake, zone, dt, hour)
         inputs = {key: [read_input(lake, f) for f in files if is_committed(f, latest)]
@@ -165,7 +173,7 @@ def compact_partition(lake: Lake, zone: str, key: str, inputs: list[Input], unco
 
 def merge(lake: Lake, zone: str, group: list[Input], output: str) -> int:
     """Steps 1-4 of the module docstring for one group; returns the output's size."""
-    temporary = posixpath.join(posixpath.dirname(output), f".{posixpath.basename(output)}.tmp")
+    temporary = hidden_temporary(output)
     journal = lake.path(f"{JOURNALS}/{zone}/{posixpath.basename(output)}.json")
     write_json(lake.fs, journal, {
         "output": lake.relative(output),
@@ -228,10 +236,7 @@ def settle(lake: Lake, journal: str) -> None:
 
 
 def pending_journals(lake: Lake, zone: str) -> list[str]:
-    folder = lake.path(f"{JOURNALS}/{zone}")
-    if not lake.fs.exists(folder):
-        return []
-    return [e.path for e in lake.fs.list(folder) if e.name.endswith(".json") and not e.is_dir]
+    return journals(lake, f"{JOURNALS}/{zone}")
 
 
 def settle_interrupted(lake: Lake, zone: str, progress: Progress) -> None:

@@ -22,6 +22,8 @@ QUARANTINE_ZONES = (QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
 ZONE_QUERIES = {BRONZE: "bronze", QUARANTINE_UNREADABLE: "bronze", QUARANTINE_DEAD_LETTERS: "dead_letters"}
 # spark_sink.publish.published_name(batch_id, index); tests check the two agree.
 PUBLISHED_NAME = re.compile(r"part-(\d{12})-\d{5}\.parquet")
+# Journals of `lake replay` (spark_sink/lake_landing.py): a pending one names quarantine files.
+REPLAY_JOURNALS = "_replays"
 
 
 class LakeError(Exception):
@@ -71,6 +73,11 @@ def hidden(name: str) -> bool:
     return name.startswith(("_", "."))
 
 
+def hidden_temporary(path: str) -> str:
+    """Where a file is written before it is renamed to `path`: beside it, under a name readers skip."""
+    return posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
+
+
 class Lake:
     """A lake root on a filesystem."""
 
@@ -111,6 +118,14 @@ class Lake:
                 found.append(DataFile(entry.path, self.relative(entry.path), entry.size, partition))
         return found
 
+    def rows_per_batch(self, zone: str) -> dict[int, int]:
+        """Rows of each sink batch still published as its own files (from the footers)."""
+        rows: dict[int, int] = {}
+        for file in self.files(zone):
+            if file.batch_id is not None:
+                rows[file.batch_id] = rows.get(file.batch_id, 0) + self.metadata(file).num_rows
+        return rows
+
     def relative(self, path: str) -> str:
         return posixpath.relpath(path, self.root)
 
@@ -135,6 +150,14 @@ def reading(file: DataFile) -> Iterator[None]:
                         "batch replaced it): run the command again") from error
     except (pa.ArrowException, OSError) as error:
         raise UnreadableFile(file.relative, error) from error
+
+
+def journals(lake: Lake, folder: str) -> list[str]:
+    """The journals (`*.json`) of unfinished jobs in `folder`, a lake-relative path."""
+    path = lake.path(folder)
+    if not lake.fs.exists(path):
+        return []
+    return [e.path for e in lake.fs.list(path) if e.name.endswith(".json") and not e.is_dir]
 
 
 def by_partition(files: list[DataFile]) -> dict[str, list[DataFile]]:

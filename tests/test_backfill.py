@@ -45,7 +45,8 @@ V1_TEXTS = [
 def v1_status(number: int) -> dict:
     lang, text = V1_TEXTS[number % len(V1_TEXTS)]
     created = datetime(2021, 6, 1, 9, 30, tzinfo=timezone.utc) + timedelta(seconds=17 * number)
-    tweet_id = 1_400_000_000_000_000_000 + number
+    # A snowflake id carries its creation time (ms since X's epoch, above 22 bits).
+    tweet_id = (int(created.timestamp() * 1000) - 1288834974657 << 22) + number
     return {
         "created_at": created.strftime("%a %b %d %H:%M:%S +0000 %Y"),
         "id": tweet_id, "id_str": str(tweet_id), "text": f"{text} ({number})", "lang": lang,
@@ -202,7 +203,8 @@ def test_backfill_without_filter_into_the_same_lake_keeps_the_earlier_rows(archi
 
 def test_with_kafka_bootstrap_servers_it_only_publishes(archive, broker_settings, tmp_path):
     result, report = backfill(*map(str, archive), cwd=tmp_path,
-                              KAFKA_BOOTSTRAP_SERVERS=broker_settings.bootstrap_servers)
+                              KAFKA_BOOTSTRAP_SERVERS=broker_settings.bootstrap_servers,
+                              TOPIC_RAW=broker_settings.topic_raw)
     assert result.returncode == 0, result.stderr[-4000:]
     counts, _ = predicted(archive, "topics")
     assert report["read"] == report["published"] == counts["read"]

@@ -2,32 +2,24 @@
 resuming from its checkpoint; and it says how to fix a missing connector."""
 from __future__ import annotations
 
-import re
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import orjson
-import pyarrow.parquet as pq
 import pytest
 
 from app.settings import Settings
 from engines.jars import JarsMissing
+from spark_sink.lake_files import Lake
+from spark_sink.lake_fs import LocalFS
 from spark_sink.submit import sink_command
 from tests.kafka_io import produce
 from tests.processes import Process, bronze_table, settings_env, start_sink, wait_until
 from tests.test_pipeline import accepted_rows, clean_tweets
 
-_PART = re.compile(r"^part-(\d+)-\d+\.parquet$")
-
-
-def rows_per_batch(zone: Path) -> dict[int, int]:
-    """Bronze rows per micro-batch id, from the published files' names and footers."""
-    rows: dict[int, int] = defaultdict(int)
-    for path in zone.rglob("part-*.parquet"):
-        match = _PART.match(path.name)
-        if match:
-            rows[int(match.group(1))] += pq.read_metadata(path).num_rows
-    return dict(rows)
+def rows_per_batch(lake: Path) -> dict[int, int]:
+    """Rows per micro-batch id of the lake's bronze zone."""
+    return Lake(LocalFS(), str(lake)).rows_per_batch("bronze")
 
 
 def run_available_now(settings: Settings, workdir: Path, name: str, **overrides) -> None:
@@ -41,19 +33,19 @@ def test_reads_from_earliest_in_capped_batches_then_only_new_records(broker_sett
     rows = accepted_rows(clean_tweets(1300, seed=23))
     first, second = list(rows.items())[:1000], list(rows.items())[1000:]
     settings = broker_settings.model_copy(update={"lake_root": str(tmp_path / "lake")})
-    bronze = tmp_path / "lake" / "bronze"
+    lake = tmp_path / "lake"
     produce(settings.bootstrap_servers, settings.topic_typed,
             ((tweet_id.encode(), orjson.dumps(row)) for tweet_id, row in first))
 
     run_available_now(settings, tmp_path, "sink-1", sink_max_offsets_per_trigger=300)
-    batches = rows_per_batch(bronze)
+    batches = rows_per_batch(lake)
     assert sum(batches.values()) == 1000 and len(batches) >= 4
     assert max(batches.values()) <= 300, batches
 
     produce(settings.bootstrap_servers, settings.topic_typed,
             ((tweet_id.encode(), orjson.dumps(row)) for tweet_id, row in second))
     run_available_now(settings, tmp_path, "sink-2", sink_max_offsets_per_trigger=300)
-    new = {batch: count for batch, count in rows_per_batch(bronze).items() if batch not in batches}
+    new = {batch: count for batch, count in rows_per_batch(lake).items() if batch not in batches}
     assert sum(new.values()) == len(second), new
 
     ids = Counter(bronze_table(tmp_path / "lake").column("tweet_id").to_pylist())

@@ -2,7 +2,7 @@
 run's tweets), then `spark-submit spark_sink/job.py --available-now` on SPARK_MASTER (local[*]).
 
 maxOffsetsPerTrigger is set to 40% of N, so the run has three micro-batches of 40%, 40% and 20%:
-the first pays the Python workers' start-up, the other two are the warm rate, and their two sizes
+the first pays the start-up (query planning, code generation), the other two are the warm rate, and their two sizes
 split a warm batch's time into a fixed cost per batch and a cost per row. Batch times come from
 the checkpoint (offsets/<id> is written when a batch starts, commits/<id> when it is done), rows
 per batch from the published parquet files' footers (part-<batch id>-<n>.parquet).
@@ -10,28 +10,19 @@ per batch from the published parquet files' footers (part-<batch id>-<n>.parquet
 from __future__ import annotations
 
 import math
-import re
 import time
-from collections import defaultdict
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from bench.harness import Bench, rate, wait_for
 from bench.jfr import jfr_options, summarize_jfr
 from bench.monitor import SPARK_GROUPS, TreeMonitor, spark_memory
+from spark_sink.lake_files import Lake
+from spark_sink.lake_fs import LocalFS
 
-_PART = re.compile(r"^part-(\d+)-\d+\.parquet$")
 
-
-def batch_rows(zone: Path) -> dict[int, int]:
-    """Rows per micro-batch id, from the footers of the zone's published files."""
-    rows: dict[int, int] = defaultdict(int)
-    for path in zone.rglob("part-*.parquet"):
-        match = _PART.match(path.name)
-        if match:
-            rows[int(match.group(1))] += pq.read_metadata(path).num_rows
-    return dict(rows)
+def batch_rows(lake: Path) -> dict[int, int]:
+    """Rows per micro-batch id of the lake's bronze zone."""
+    return Lake(LocalFS(), str(lake)).rows_per_batch("bronze")
 
 
 def batch_times(checkpoint: Path) -> dict[int, tuple[float, float]]:
@@ -63,7 +54,7 @@ def run(bench: Bench) -> dict:
         raise RuntimeError(f"the sink failed ({sink.popen.returncode}):\n{sink.log_tail(4000)}")
     broker_cpu = bench.broker_cpu() - broker_cpu
 
-    rows = batch_rows(lake / "bronze")
+    rows = batch_rows(lake)
     times = batch_times(lake / "_checkpoints" / "bronze")
     if sum(rows.values()) != count:
         raise RuntimeError(f"bronze has {sum(rows.values())} rows, expected {count}")

@@ -1,0 +1,142 @@
+"""Landing a run of the pipeline in the lake from outside the sink: a backfill's staged files, and
+a replay's, whose dead letters must leave quarantine in the same stroke.
+
+A replay ends with (1) its sink's files staged under `_backfill/<run>/`; then
+  2. a journal `_replays/<run>.json` lists the staged files with the lake paths they move to, and
+     each quarantine file that held replayed letters with the row numbers to drop;
+  3. the staged files move into the zones (under final names, spark_sink.publish.final_name);
+  4. each such quarantine file is written again without those rows, as a hidden `.<name>.tmp`,
+     renamed to a new final name, and deleted (a file with no rows left is only deleted);
+  5. the staging folder goes, then the journal.
+Every step checks first whether it is done (target in place, old file gone), so finishing a
+journal twice is finishing it once: after a crash anywhere, the next `lake replay` finishes the
+journal before doing anything else, and every row is then in the lake exactly once. Until then
+readers may see replayed letters both in quarantine and in their new place, never neither.
+The caller holds the dead-letter zone's compaction lock throughout, and `lake compact` of that
+zone refuses while a journal is pending: it would merge away the files the journal names.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import posixpath
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from spark_sink.lake_compact import write_json
+from spark_sink.lake_files import REPLAY_JOURNALS, DataFile, Lake, LakeError, hidden_temporary, journals
+from spark_sink.lake_fs import LakeFS
+from spark_sink.publish import final_name
+
+Progress = Callable[[str], None]
+
+
+def final_names(stamp: str) -> Iterator[str]:
+    """final_name(stamp, 0), final_name(stamp, 1), ...: one run's files, in the order it lands them."""
+    return (final_name(stamp, n) for n in itertools.count())
+
+
+def move_files(fs: LakeFS, moves: list[tuple[str, str]]) -> None:
+    """Rename each staged file to its lake path; a move already done (source gone, target there)
+    is skipped, so a journal's moves can run again."""
+    for source, target in moves:
+        if not fs.exists(source):
+            if fs.exists(target):
+                continue
+            raise FileNotFoundError(f"staged file {source} is missing and {target} is not in the lake")
+        fs.mkdirs(posixpath.dirname(target))
+        fs.rename(source, target)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A quarantine file (lake-relative) of `rows` rows, to be written again without the rows
+    numbered in `drop`, as `output` (None when no row is left)."""
+
+    file: str
+    rows: int
+    drop: list[int]
+    output: str | None
+
+
+def rewrite_of(file: DataFile, rows: int, drop: list[int], names: Iterator[str]) -> Rewrite:
+    output = None if len(drop) == rows else posixpath.join(posixpath.dirname(file.relative), next(names))
+    return Rewrite(file.relative, rows, drop, output)
+
+
+def write_journal(lake: Lake, run_name: str, stage: str, moves: list[tuple[str, str]],
+                  rewrites: list[Rewrite]) -> str:
+    """Step 2; returns the journal's path."""
+    journal = lake.path(f"{REPLAY_JOURNALS}/{run_name}.json")
+    lake.fs.mkdirs(posixpath.dirname(journal))
+    write_json(lake.fs, journal, {
+        "run": run_name,
+        "stage": lake.relative(stage),
+        "moves": [[lake.relative(source), lake.relative(target)] for source, target in moves],
+        "rewrites": [asdict(rewrite) for rewrite in rewrites],
+    })
+    return journal
+
+
+def finish(lake: Lake, journal: str) -> int:
+    """Steps 3-5 of what `journal` describes, skipping what is done; returns the rows it removes
+    from quarantine in all (also those an interrupted attempt removed already)."""
+    with lake.fs.open(journal) as stream:
+        try:
+            entry = json.loads(stream.read())
+        except ValueError as error:
+            raise LakeError(f"replay journal {lake.relative(journal)} is not valid JSON: {error}") from error
+    move_files(lake.fs, [(lake.path(source), lake.path(target)) for source, target in entry["moves"]])
+    rewrites = [Rewrite(**rewrite) for rewrite in entry["rewrites"]]
+    for rewrite in rewrites:
+        remove_rows(lake, rewrite)
+    lake.fs.delete(lake.path(entry["stage"]), recursive=True)
+    lake.fs.delete(journal)
+    return sum(len(rewrite.drop) for rewrite in rewrites)
+
+
+def remove_rows(lake: Lake, rewrite: Rewrite) -> None:
+    """Step 4 for one file. The old file is deleted only once its remaining rows are in place."""
+    old = lake.path(rewrite.file)
+    if not lake.fs.exists(old):
+        return
+    if rewrite.output is not None and not lake.fs.exists(lake.path(rewrite.output)):
+        write_remaining(lake, rewrite)
+    lake.fs.delete(old)
+
+
+def write_remaining(lake: Lake, rewrite: Rewrite) -> None:
+    table = lake.read(DataFile(lake.path(rewrite.file), rewrite.file, 0, ()))
+    if table.num_rows != rewrite.rows:
+        raise LakeError(f"{rewrite.file} has {table.num_rows} rows, the replay journal expected {rewrite.rows}: "
+                        "it changed since the replay began; nothing is removed from it")
+    keep = pc.invert(pc.is_in(pa.array(range(table.num_rows), pa.int64()), value_set=pa.array(rewrite.drop, pa.int64())))
+    remaining = table.filter(keep)
+    output = lake.path(rewrite.output)
+    temporary = hidden_temporary(output)
+    lake.fs.delete(temporary)
+    with lake.fs.create(temporary) as sink:
+        pq.write_table(remaining, sink, compression="snappy")
+        size = sink.tell()
+    written = lake.metadata(DataFile(temporary, lake.relative(temporary), size, ())).num_rows
+    if written != remaining.num_rows:
+        lake.fs.delete(temporary)
+        raise LakeError(f"rewritten {rewrite.file} has {written} rows, expected {remaining.num_rows}; nothing removed")
+    lake.fs.rename(temporary, output)
+
+
+def finish_interrupted(lake: Lake, progress: Progress) -> list[dict]:
+    """Finish every journal an interrupted replay left; what each removed from quarantine."""
+    finished = []
+    for journal in journals(lake, REPLAY_JOURNALS):
+        progress(f"finishing the interrupted replay {lake.relative(journal)}")
+        finished.append({"journal": lake.relative(journal), "quarantine_removed": finish(lake, journal)})
+    folder = lake.path(REPLAY_JOURNALS)
+    for entry in lake.fs.list(folder) if lake.fs.exists(folder) else []:
+        if entry.name.endswith(".json.tmp"):  # killed while writing its journal: the lake is untouched
+            lake.fs.delete(entry.path)
+    return finished
