@@ -26,7 +26,9 @@ class JarsMissing(RuntimeError):
 
 
 def jars_dir() -> Path:
-    return Path(os.environ.get("JARS_DIR") or DEFAULT_JARS_DIR).expanduser()
+    from app.settings import get_settings
+
+    return (get_settings().jars_dir or DEFAULT_JARS_DIR).expanduser()
 
 
 def pom(engine: str) -> Path:
