@@ -107,9 +107,6 @@ class Settings(BaseSettings):
     # (one DataNode), the cluster's own default anywhere else.
     hdfs_replication: Optional[int] = Field(default=None, ge=1)
 
-    # Jars fetched from Maven Central by `make jars` (engines/jars.py), cached outside the checkout.
-    jars_dir: Optional[Path] = None
-
     @field_validator("lake_root")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:

@@ -26,9 +26,9 @@ class JarsMissing(RuntimeError):
 
 
 def jars_dir() -> Path:
-    from app.settings import get_settings
-
-    return (get_settings().jars_dir or DEFAULT_JARS_DIR).expanduser()
+    """JARS_DIR from the environment: read here, before any setting exists (`make jars` runs
+    first), and so that engines import nothing of the app."""
+    return Path(os.environ.get("JARS_DIR") or DEFAULT_JARS_DIR).expanduser()
 
 
 def pom(engine: str) -> Path:
