@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import faust
 
 from agents.outbox import Outbox
+from app.settings import rolling_segment_ms
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,14 @@ class SeenTweets:
             # Raw bytes both ways: the same values whether written here or read back in recovery.
             key_type=bytes,
             value_type=bytes,
-            extra_topic_configs={"retention.ms": str(retention_ms)},
+            # Compacted (Faust's default) and deleted after twice the window, in segments that
+            # roll: without them the active segment, never compacted, grew by every tweet id
+            # (1.9 MB a minute at 500 tweets/s in the 30-minute soak).
+            extra_topic_configs={
+                "cleanup.policy": "compact,delete",
+                "retention.ms": str(retention_ms),
+                "segment.ms": str(rolling_segment_ms(retention_ms)),
+            },
         )
 
         self.table.on_recover(self._log_recovered)

@@ -14,6 +14,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agents.relevance import default_rules_path
 
 
+def rolling_segment_ms(retention_ms: int) -> int:
+    """How often a topic's segment rolls: Kafka deletes or compacts closed segments only, so a
+    sixth of the retention keeps a topic near what its retention promises."""
+    return max(retention_ms // 6, 10_000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -122,7 +128,7 @@ class Settings(BaseSettings):
 
     @property
     def segment_ms(self) -> int:
-        return self.topic_segment_ms or max(self.topic_retention_ms // 6, 10_000)
+        return self.topic_segment_ms or rolling_segment_ms(self.topic_retention_ms)
 
     @property
     def language_list(self) -> list[str]:

@@ -20,7 +20,7 @@ def loopback(address: str) -> bool:
     import ipaddress
 
     ip = ipaddress.ip_address(address)
-    return (ip.ipv4_mapped or ip).is_loopback
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
 
 
 def listening(root: psutil.Process) -> list[tuple[str, str, int]]:

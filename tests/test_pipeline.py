@@ -14,11 +14,13 @@ import duckdb
 import orjson
 import pyarrow.compute as pc
 import pytest
+from confluent_kafka.admin import ConfigResource
 
 from agents.normalizer import Accepted, FilterPolicy, Lineage, Rejected, normalize
 from agents.payloads import tweet_id_of
 from agents.relevance import TopicMatcher, default_rules_path
 from agents.sources.synthetic import SyntheticTweets
+from app.broker import admin_client
 from tests.kafka_io import TopicTail, produce
 from app.processes import free_port
 from tests.processes import bronze_count, bronze_table, start_sink, start_worker, wait_until
@@ -211,6 +213,12 @@ def test_restarted_worker_remembers_seen_tweet_ids(broker_settings, tmp_path):
         time.sleep(2)
         counters = worker_counters(settings)
     assert "dedup: 500 tweet ids recovered" in worker.log_text()
+    # The changelog is compacted and deleted in rolling segments, so it stays bounded.
+    admin = admin_client(settings.bootstrap_servers)
+    changelog = ConfigResource(ConfigResource.Type.TOPIC, f"{settings.faust_app_id}-seen_tweets-changelog")
+    configs = admin.describe_configs([changelog])[changelog].result()
+    assert configs["cleanup.policy"].value == "compact,delete"
+    assert int(configs["segment.ms"].value) == int(settings.dedup_window_seconds * 2000) // 6
     # Every message of the second pass repeats a tweet of the first (a message re-read after a
     # rebalance is counted again: at-least-once), so nothing is accepted.
     assert counters["read"] >= len(messages)
