@@ -76,7 +76,12 @@ def archive(tmp_path_factory) -> list[Path]:
     statuses = [orjson.dumps(v1_status(n)) for n in range(40)]
     v1 = folder / "statuses.jsonl"
     huge = orjson.dumps({**v1_status(99), "text": "machine learning " * 185_000})
-    v1.write_bytes(b"\n".join(statuses[:10] + [huge] + statuses[10:20] + [b""] + statuses[20:]) + b"\n"
+    # Real data that used to pass: Italian "ai" (the preposition) with no lang, and year 0001.
+    italian = {**v1_status(97), "text": "Grazie ai ragazzi della scuola per la festa di ieri sera"}
+    del italian["lang"]
+    year_one = {**v1_status(98), "created_at": "Mon Jan 01 00:00:00 +0000 0001"}
+    v1.write_bytes(b"\n".join(statuses[:10] + [huge, orjson.dumps(italian), orjson.dumps(year_one)] + statuses[10:20]
+                              + [b""] + statuses[20:]) + b"\n"
                    + statuses[0][:100])
     return [pages, capture, v1]
 
@@ -144,7 +149,7 @@ def check_run(result, report, files, filter_name, lake: Path, before: tuple[Coun
     assert report["accepted"] == report["bronze_rows"] == sum(added.values()) == len(accepted)
     assert set(added) == accepted
     assert report["rejected"] == report["quarantine_rows"] == dead_letters - before[1]
-    assert (report["files"], report["lines"], report["blank_lines"], report["pages"]) == (3, 211, 1, 4)
+    assert (report["files"], report["lines"], report["blank_lines"], report["pages"]) == (3, 213, 1, 4)
 
 
 def raw_messages(settings: Settings, expected: int, timeout: float = 30.0) -> list:
@@ -189,7 +194,19 @@ def test_a_line_too_large_for_kafka_is_a_dead_letter_and_the_backfill_goes_on(la
     preview = base64.b64decode(letter["raw_base64"])
     assert len(preview) == 65536 and preview.startswith(b'{"created_at"')
     # The statuses after it were read and decided like the others.
-    assert report["lines"] == 211
+    assert report["lines"] == 213
+
+
+def test_an_italian_ai_without_lang_is_filtered_and_year_one_is_rejected(lake, first_run):
+    _result, report = first_run
+    assert report["filtered_by_reason"]["language"] >= 1
+    assert report["rejected_by_reason"]["created_at_contradicts_id"] == 1
+    letters = bronze_table(lake, "quarantine/dead_letter").to_pylist()
+    (letter,) = [row for row in letters if row["reason"] == "created_at_contradicts_id"]
+    assert "0001-01-01" in letter["message"]
+    ids = set(bronze_ids(lake))
+    assert str(v1_status(97)["id"]) not in ids and str(v1_status(98)["id"]) not in ids
+    assert not list(lake.glob("bronze/dt=0001-*"))
 
 
 def test_backfill_without_filter_into_the_same_lake_keeps_the_earlier_rows(archive, lake, first_run, tmp_path):
