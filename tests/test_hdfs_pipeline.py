@@ -17,7 +17,7 @@ import pytest
 from app.settings import Settings
 from kafka_io import produce
 from processes import BIN, REPO, settings_env, start_sink, wait_until
-from spark_sink.lake_files import Lake
+from spark_sink.lake_files import Lake, LakeError
 from spark_sink.lake_fs import lake_fs_for
 from test_backfill import assert_adds_up, backfill
 from test_pipeline import accepted_rows, clean_tweets
@@ -50,8 +50,16 @@ def zone_table(settings: Settings, zone: str = "bronze") -> pa.Table | None:
 
 
 def zone_count(settings: Settings) -> int:
-    table = zone_table(settings)
-    return 0 if table is None else table.num_rows
+    """Rows now, while the sink writes: a file listed and then replaced by a batch replay (after a
+    kill) is gone when read, so such a read lists again."""
+    for _attempt in range(10):
+        try:
+            table = zone_table(settings)
+        except (LakeError, OSError):
+            time.sleep(0.5)
+            continue
+        return 0 if table is None else table.num_rows
+    raise AssertionError("bronze could not be read ten times in a row")
 
 
 def lake_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
