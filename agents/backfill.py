@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from agents.oversize import for_raw_topic
+from tweets.oversize import for_raw_topic
 from agents.sources.archive import ArchiveError, ArchiveFile, RawMessage
 from app.broker import Broker, wait_for_broker
 from app.processes import Process, free_port, start_sink, start_worker

@@ -9,8 +9,8 @@ import asyncio
 import logging
 import time
 
-from agents.oversize import for_raw_topic
-from agents.payloads import tweet_id_of
+from tweets.oversize import for_raw_topic
+from tweets.payloads import tweet_id_of
 from agents.sources.synthetic import SyntheticTweets
 from agents.sources.x_stream import XSource
 from app.faust_app import app

@@ -14,9 +14,9 @@ from faust.web import Request, Response, View
 from agents.counters import OutcomeCounters
 from agents.dedup import RawPosition, SeenTweets
 from agents.outbox import Outbox
-from agents.oversize import dead_letter_bytes, original_size
-from agents.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, normalize
-from agents.relevance import TopicMatcher, default_rules_path
+from tweets.oversize import dead_letter_bytes, original_size
+from tweets.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, normalize
+from tweets.topics import TopicMatcher, default_rules_path
 from app.faust_app import app
 from app.models import DeadLetter
 from app.settings import Settings, get_settings

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from agents.backfill import Outgoing, Progress, pipeline_run, run_report, staged
-from agents.oversize import PREVIEW_BYTES
-from agents.payloads import tweet_id_of
+from tweets.oversize import PREVIEW_BYTES
+from tweets.payloads import tweet_id_of
 from agents.sources.archive import RawMessage
 from app.settings import Settings
 from spark_sink.job import QUARANTINE_DEAD_LETTERS

@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import faust
 
-SCHEMA_VERSION = 1
+from tweets.normalizer import SCHEMA_VERSION
 
 
 class ReferencedTweet(faust.Record, serializer="json"):

@@ -11,7 +11,7 @@ from typing import Literal, Optional
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agents.relevance import default_rules_path
+from tweets.topics import default_rules_path
 
 
 def rolling_segment_ms(retention_ms: int) -> int:
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     filter: Literal["topics", "none"] = "topics"
     languages: str = "en"
     # Larger raw payloads are rejected as too_large; producers publish only a preview of them
-    # (agents/oversize.py). Capped below Kafka's default 1 MB record limit, where its dead letter
+    # (tweets/oversize.py). Capped below Kafka's default 1 MB record limit, where its dead letter
     # (base64, a third larger) must fit too.
     max_payload_bytes: int = Field(default=512_000, ge=1024, le=700_000)
     # A tweet id seen again within this many seconds is a duplicate (Faust table + changelog).

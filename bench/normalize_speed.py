@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.normalizer import FilterPolicy, Lineage, normalize  # noqa: E402
-from agents.relevance import TopicMatcher  # noqa: E402
+from tweets.normalizer import FilterPolicy, Lineage, normalize  # noqa: E402
+from tweets.topics import TopicMatcher  # noqa: E402
 from agents.sources.synthetic import SyntheticTweets  # noqa: E402
 
 

@@ -55,8 +55,8 @@ _PROJECT = ("agents/", "app/", "spark_sink/", "bench/")
 
 
 def _frame(frame: str) -> tuple[str, str]:
-    """'normalize (/work/main/agents/normalizer.py:123)' -> ('normalize (agents/normalizer.py)',
-    'agents/normalizer.py'); a library frame's component is its top-level package or module."""
+    """'normalize (/work/main/tweets/normalizer.py:123)' -> ('normalize (tweets/normalizer.py)',
+    'tweets/normalizer.py'); a library frame's component is its top-level package or module."""
     match = _FRAME.match(frame.strip())
     if not match:
         return frame.strip(), "?"

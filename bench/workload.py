@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 
 import orjson
 
-from agents.normalizer import Accepted, FilterPolicy, Lineage, Rejected, normalize
-from agents.payloads import tweet_id_of
-from agents.relevance import TopicMatcher, default_rules_path
+from tweets.normalizer import Accepted, FilterPolicy, Lineage, Rejected, normalize
+from tweets.payloads import tweet_id_of
+from tweets.topics import TopicMatcher, default_rules_path
 from agents.sources.synthetic import SyntheticTweets
 from app.settings import Settings
 

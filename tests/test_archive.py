@@ -7,7 +7,7 @@ import gzip
 import orjson
 import pytest
 
-from agents.normalizer import Accepted, FilterPolicy, Rejected, normalize
+from tweets.normalizer import Accepted, FilterPolicy, Rejected, normalize
 from agents.sources.archive import ArchiveError, ArchiveFile, RawMessage, split_page
 from agents.sources.synthetic import SyntheticTweets
 

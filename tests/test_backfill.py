@@ -17,8 +17,8 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from agents.normalizer import Accepted, FilterPolicy, Rejected, normalize
-from agents.relevance import TopicMatcher
+from tweets.normalizer import Accepted, FilterPolicy, Rejected, normalize
+from tweets.topics import TopicMatcher
 from agents.sources.archive import ArchiveFile
 from agents.sources.synthetic import SyntheticTweets
 from app.settings import Settings

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from agents.normalizer import Accepted, FilterPolicy, Rejected, normalize
+from tweets.normalizer import Accepted, FilterPolicy, Rejected, normalize
 
 KEEP_ALL = FilterPolicy(require_topic=False)
 MADE = datetime(2020, 4, 5, 10, 46, 44, 123000, tzinfo=timezone.utc)

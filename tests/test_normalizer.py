@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from agents.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, detected_language, normalize
-from agents.relevance import TopicMatcher
+from tweets.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, detected_language, normalize
+from tweets.topics import TopicMatcher
 from app.models import SCHEMA_VERSION, Tweet
 
 MATCHER = TopicMatcher.from_file()

@@ -8,8 +8,8 @@ import orjson
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from agents.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, normalize
-from agents.relevance import TopicMatcher
+from tweets.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, normalize
+from tweets.topics import TopicMatcher
 from agents.sources.synthetic import SyntheticTweets
 from app.models import Tweet
 

@@ -2,7 +2,7 @@
 worker from that header, and kept as a preview in the dead letter."""
 from __future__ import annotations
 
-from agents.oversize import HEADER, PREVIEW_BYTES, dead_letter_bytes, for_raw_topic, original_size
+from tweets.oversize import HEADER, PREVIEW_BYTES, dead_letter_bytes, for_raw_topic, original_size
 
 
 def test_a_payload_within_the_limit_is_published_as_it_is():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from agents.payloads import as_id, detect_format, tweet_id_of
+from tweets.payloads import as_id, detect_format, tweet_id_of
 from agents.sources.synthetic import SyntheticTweets
 
 V2_TWEET = {"id": "1500000000000000001", "text": "hello", "edit_history_tweet_ids": ["1500000000000000001"]}

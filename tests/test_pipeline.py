@@ -16,9 +16,9 @@ import pyarrow.compute as pc
 import pytest
 from confluent_kafka.admin import ConfigResource
 
-from agents.normalizer import Accepted, FilterPolicy, Lineage, Rejected, normalize
-from agents.payloads import tweet_id_of
-from agents.relevance import TopicMatcher, default_rules_path
+from tweets.normalizer import Accepted, FilterPolicy, Lineage, Rejected, normalize
+from tweets.payloads import tweet_id_of
+from tweets.topics import TopicMatcher, default_rules_path
 from agents.sources.synthetic import SyntheticTweets
 from app.broker import admin_client
 from tests.kafka_io import TopicTail, produce

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.relevance import Topic, TopicMatcher, default_rules_path, load_rules
+from tweets.topics import Topic, TopicMatcher, default_rules_path, load_rules
 
 TAGS = ["ai", "big_data", "data_science", "machine_learning"]
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from agents.backfill import staged
-from agents.oversize import PREVIEW_BYTES
+from tweets.oversize import PREVIEW_BYTES
 from agents.sources.synthetic import SyntheticTweets
 from app.settings import Settings
 from spark_sink.job import BRONZE, QUARANTINE_DEAD_LETTERS

@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agents.normalizer import Accepted, FilterPolicy, Filtered, Rejected, normalize
-from agents.payloads import detect_format, tweet_id_of
-from agents.relevance import TopicMatcher
+from tweets.normalizer import Accepted, FilterPolicy, Filtered, Rejected, normalize
+from tweets.payloads import detect_format, tweet_id_of
+from tweets.topics import TopicMatcher
 from app.models import Tweet
 
 SEED_FILE = Path(

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from agents.normalizer import Accepted, FilterPolicy, Filtered, Rejected, normalize
-from agents.relevance import TopicMatcher, load_rules
-from agents.payloads import tweet_id_of
+from tweets.normalizer import Accepted, FilterPolicy, Filtered, Rejected, normalize
+from tweets.topics import TopicMatcher, load_rules
+from tweets.payloads import tweet_id_of
 from agents.sources.synthetic import SyntheticTweets, rule_id
 
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=timezone.utc)

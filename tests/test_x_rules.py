@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from tweepy import StreamRule
 
-from agents.relevance import StreamRules, Topic, load_rules
+from tweets.topics import StreamRules, Topic, load_rules
 from agents.sources.x_rules import (
     MAX_RULE_LENGTH, RulesError, build_rules, diff_rules, main, sync_rules, topic_rule,
 )

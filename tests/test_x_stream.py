@@ -15,8 +15,8 @@ import tweepy.asynchronous.streaming
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from agents.backfill import worker_counters
-from agents.payloads import tweet_id_of
-from agents.relevance import load_rules
+from tweets.payloads import tweet_id_of
+from tweets.topics import load_rules
 from agents.sources.x_rules import build_rules
 from agents.sources.x_stream import STREAM_FIELDS, XSource
 from app.settings import Settings

@@ -22,7 +22,7 @@ from typing import BinaryIO, Iterator, NamedTuple
 
 import orjson
 
-from agents.payloads import as_id, detect_format, id_of, tweet_of
+from tweets.payloads import as_id, detect_format, id_of, tweet_of
 
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20

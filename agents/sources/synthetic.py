@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 import orjson
 
-from agents.relevance import Topic, load_rules
+from tweets.topics import Topic, load_rules
 
 Clock = Callable[[], datetime]
 

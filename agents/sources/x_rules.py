@@ -18,7 +18,7 @@ import aiohttp
 from tweepy import StreamRule, TweepyException
 from tweepy.asynchronous import AsyncStreamingClient
 
-from agents.relevance import StreamRules, Topic, load_rules
+from tweets.topics import StreamRules, Topic, load_rules
 from app.settings import Settings, get_settings
 
 # X's limit on one rule's length at the Basic and Pro access levels (Academic and Enterprise

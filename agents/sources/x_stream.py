@@ -18,8 +18,8 @@ import aiohttp
 import orjson
 from tweepy.asynchronous import AsyncStreamingClient
 
-from agents.payloads import tweet_id_of
-from agents.relevance import load_rules
+from tweets.payloads import tweet_id_of
+from tweets.topics import load_rules
 from agents.sources.x_rules import build_rules, describe, sync_rules
 from app.settings import Settings
 
@@ -32,7 +32,7 @@ TWEEPY_API_ORIGIN = "https://api.twitter.com"
 # X sends a keep-alive every 20 s; a connection silent for longer has stalled (Tweepy's default).
 STALL_SECONDS = 21
 
-# What the bronze lake reads from a stream message (agents/normalizer.py); the rest stays in `raw`.
+# What the bronze lake reads from a stream message (tweets/normalizer.py); the rest stays in `raw`.
 STREAM_FIELDS: dict[str, list[str]] = {
     "tweet_fields": [
         "id", "text", "created_at", "lang", "author_id", "conversation_id", "in_reply_to_user_id",

@@ -40,9 +40,11 @@ from functools import lru_cache
 
 import orjson
 
-from agents.payloads import PayloadFormat, as_id, detect_format, id_of, tweet_of
-from agents.relevance import TopicMatcher
-from app.models import SCHEMA_VERSION
+from tweets.payloads import PayloadFormat, as_id, detect_format, id_of, tweet_of
+from tweets.topics import TopicMatcher
+
+# The version of the bronze row this module builds; app.models.Tweet carries it.
+SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """What a raw message is: an X API v2 filtered-stream message, a bare v2 tweet, a v1.1 status, or
 not a tweet at all (stream errors, keep-alives, anything else).
 
-Only shapes are looked at here; mapping fields onto the bronze row is agents/normalizer.py.
+Only shapes are looked at here; mapping fields onto the bronze row is tweets/normalizer.py.
 """
 from __future__ import annotations
 
