@@ -31,7 +31,7 @@ $(JARS_STAMP): $(STAMP) engines/poms/*.xml
 jars: $(JARS_STAMP) ## fetch the pinned Kafka, Spark-Kafka and Hadoop jars from Maven Central (cached)
 
 hdfs: $(STAMP) $(JARS_STAMP) ## single-node HDFS on 127.0.0.1 (RPC :9000, WebHDFS :9870, data in .hdfs/; Ctrl-C stops)
-	$(BIN)/python -m engines.hdfs
+	$(BIN)/python -m app.hdfs
 
 run: $(STAMP) $(JARS_STAMP) ## run Kafka + Faust worker + Spark sink on the embedded default (Ctrl-C stops)
 	$(BIN)/honcho start -f Procfile
@@ -49,7 +49,7 @@ $(error make backfill needs FILES, e.g. make backfill FILES="archive/*.jsonl.gz"
 endif
 endif
 backfill: $(STAMP) $(JARS_STAMP) ## ingest archive files like the live stream: make backfill FILES="a.jsonl b.gz" [FILTER=none]
-	$(BIN)/python -m agents.backfill $(FILES) $(if $(FILTER),--filter $(FILTER))
+	$(BIN)/python -m pipeline.backfill $(FILES) $(if $(FILTER),--filter $(FILTER))
 
 lake-stats: $(STAMP) ## summary of the lake (bronze rows, files, time range, quarantine) as JSON
 	$(BIN)/lake stats --json

@@ -142,10 +142,6 @@ class Settings(BaseSettings):
         own_hdfs = f"hdfs://{self.hdfs_host}:{self.hdfs_port}/"
         return 1 if f"{self.lake_root}/".startswith(own_hdfs) else None
 
-    @property
-    def checkpoint_location(self) -> str:
-        return self.checkpoint_root or f"{self.lake_root}/_checkpoints"
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

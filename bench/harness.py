@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from confluent_kafka import Producer
 
 from app.broker import Broker, admin_client, create_topics
-from app.processes import REPO, Process, free_port, settings_env, start_sink, start_worker
+from pipeline.processes import REPO, Process, free_port, settings_env, start_sink, start_worker
 from app.settings import Settings
 from bench.monitor import TreeMonitor
 from bench.workload import TweetPool, filter_policy

@@ -1,15 +1,12 @@
-"""A single-node HDFS on 127.0.0.1 (NameNode + DataNode, two JVMs) from the Hadoop jars in `engines/poms/hadoop.xml`.
+"""A single-node HDFS on 127.0.0.1 (NameNode + DataNode, two JVMs) from the Hadoop jars in
+`engines/poms/hadoop.xml`; `python -m app.hdfs` (`make hdfs`, `bin/hdfs dfs`) runs it with the
+project's settings.
 
-    python -m engines.hdfs              run it in the foreground until Ctrl-C or SIGTERM (`make hdfs`)
-    python -m engines.hdfs dfs ARGS...  Hadoop's FsShell against it (`bin/hdfs dfs -ls /`)
-
-Settings: HDFS_HOST, HDFS_PORT (RPC), HDFS_HTTP_PORT (WebHDFS), HDFS_DATA_DIR, HDFS_HEAP_MB. The NameNode
-is formatted on the first start only, so a restart keeps the data. The DataNode takes free ports of
+The NameNode is formatted on the first start only, so a restart keeps the data. The DataNode takes free ports of
 its own and registers as 127.0.0.1, so WebHDFS redirects reads and writes to a reachable address.
 """
 from __future__ import annotations
 
-import argparse
 import ctypes
 import json
 import os
@@ -27,7 +24,6 @@ from pathlib import Path
 from typing import IO, Iterator
 from xml.sax.saxutils import escape
 
-from app.settings import Settings, get_settings
 from engines import jars
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,18 +45,13 @@ class HdfsError(RuntimeError):
 
 @dataclass(frozen=True)
 class HdfsLayout:
-    """Where one HDFS keeps its state and listens, derived from the settings."""
+    """Where one HDFS keeps its state and listens."""
 
     host: str
     port: int
     http_port: int
     data_dir: Path
     heap_mb: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> HdfsLayout:
-        data_dir = settings.hdfs_data_dir if settings.hdfs_data_dir.is_absolute() else REPO / settings.hdfs_data_dir
-        return cls(settings.hdfs_host, settings.hdfs_port, settings.hdfs_http_port, data_dir, settings.hdfs_heap_mb)
 
     @property
     def uri(self) -> str:
@@ -265,9 +256,8 @@ def format_namenode(layout: HdfsLayout, classpath: str, log_dir: Path | None) ->
                         f"(exit {formatting.popen.returncode})" + _log_hint(formatting))
 
 
-def start(settings: Settings, log_to_files: bool = True, timeout: float = 120.0) -> HdfsCluster:
+def start(layout: HdfsLayout, log_to_files: bool = True, timeout: float = 120.0) -> HdfsCluster:
     """Format on first use, start NameNode then DataNode, return once a write would succeed."""
-    layout = HdfsLayout.from_settings(settings)
     base_classpath = jars.classpath("hadoop")
     check_ports_free(layout)
     layout.write_config()
@@ -288,21 +278,19 @@ def start(settings: Settings, log_to_files: bool = True, timeout: float = 120.0)
 
 
 @contextmanager
-def running_hdfs(settings: Settings | None = None, log_to_files: bool = True,
-                 timeout: float = 120.0) -> Iterator[HdfsCluster]:
+def running_hdfs(layout: HdfsLayout, log_to_files: bool = True, timeout: float = 120.0) -> Iterator[HdfsCluster]:
     """An HDFS for the `with` block: `.uri` for Hadoop clients, `.webhdfs_url` for the `lake` tools."""
-    cluster = start(settings or get_settings(), log_to_files, timeout)
+    cluster = start(layout, log_to_files, timeout)
     try:
         yield cluster
     finally:
         cluster.stop()
 
 
-def fs_shell(settings: Settings, args: list[str]) -> int:
+def fs_shell(layout: HdfsLayout, args: list[str]) -> int:
     """Hadoop's FsShell (`hdfs dfs`) against the configured NameNode; its exit code. Hadoop 3.5 fails
     without a core-site.xml on the classpath, so the client gets one naming the NameNode, and an
     hdfs-site.xml for one replica (hdfs-default.xml, loaded after core-site, would say 3)."""
-    layout = HdfsLayout.from_settings(settings)
     with socket.socket() as probe:
         probe.settimeout(2)
         if probe.connect_ex((layout.host, layout.port)) != 0:
@@ -314,49 +302,3 @@ def fs_shell(settings: Settings, args: list[str]) -> int:
         write_site(Path(conf_dir) / "hdfs-site.xml", {"dfs.replication": "1"})
         classpath = os.pathsep.join([conf_dir, jars.classpath("hadoop")])
         return subprocess.call(java_command(FS_SHELL, classpath, 256, layout.log_dir, *args))
-
-
-def serve(settings: Settings) -> int:
-    """The foreground HDFS of `make hdfs`: daemons log to the terminal, Ctrl-C or SIGTERM stops both."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        with running_hdfs(settings, log_to_files=False) as cluster:
-            print(f"HDFS ready: {cluster.uri} (WebHDFS {cluster.webhdfs_url}), data in {cluster.layout.data_dir}; "
-                  "Ctrl-C stops it", flush=True)
-            while cluster.namenode.alive() and cluster.datanode.alive():
-                time.sleep(0.5)
-            gone = cluster.namenode if not cluster.namenode.alive() else cluster.datanode
-            print(f"error: the {gone.name} exited with code {gone.popen.returncode}; stopping HDFS", file=sys.stderr)
-            return 1
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    print("HDFS stopped", file=sys.stderr)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    settings = Settings(_env_file=REPO / ".env")  # the checkout's .env, also when bin/hdfs runs elsewhere
-    if argv[:1] == ["dfs"]:
-        try:
-            return fs_shell(settings, argv[1:])
-        except (HdfsError, jars.JarsMissing) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-    parser = argparse.ArgumentParser(prog="python -m engines.hdfs", formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     description=__doc__)
-    parser.add_argument("command", nargs="?", choices=["serve", "dfs"], default="serve",
-                        help="serve (default): run NameNode + DataNode in the foreground; "
-                             "dfs ARGS...: Hadoop's FsShell, e.g. `dfs -ls /` (`dfs -help` lists its commands)")
-    parser.parse_args(argv)
-    try:
-        return serve(settings)
-    except (HdfsError, jars.JarsMissing) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,15 +16,14 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
 
 from app.settings import Settings, get_settings
+from datalake import layout
+from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, ZoneLayout
 from spark_sink.kafka_stream import KafkaConnectorMissing, read_kafka_stream
-from spark_sink.publish import HadoopFiles, ZoneLayout, finalize_earlier_run, publish_batch, qualified_lake_root
-from spark_sink.schema import PARTITION_COLUMNS, dead_letter_schema, tweet_schema
+from spark_sink.publish import HadoopFiles, finalize_earlier_run, publish_batch, qualified_lake_root
+from spark_sink.schema import dead_letter_schema, tweet_schema
 
 log = logging.getLogger("tweetlake.sink")
 
-BRONZE = "bronze"
-QUARANTINE_DEAD_LETTERS = "quarantine/dead_letter"
-QUARANTINE_UNREADABLE = "quarantine/typed_unreadable"
 # Columns of (nearly) unique values: written without a parquet dictionary.
 BRONZE_PLAIN_COLUMNS = ("tweet_id", "text", "raw", "retweeted_text", "conversation_id")
 
@@ -149,7 +148,7 @@ PROGRESS_PARTS = ("latestOffset", "queryPlanning", "addBatch", "walCommit", "com
 
 def start_query(rows: DataFrame, name: str, publish, zones: list[ZoneLayout], settings: Settings,
                 available_now: bool, trigger_seconds: float):
-    checkpoint = f"{settings.checkpoint_location}/{name}"
+    checkpoint = f"{layout.checkpoints(settings.lake_root, settings.checkpoint_root)}/{name}"
     spark = rows.sparkSession
     if not HadoopFiles(spark, checkpoint).exists(f"{checkpoint}/offsets"):
         for zone in zones:
@@ -177,17 +176,19 @@ def typed_publisher(bronze: ZoneLayout, quarantine: ZoneLayout):
     def publish(batch: DataFrame, batch_id: int) -> int:
         observation = Observation(f"typed-{batch_id}")
         observed = batch.observe(observation, F.count(F.when(~F.col("readable"), 1)).alias("unreadable"))
-        published = publish_batch(bronze_rows(observed), batch_id, bronze, PARTITION_COLUMNS,
+        published = publish_batch(bronze_rows(observed), batch_id, bronze, BRONZE.partitions,
                                   plain_columns=BRONZE_PLAIN_COLUMNS)
         if observation.get["unreadable"]:
-            published += publish_batch(unreadable_rows(batch), batch_id, quarantine, ("dt",), plain_columns=("value",))
+            published += publish_batch(unreadable_rows(batch), batch_id, quarantine, QUARANTINE_UNREADABLE.partitions,
+                                       plain_columns=("value",))
         return published
 
     return publish
 
 
 def dead_letter_publisher(quarantine: ZoneLayout):
-    return lambda batch, batch_id: publish_batch(batch, batch_id, quarantine, ("dt",), plain_columns=("raw_base64",))
+    return lambda batch, batch_id: publish_batch(batch, batch_id, quarantine, QUARANTINE_DEAD_LETTERS.partitions,
+                                                 plain_columns=("raw_base64",))
 
 
 def run(settings: Settings, available_now: bool) -> None:
@@ -198,9 +199,9 @@ def run(settings: Settings, available_now: bool) -> None:
     dead_letters = dead_letter_rows(kafka_records(spark, settings, settings.topic_dead_letter))
     bronze, unreadable, dead = (ZoneLayout(lake_root, zone) for zone in (BRONZE, QUARANTINE_UNREADABLE, QUARANTINE_DEAD_LETTERS))
     queries = [
-        start_query(typed, "bronze", typed_publisher(bronze, unreadable), [bronze, unreadable], settings,
+        start_query(typed, BRONZE.query, typed_publisher(bronze, unreadable), [bronze, unreadable], settings,
                     available_now, settings.sink_trigger_seconds),
-        start_query(dead_letters, "dead_letters", dead_letter_publisher(dead), [dead], settings,
+        start_query(dead_letters, QUARANTINE_DEAD_LETTERS.query, dead_letter_publisher(dead), [dead], settings,
                     available_now, settings.sink_dead_letter_trigger_seconds),
     ]
     log.info("sink running: %s -> %s/%s (trigger %s), %s -> %s/%s (trigger %s)",

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-from datetime import datetime, timezone
-from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
+
+from datalake.layout import PUBLISHED_NAME, ZoneLayout, final_names, published_name
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +26,6 @@ def qualified_lake_root(lake_root: str) -> str:
     if "://" in lake_root:
         return lake_root
     return "file://" + os.path.abspath(lake_root)
-
-
-@dataclass(frozen=True)
-class ZoneLayout:
-    """Where a zone's data, staging files and batch manifests live."""
-
-    lake_root: str
-    zone: str
-
-    @property
-    def data(self) -> str:
-        return f"{self.lake_root}/{self.zone}"
-
-    def staging(self, batch_id: int) -> str:
-        return f"{self.lake_root}/_staging/{self.zone}/batch={batch_id}"
-
-    def manifest(self, batch_id: int) -> str:
-        return f"{self.lake_root}/_manifests/{self.zone}/{batch_id:012d}.json"
-
-    @property
-    def manifests(self) -> str:
-        return f"{self.lake_root}/_manifests/{self.zone}"
 
 
 class HadoopFiles:
@@ -119,18 +96,6 @@ class HadoopFiles:
         self._fs.delete(self._Path(path), recursive)
 
 
-PUBLISHED_NAME = re.compile(r"part-\d{12}-\d{5}\.parquet")
-
-
-def published_name(batch_id: int, index: int) -> str:
-    return f"part-{batch_id:012d}-{index:05d}.parquet"
-
-
-def final_name(stamp: str, index: int) -> str:
-    """The name of a file no manifest lists (compaction outputs use it too): no replay touches it."""
-    return f"part-c{stamp}-{index:05d}.parquet"
-
-
 def finalize_earlier_run(spark, layout: ZoneLayout) -> int:
     """Before a query starts from a NEW checkpoint, give the zone's batch-named files final names.
 
@@ -138,12 +103,12 @@ def finalize_earlier_run(spark, layout: ZoneLayout) -> int:
     run's manifest for its own and delete that run's files as if replaying. Returns files renamed.
     """
     files = HadoopFiles(spark, layout.data)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    names = final_names()
     renamed = 0
     for path in files.list_files(layout.data, ".parquet"):
         folder, name = path.rsplit("/", 1)
         if PUBLISHED_NAME.fullmatch(name):
-            files.move(path, f"{folder}/{final_name(stamp, renamed)}")
+            files.move(path, f"{folder}/{next(names)}")
             renamed += 1
     files.delete(layout.manifests, recursive=True)
     if renamed:

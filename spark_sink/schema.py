@@ -8,8 +8,7 @@ import faust
 from pyspark.sql import types as T
 
 from app.models import DeadLetter, Tweet
-
-PARTITION_COLUMNS = ("dt", "hour")
+from datalake.layout import PARTITION_COLUMNS
 
 _PRIMITIVES: dict[type, T.DataType] = {
     str: T.StringType(),
@@ -56,6 +55,5 @@ def dead_letter_schema() -> T.StructType:
 def bronze_schema() -> T.StructType:
     """The bronze table: every Tweet field plus the partition columns."""
     return T.StructType(
-        tweet_schema().fields
-        + [T.StructField("dt", T.StringType()), T.StructField("hour", T.StringType())]
+        tweet_schema().fields + [T.StructField(column, T.StringType()) for column in PARTITION_COLUMNS]
     )

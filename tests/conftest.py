@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.broker import Broker, create_topics
-from app.processes import free_port
+from pipeline.processes import free_port
 from app.settings import Settings
 
 pytest_plugins = ["hdfs_cluster"]

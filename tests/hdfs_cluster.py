@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.processes import free_port
+from pipeline.processes import free_port
 from app.settings import Settings
+from app.hdfs import hdfs_layout
 from engines.hdfs import HdfsCluster, running_hdfs
 
 
@@ -20,7 +21,7 @@ def hdfs_settings(data_dir: Path, **values) -> Settings:
 
 @pytest.fixture(scope="session")
 def hdfs(tmp_path_factory) -> HdfsCluster:
-    with running_hdfs(hdfs_settings(tmp_path_factory.mktemp("hdfs"))) as cluster:
+    with running_hdfs(hdfs_layout(hdfs_settings(tmp_path_factory.mktemp("hdfs")))) as cluster:
         yield cluster
 
 

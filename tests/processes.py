@@ -7,8 +7,8 @@ from typing import Callable
 
 import pyarrow.dataset as ds
 
-from app.processes import BIN, REPO, Process, settings_env, start_worker
-from app.processes import start_sink as start_project_sink
+from pipeline.processes import BIN, REPO, Process, settings_env, start_worker
+from pipeline.processes import start_sink as start_project_sink
 from app.settings import Settings
 
 __all__ = ["BIN", "REPO", "Process", "settings_env", "start_worker", "start_sink", "bronze_table", "bronze_count",
@@ -23,7 +23,7 @@ def start_sink(settings: Settings, workdir: Path, *extra_args: str, name: str = 
 
 def bronze_table(lake_root: Path, zone: str = "bronze"):
     """Bronze read the way a plain reader sees it: pyarrow over the hive-partitioned folder."""
-    path = lake_root / zone
+    path = lake_root / str(zone)
     if not path.exists():
         return None
     return ds.dataset(path, format="parquet", partitioning="hive").to_table()

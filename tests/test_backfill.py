@@ -115,7 +115,7 @@ def backfill(*args: str, cwd: Path, **env: str) -> tuple[subprocess.CompletedPro
     """The CLI as a user runs it, with no tweetlake setting from this environment (or a .env)."""
     clean = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
     result = subprocess.run(
-        [sys.executable, "-m", "agents.backfill", *args], cwd=cwd, env=clean | env,
+        [sys.executable, "-m", "pipeline.backfill", *args], cwd=cwd, env=clean | env,
         capture_output=True, text=True, timeout=240,
     )
     lines = result.stdout.strip().splitlines()
@@ -232,7 +232,7 @@ def test_with_kafka_bootstrap_servers_it_only_publishes(archive, broker_settings
 
 def test_filter_and_lake_root_are_refused_with_kafka_bootstrap_servers(archive, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "agents.backfill", str(archive[0]), "--filter", "none"], cwd=tmp_path,
+        [sys.executable, "-m", "pipeline.backfill", str(archive[0]), "--filter", "none"], cwd=tmp_path,
         env=os.environ | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2 and "apply only without KAFKA_BOOTSTRAP_SERVERS" in result.stderr

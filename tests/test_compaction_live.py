@@ -45,7 +45,7 @@ def test_compaction_while_the_sink_writes_loses_and_doubles_nothing(broker_setti
                    "a few small committed files", (sink,))
         assert bronze_count(lake) < len(rows), "compaction must run while the sink still has rows to write"
         compaction = subprocess.run(
-            [str(BIN / "python"), "-m", "spark_sink.lake", "--lake-root", str(lake),
+            [str(BIN / "python"), "-m", "datalake.cli", "--lake-root", str(lake),
              "compact", "--dt", "2024-05-01", "--hour", "12"],
             env=settings_env(settings), cwd=REPO, capture_output=True, text=True, timeout=60,
         )

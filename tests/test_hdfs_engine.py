@@ -12,10 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 from hdfs import InsecureClient
 
+from app.hdfs import hdfs_layout
 from engines import hdfs as engine
 from engines.jars import JarsMissing
 from hdfs_cluster import hdfs_settings
-from spark_sink.lake_fs import WebHdfsFS
+from datalake.fs import WebHdfsFS
 
 REPO = engine.REPO
 
@@ -47,13 +48,13 @@ def test_bin_hdfs_runs_fs_shell_from_any_folder(hdfs, hdfs_dir, tmp_path):
 @pytest.mark.integration
 def test_a_restart_keeps_the_data_and_leaves_no_process(tmp_path):
     settings = hdfs_settings(tmp_path / "hdfs")
-    with engine.running_hdfs(settings) as cluster:
+    with engine.running_hdfs(hdfs_layout(settings)) as cluster:
         InsecureClient(cluster.webhdfs_url).write("/kept/file.txt", data=b"still here")
         daemons = (cluster.namenode, cluster.datanode)
     assert all(not daemon.alive() for daemon in daemons)
     version = (tmp_path / "hdfs" / "name" / "current" / "VERSION").read_text()
 
-    with engine.running_hdfs(settings) as cluster:
+    with engine.running_hdfs(hdfs_layout(settings)) as cluster:
         with InsecureClient(cluster.webhdfs_url).read("/kept/file.txt") as reader:
             assert reader.read() == b"still here"
     assert (tmp_path / "hdfs" / "name" / "current" / "VERSION").read_text() == version  # not formatted again
@@ -79,25 +80,25 @@ def test_a_port_in_use_is_named(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(engine.HdfsError, match=f"port {port} on 127.0.0.1 for the NameNode RPC .*HDFS_PORT"):
-            engine.start(hdfs_settings(tmp_path, hdfs_port=port))
+            engine.start(hdfs_layout(hdfs_settings(tmp_path, hdfs_port=port)))
 
 
 def test_missing_jars_say_make_jars(tmp_path, monkeypatch):
     monkeypatch.setenv("JARS_DIR", str(tmp_path / "no-jars"))
     with pytest.raises(JarsMissing, match="make jars"):
-        engine.start(hdfs_settings(tmp_path))
+        engine.start(hdfs_layout(hdfs_settings(tmp_path)))
 
 
 def test_fs_shell_without_a_namenode_says_how_to_start_one(tmp_path):
     settings = hdfs_settings(tmp_path)
     env = os.environ | {"HDFS_PORT": str(settings.hdfs_port)}
-    result = subprocess.run([sys.executable, "-m", "engines.hdfs", "dfs", "-ls", "/"], cwd=REPO, env=env,
+    result = subprocess.run([sys.executable, "-m", "app.hdfs", "dfs", "-ls", "/"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and "start one with `make hdfs`" in result.stderr
 
 
 def test_config_listens_on_loopback_only(tmp_path):
-    layout = engine.HdfsLayout.from_settings(hdfs_settings(tmp_path))
+    layout = hdfs_layout(hdfs_settings(tmp_path))
     addresses = {key: value for site in layout.properties().values() for key, value in site.items()
                  if key.endswith("address")}
     assert len(addresses) == 5 and all(value.startswith("127.0.0.1:") for value in addresses.values())

@@ -17,8 +17,8 @@ import pytest
 from app.settings import Settings
 from kafka_io import produce
 from processes import BIN, REPO, settings_env, start_sink, wait_until
-from spark_sink.lake_files import Lake, LakeError
-from spark_sink.lake_fs import lake_fs_for
+from datalake.files import Lake, LakeError
+from datalake.fs import lake_fs_for
 from test_backfill import assert_adds_up, backfill
 from test_pipeline import accepted_rows, clean_tweets
 
@@ -63,7 +63,7 @@ def zone_count(settings: Settings) -> int:
 
 
 def lake_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "python"), "-m", "spark_sink.lake", *args], env=settings_env(settings),
+    return subprocess.run([str(BIN / "python"), "-m", "datalake.cli", *args], env=settings_env(settings),
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
 

@@ -10,7 +10,7 @@ import faust
 import pytest
 
 from app import heap
-from app.processes import REPO
+from pipeline.processes import REPO
 
 pytestmark = pytest.mark.skipif(not heap.can_trim(), reason="glibc only (the CI machine has it)")
 

@@ -10,8 +10,8 @@ import pytest
 
 from app.settings import Settings
 from engines.jars import JarsMissing
-from spark_sink.lake_files import Lake
-from spark_sink.lake_fs import LocalFS
+from datalake.files import Lake
+from datalake.fs import LocalFS
 from spark_sink.submit import sink_command
 from tests.kafka_io import produce
 from tests.processes import Process, bronze_table, settings_env, start_sink, wait_until

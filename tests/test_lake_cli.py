@@ -13,9 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from app.settings import Settings
-from spark_sink.lake import main
-from spark_sink.lake_files import PUBLISHED_NAME
-from spark_sink.publish import published_name
+from datalake.cli import main
+from datalake.layout import batch_of, published_name
 
 START = datetime(2024, 5, 1, 3, 0, tzinfo=timezone.utc)
 SCHEMA = pa.schema([
@@ -91,8 +90,9 @@ def corrupt(path: Path) -> None:
 # --- ls, stats, show -----------------------------------------------------------------------------
 
 
-def test_published_names_are_what_the_lake_tools_recognise():
-    assert PUBLISHED_NAME.fullmatch(published_name(42, 7)).group(1) == f"{42:012d}"
+def test_a_published_name_gives_back_its_batch_and_a_final_name_none():
+    assert batch_of(published_name(42, 7)) == 42
+    assert batch_of("part-c20240501T000000000000Z-00000.parquet") is None
 
 
 def test_ls_lists_zones_then_partitions_and_files_with_rows(tmp_path, capsys):
@@ -102,9 +102,11 @@ def test_ls_lists_zones_then_partitions_and_files_with_rows(tmp_path, capsys):
 
     code, out, _ = lake_cli(capsys, tmp_path, "ls")
     assert code == 0
-    bronze_line, dead_letter_line = out.splitlines()[1:3]
-    assert bronze_line.split()[:2] == ["2", "3"] and bronze_line.split()[-2:] == ["21", "bronze"]
-    assert dead_letter_line.split()[:2] == ["1", "1"] and dead_letter_line.split()[-2:] == ["3", "quarantine/dead_letter"]
+    zone_lines = {line.split()[-1]: line.split() for line in out.splitlines()[1:]}
+    assert list(zone_lines) == ["bronze", "silver", "quarantine/dead_letter", "quarantine/typed_unreadable"]
+    assert zone_lines["bronze"][:2] == ["2", "3"] and zone_lines["bronze"][-2] == "21"
+    assert zone_lines["silver"][:2] == ["0", "0"] and zone_lines["silver"][-2] == "0"
+    assert zone_lines["quarantine/dead_letter"][:2] == ["1", "1"] and zone_lines["quarantine/dead_letter"][-2] == "3"
 
     code, out, _ = lake_cli(capsys, tmp_path, "ls", "bronze", "--dt", "2024-05-01")
     assert code == 0
@@ -214,9 +216,10 @@ def test_a_lake_root_that_does_not_exist_is_a_clear_error(tmp_path, capsys):
 
 
 def test_an_unknown_zone_is_a_clear_error(tmp_path, capsys):
-    code, _, err = lake_cli(capsys, tmp_path, "ls", "silver")
+    code, _, err = lake_cli(capsys, tmp_path, "ls", "platinum")
     assert code == 2
-    assert "unknown zone 'silver': the zones are bronze, quarantine/dead_letter, quarantine/typed_unreadable" in err
+    assert ("unknown zone 'platinum': the zones are bronze, silver, quarantine/dead_letter, "
+            "quarantine/typed_unreadable") in err
 
 
 def test_a_corrupt_file_is_named_and_nothing_is_deleted(tmp_path, capsys):
@@ -273,7 +276,7 @@ def test_every_subcommand_has_help(capsys, command):
 
 
 def test_the_module_runs_as_a_command_with_exit_codes(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "spark_sink.lake", "--lake-root", str(tmp_path / "nope"), "stats"],
+    run = subprocess.run([sys.executable, "-m", "datalake.cli", "--lake-root", str(tmp_path / "nope"), "stats"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert "does not exist" in run.stderr

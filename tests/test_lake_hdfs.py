@@ -14,8 +14,8 @@ import requests
 from hdfs import InsecureClient
 
 from app.settings import Settings
-from spark_sink.lake import main
-from spark_sink.lake_fs import lake_fs_for
+from datalake.cli import main
+from datalake.fs import lake_fs_for
 from test_lake_cli import commit, corrupt, dead_letters, small_lake
 
 PREFIX = "/webhdfs/v1"

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from app.processes import REPO, free_port
+from pipeline.processes import REPO, free_port
 from processes import bronze_count, wait_until
 
 pytestmark = pytest.mark.integration

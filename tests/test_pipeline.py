@@ -22,7 +22,7 @@ from tweets.topics import TopicMatcher, default_rules_path
 from agents.sources.synthetic import SyntheticTweets
 from app.broker import admin_client
 from tests.kafka_io import TopicTail, produce
-from app.processes import free_port
+from pipeline.processes import free_port
 from tests.processes import bronze_count, bronze_table, start_sink, start_worker, wait_until
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pyarrow.dataset as ds
 import pytest
 
-from spark_sink.publish import ZoneLayout, finalize_earlier_run, publish_batch, qualified_lake_root
+from datalake.layout import BRONZE, ZoneLayout
+from spark_sink.publish import finalize_earlier_run, publish_batch, qualified_lake_root
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +19,7 @@ def read_ids(path) -> list[str]:
 
 
 def test_replayed_batch_replaces_the_earlier_attempt(spark, tmp_path):
-    layout = ZoneLayout(qualified_lake_root(str(tmp_path)), "bronze")
+    layout = ZoneLayout(qualified_lake_root(str(tmp_path)), BRONZE)
     frame = spark.createDataFrame(rows(200), "tweet_id string, dt string, hour string")
 
     publish_batch(frame.repartition(1), 0, layout, ("dt", "hour"))
@@ -35,7 +36,7 @@ def test_replayed_batch_replaces_the_earlier_attempt(spark, tmp_path):
 
 
 def test_old_manifests_are_pruned(spark, tmp_path):
-    layout = ZoneLayout(qualified_lake_root(str(tmp_path)), "bronze")
+    layout = ZoneLayout(qualified_lake_root(str(tmp_path)), BRONZE)
     for batch_id in range(6):
         frame = spark.createDataFrame(rows(5, start=batch_id * 5), "tweet_id string, dt string, hour string")
         publish_batch(frame, batch_id, layout, ("dt", "hour"), keep_manifests=2)
@@ -45,7 +46,7 @@ def test_old_manifests_are_pruned(spark, tmp_path):
 
 
 def test_a_new_checkpoint_keeps_the_files_of_the_earlier_run(spark, tmp_path):
-    layout = ZoneLayout(qualified_lake_root(str(tmp_path)), "bronze")
+    layout = ZoneLayout(qualified_lake_root(str(tmp_path)), BRONZE)
     publish_batch(spark.createDataFrame(rows(40), "tweet_id string, dt string, hour string"), 0, layout, ("dt", "hour"))
     # A sink started from a new checkpoint numbers its batches from 0 again.
     assert finalize_earlier_run(spark, layout) > 0

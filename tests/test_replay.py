@@ -17,16 +17,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from agents.backfill import staged
+from pipeline.backfill import staged
 from tweets.oversize import PREVIEW_BYTES
 from agents.sources.synthetic import SyntheticTweets
 from app.settings import Settings
-from spark_sink.job import BRONZE, QUARANTINE_DEAD_LETTERS
-from spark_sink.lake import main
-from spark_sink.lake_files import REPLAY_JOURNALS, Lake
-from spark_sink.lake_fs import LocalFS
-from spark_sink.lake_landing import final_names, finish, finish_interrupted, rewrite_of, write_journal
-from spark_sink.publish import published_name
+from datalake.cli import main
+from datalake.files import Lake
+from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, REPLAY_JOURNALS, final_names, published_name
+from datalake.fs import LocalFS
+from datalake.landing import finish, finish_interrupted, rewrite_of, write_journal
 from tests.processes import bronze_table
 from tests.test_backfill import backfill
 
@@ -103,14 +102,14 @@ def replayed_lake(root: Path) -> tuple[Lake, str]:
     """A lake whose replay has staged its files: 3 tweets for bronze and one new letter (bad 2 failed
     again); letters 0, 2, 4 of the first file and both of the second were replayed. Returns the
     lake and the journal, written (step 2) with the real filesystem."""
-    quarantine = root / QUARANTINE_DEAD_LETTERS / "dt=2024-05-01"
+    quarantine = root / QUARANTINE_DEAD_LETTERS.path / "dt=2024-05-01"
     write_letters(quarantine, "part-c20240501T070000000000Z-00000.parquet", OLD)
     write_letters(quarantine, "part-c20240501T070000000000Z-00001.parquet", GONE)
     stage = root / "_backfill" / "replay-X"
-    tweets = stage / BRONZE / "dt=2024-05-01" / "hour=08"
+    tweets = stage / BRONZE.path / "dt=2024-05-01" / "hour=08"
     tweets.mkdir(parents=True)
     pq.write_table(pa.table({"tweet_id": ["1", "2", "3"]}), tweets / published_name(0, 0))
-    write_letters(stage / QUARANTINE_DEAD_LETTERS / "dt=2024-05-01", published_name(0, 0), [NEW])
+    write_letters(stage / QUARANTINE_DEAD_LETTERS.path / "dt=2024-05-01", published_name(0, 0), [NEW])
     lake = Lake(LocalFS(), str(root))
     names = final_names("20240501T080000000000Z")
     plan = staged(Lake(lake.fs, str(stage)), lake, names)
@@ -158,7 +157,7 @@ def test_a_crash_at_any_step_is_finished_by_the_next_replay(tmp_path):
 def test_a_pending_journal_stops_compaction_of_the_quarantine_and_fails_verify(tmp_path, capsys):
     replayed_lake(tmp_path)
     (tmp_path / "_checkpoints" / "dead_letters").mkdir(parents=True)
-    code, _, err = lake_cli(capsys, tmp_path, "compact", "--zone", QUARANTINE_DEAD_LETTERS, "--dt", "2024-05-01")
+    code, _, err = lake_cli(capsys, tmp_path, "compact", "--zone", QUARANTINE_DEAD_LETTERS.path, "--dt", "2024-05-01")
     assert code == 1 and "interrupted `lake replay`" in err
     code, out, _ = lake_cli(capsys, tmp_path, "verify")
     assert code == 1 and f"interrupted replay {REPLAY_JOURNALS}/replay-X.json" in out
@@ -170,11 +169,11 @@ def test_a_pending_journal_stops_compaction_of_the_quarantine_and_fails_verify(t
 @pytest.fixture
 def letters_lake(tmp_path) -> Path:
     """Two days of letters; a too_large preview; a file of a sink batch not yet committed."""
-    write_letters(tmp_path / QUARANTINE_DEAD_LETTERS / "dt=2024-05-01", "part-c20240501T000000000000Z-00000.parquet",
+    write_letters(tmp_path / QUARANTINE_DEAD_LETTERS.path / "dt=2024-05-01", "part-c20240501T000000000000Z-00000.parquet",
                   [letter("not_json", b"x"), letter("too_large", b"{" * 2000), letter("too_large", b"{" * PREVIEW_BYTES)])
-    write_letters(tmp_path / QUARANTINE_DEAD_LETTERS / "dt=2024-05-02", "part-c20240502T000000000000Z-00000.parquet",
+    write_letters(tmp_path / QUARANTINE_DEAD_LETTERS.path / "dt=2024-05-02", "part-c20240502T000000000000Z-00000.parquet",
                   [letter("not_json", b"y")])
-    write_letters(tmp_path / QUARANTINE_DEAD_LETTERS / "dt=2024-05-02", published_name(3, 0), [letter("not_json", b"z")])
+    write_letters(tmp_path / QUARANTINE_DEAD_LETTERS.path / "dt=2024-05-02", published_name(3, 0), [letter("not_json", b"z")])
     return tmp_path
 
 
@@ -230,7 +229,7 @@ def archive(tmp_path_factory) -> dict:
 
 def run_lake(*args: str, cwd: Path, **env: str) -> tuple[subprocess.CompletedProcess, dict]:
     clean = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    result = subprocess.run([sys.executable, "-m", "spark_sink.lake", *args], cwd=cwd, env=clean | env,
+    result = subprocess.run([sys.executable, "-m", "datalake.cli", *args], cwd=cwd, env=clean | env,
                             capture_output=True, text=True, timeout=240)
     lines = result.stdout.strip().splitlines()
     assert lines, f"no output (exit {result.returncode}):\n{result.stderr[-4000:]}"

@@ -14,13 +14,13 @@ import pytest
 import tweepy.asynchronous.streaming
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from agents.backfill import worker_counters
+from pipeline.backfill import worker_counters
 from tweets.payloads import tweet_id_of
 from tweets.topics import load_rules
 from agents.sources.x_rules import build_rules
 from agents.sources.x_stream import STREAM_FIELDS, XSource
 from app.settings import Settings
-from app.processes import free_port
+from pipeline.processes import free_port
 from tests.fake_x_api import (
     KEEP_ALIVE, ODDLY_FORMATTED, OPERATIONAL_DISCONNECT, RULES_PATH, STREAM_PATH,
     FakeXApi, Refuse, Send, lines, message,

@@ -19,6 +19,7 @@ from tweepy import StreamRule, TweepyException
 from tweepy.asynchronous import AsyncStreamingClient
 
 from tweets.topics import StreamRules, Topic, load_rules
+from agents.sources.x_api import api_client
 from app.settings import Settings, get_settings
 
 # X's limit on one rule's length at the Basic and Pro access levels (Academic and Enterprise
@@ -130,9 +131,6 @@ def describe(diff: RulesDiff) -> list[str]:
 
 
 async def _sync_from_settings(settings: Settings, dry_run: bool) -> RulesDiff:
-    # Imported here because x_stream imports this module.
-    from agents.sources.x_stream import api_client
-
     desired = build_rules(load_rules(settings.x_rules_path), settings.x_max_rules)
     client = api_client(settings)
     try:

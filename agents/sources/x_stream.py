@@ -12,25 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any, Awaitable, Callable, NoReturn
+from typing import Awaitable, Callable, NoReturn
 
 import aiohttp
 import orjson
 from tweepy.asynchronous import AsyncStreamingClient
 
-from tweets.payloads import tweet_id_of
-from tweets.topics import load_rules
+from agents.sources.x_api import XApiSession, bearer_token
 from agents.sources.x_rules import build_rules, describe, sync_rules
 from app.settings import Settings
+from tweets.payloads import tweet_id_of
+from tweets.topics import load_rules
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[bytes], Awaitable[None]]
-
-# Where Tweepy sends every request; X_API_BASE_URL replaces it.
-TWEEPY_API_ORIGIN = "https://api.twitter.com"
-# X sends a keep-alive every 20 s; a connection silent for longer has stalled (Tweepy's default).
-STALL_SECONDS = 21
 
 # What the bronze lake reads from a stream message (tweets/normalizer.py); the rest stays in `raw`.
 STREAM_FIELDS: dict[str, list[str]] = {
@@ -64,54 +60,6 @@ class StreamCounters:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-# aiohttp reads lines of up to twice its read buffer.
-LINE_BUFFER_BYTES = 4 * 1024 * 1024
-
-
-class XApiSession:
-    """Tweepy's aiohttp session, with requests for api.twitter.com sent to X_API_BASE_URL instead.
-
-    Tweepy writes its host into every URL, and both its REST calls (the rules) and its stream
-    connection go through its `session`, so this is the one hook that leaves the rest of Tweepy
-    as it is. Its read timeout is the one Tweepy gives its own stream sessions. Its read buffer
-    takes lines of up to 8 MB: with aiohttp's default a line over 512 KB crashed the connection
-    and was lost, while a whole line can go to the dead letters as too large.
-    """
-
-    def __init__(self, api_base_url: str):
-        self._base_url = api_base_url.rstrip("/")
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(enable_cleanup_closed=True),
-            timeout=aiohttp.ClientTimeout(sock_read=STALL_SECONDS),
-            read_bufsize=LINE_BUFFER_BYTES,
-        )
-
-    def request(self, method: str, url: str, **kwargs: Any):
-        if url.startswith(TWEEPY_API_ORIGIN + "/"):
-            url = self._base_url + url[len(TWEEPY_API_ORIGIN):]
-        return self._session.request(method, url, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
-
-
-def bearer_token(settings: Settings) -> str:
-    token = settings.x_bearer_token.get_secret_value() if settings.x_bearer_token else ""
-    if not token:
-        raise ValueError(
-            "X_BEARER_TOKEN is not set: SOURCE=x and the rules CLI need the bearer token of an "
-            "X API v2 app (in the environment or .env)"
-        )
-    return token
-
-
-def api_client(settings: Settings) -> AsyncStreamingClient:
-    """A Tweepy client for the rules endpoints; its session must be closed by the caller."""
-    client = AsyncStreamingClient(bearer_token(settings), wait_on_rate_limit=True)
-    client.session = XApiSession(settings.x_api_base_url)
-    return client
 
 
 def _quiet_tweepy_debug() -> None:

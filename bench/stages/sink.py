@@ -16,8 +16,8 @@ from pathlib import Path
 from bench.harness import Bench, rate, wait_for
 from bench.jfr import jfr_options, summarize_jfr
 from bench.monitor import SPARK_GROUPS, TreeMonitor, spark_memory
-from spark_sink.lake_files import Lake
-from spark_sink.lake_fs import LocalFS
+from datalake.files import Lake
+from datalake.fs import LocalFS
 
 
 def batch_rows(lake: Path) -> dict[int, int]:

@@ -4,7 +4,6 @@ and their parquet footers. Shared by every `lake` subcommand, so they agree on w
 from __future__ import annotations
 
 import posixpath
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -13,35 +12,10 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spark_sink.job import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE
-from spark_sink.lake_fs import LakeFS
-
-ZONES = (BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
-QUARANTINE_ZONES = (QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
-# The streaming query (checkpoint folder) whose batch ids name each zone's files (spark_sink/job.py).
-ZONE_QUERIES = {BRONZE: "bronze", QUARANTINE_UNREADABLE: "bronze", QUARANTINE_DEAD_LETTERS: "dead_letters"}
-# spark_sink.publish.published_name(batch_id, index); tests check the two agree.
-PUBLISHED_NAME = re.compile(r"part-(\d{12})-\d{5}\.parquet")
-# Journals of `lake replay` (spark_sink/lake_landing.py): a pending one names quarantine files.
-REPLAY_JOURNALS = "_replays"
-
-
-class LakeError(Exception):
-    """A problem found in the lake or while changing it: exit code 1."""
-
-    exit_code = 1
-
-
-class BadInput(LakeError):
-    """The command cannot apply to what was asked (missing path, unknown zone...): exit code 2."""
-
-    exit_code = 2
-
-
-class UnreadableFile(LakeError):
-    def __init__(self, relative: str, reason: object):
-        super().__init__(f"unreadable parquet file {relative}: {reason}")
-        self.relative = relative
+from datalake import layout
+from datalake.errors import BadInput, LakeError, UnreadableFile
+from datalake.fs import LakeFS
+from datalake.layout import Zone
 
 
 @dataclass(frozen=True)
@@ -59,23 +33,12 @@ class DataFile:
 
     @property
     def partition_key(self) -> str:
-        return "/".join(f"{key}={value}" for key, value in self.partition)
+        return layout.partition_path(self.partition)
 
     @property
     def batch_id(self) -> int | None:
         """The sink batch that published this file; None for a compacted file."""
-        match = PUBLISHED_NAME.fullmatch(self.name)
-        return int(match.group(1)) if match else None
-
-
-def hidden(name: str) -> bool:
-    """Names every reader skips (pyarrow, Spark, Hive): temporary files, checksums, metadata."""
-    return name.startswith(("_", "."))
-
-
-def hidden_temporary(path: str) -> str:
-    """Where a file is written before it is renamed to `path`: beside it, under a name readers skip."""
-    return posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
+        return layout.batch_of(self.name)
 
 
 class Lake:
@@ -91,12 +54,10 @@ class Lake:
     def path(self, relative: str) -> str:
         return posixpath.join(self.root, relative)
 
-    def zone_path(self, zone: str) -> str:
-        if zone not in ZONES:
-            raise BadInput(f"unknown zone {zone!r}: the zones are {', '.join(ZONES)}")
-        return self.path(zone)
+    def zone_path(self, zone: Zone | str) -> str:
+        return self.path(as_zone(zone).path)
 
-    def files(self, zone: str, dt: str | None = None) -> list[DataFile]:
+    def files(self, zone: Zone | str, dt: str | None = None) -> list[DataFile]:
         """Every data file of `zone` (only partition dt=`dt` if given), sorted by path."""
         top = self.zone_path(zone)
         if not self.fs.exists(top):
@@ -109,7 +70,7 @@ class Lake:
     def _walk(self, folder: str, partition: tuple[tuple[str, str], ...]) -> list[DataFile]:
         found = []
         for entry in self.fs.list(folder):
-            if hidden(entry.name):
+            if layout.hidden(entry.name):
                 continue
             if entry.is_dir and "=" in entry.name:
                 key, value = entry.name.split("=", 1)
@@ -118,7 +79,7 @@ class Lake:
                 found.append(DataFile(entry.path, self.relative(entry.path), entry.size, partition))
         return found
 
-    def rows_per_batch(self, zone: str) -> dict[int, int]:
+    def rows_per_batch(self, zone: Zone | str) -> dict[int, int]:
         """Rows of each sink batch still published as its own files (from the footers)."""
         rows: dict[int, int] = {}
         for file in self.files(zone):
@@ -137,6 +98,16 @@ class Lake:
     def read(self, file: DataFile, columns: list[str] | None = None) -> pa.Table:
         with reading(file), self.fs.open(file.path) as stream:
             return pq.ParquetFile(stream).read(columns=columns)
+
+
+def as_zone(zone: Zone | str) -> Zone:
+    """A zone given by its path (a command's argument) as the Zone; BadInput if there is none."""
+    if isinstance(zone, Zone):
+        return zone
+    try:
+        return layout.zone(zone)
+    except KeyError as error:
+        raise BadInput(error.args[0]) from None
 
 
 @contextmanager

@@ -20,7 +20,6 @@ import urllib.error
 import urllib.request
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
@@ -28,15 +27,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from tweets.oversize import for_raw_topic
 from agents.sources.archive import ArchiveError, ArchiveFile, RawMessage
 from app.broker import Broker, wait_for_broker
-from app.processes import Process, free_port, start_sink, start_worker
 from app.settings import Settings, get_settings
-from spark_sink.job import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE
-from spark_sink.lake_files import Lake
-from spark_sink.lake_fs import lake_fs_for
-from spark_sink.lake_landing import final_names, move_files
+from datalake import layout
+from datalake.files import Lake
+from datalake.fs import lake_fs_for
+from datalake.landing import move_files
+from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, SINK_ZONES
+from pipeline.errors import BackfillError
+from pipeline.processes import Process, free_port, start_sink, start_worker
+from pipeline.progress import Progress
+from tweets.oversize import for_raw_topic
 
 DESCRIPTION = """\
 Ingest archived tweets (one JSON document a line, plain or gzip) through the same path as the
@@ -75,38 +77,11 @@ the sink's dedup state are this run's alone, so backfilling the same archive twi
 tweets twice (`lake verify` lists such ids).
 """
 
-PROGRESS_EVERY = 5.0
 WORKER_STALL_SECONDS = 120.0
 SINK_SECONDS = 600.0
-STAGE_FOLDER = "_backfill"
-
-
-class BackfillError(Exception):
-    """The backfill cannot go on; the message says why and what was seen."""
 
 
 # --- publishing ---------------------------------------------------------------------------------
-
-
-class Progress:
-    """A status line on stderr: rewritten in place on a terminal, printed every few seconds in a log."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self._shown_at = 0.0
-
-    def show(self, text: str, *, permanent: bool = False) -> None:
-        """Show `text` unless a status was shown a moment ago; a permanent line is always shown
-        and stays (the next status starts below it)."""
-        now = time.monotonic()
-        if not permanent and now - self._shown_at < (0.5 if self.tty else PROGRESS_EVERY):
-            return
-        self._shown_at = now
-        if self.tty:
-            sys.stderr.write(f"\r\033[K{text}" + ("\n" if permanent else ""))
-        else:
-            sys.stderr.write(text + "\n")
-        sys.stderr.flush()
 
 
 class Outgoing(NamedTuple):
@@ -287,12 +262,11 @@ def staged(stage: Lake, lake: Lake, names: Iterator[str]) -> Staged:
     outputs (part-c<time>-<n>.parquet): names no manifest lists, so no sink replay ever deletes
     them, and that compaction may merge.
     """
-    zones = (BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
-    files = {zone: stage.files(zone) for zone in zones}
+    files = {zone: stage.files(zone) for zone in SINK_ZONES}
     ids = [stage.read(f, columns=["tweet_id"]).column("tweet_id").combine_chunks() for f in files[BRONZE]]
-    rows = {zone: sum(stage.metadata(f).num_rows for f in files[zone]) for zone in zones}
-    moves = [(file.path, posixpath.join(lake.root, zone, file.partition_key, next(names)))
-             for zone in zones for file in files[zone]]
+    rows = {zone: sum(stage.metadata(f).num_rows for f in files[zone]) for zone in SINK_ZONES}
+    moves = [(file.path, posixpath.join(lake.root, zone.path, file.partition_key, next(names)))
+             for zone in SINK_ZONES for file in files[zone]]
     landed = Landed(
         bronze_rows=rows[BRONZE],
         bronze_ids=pc.count_distinct(pa.concat_arrays(ids)).as_py() if ids else 0,
@@ -305,7 +279,7 @@ def staged(stage: Lake, lake: Lake, names: Iterator[str]) -> Staged:
 
 def land(stage: Lake, lake: Lake, stamp: str) -> Landed:
     """Count the run's rows, then move its files into the lake's zones."""
-    plan = staged(stage, lake, final_names(stamp))
+    plan = staged(stage, lake, layout.final_names(stamp))
     try:
         move_files(lake.fs, plan.moves)
     except OSError as error:
@@ -329,8 +303,8 @@ def run_settings(settings: Settings, workdir: Path, lake_root: str, run_name: st
         "faust_web_port": free_port(),
         "faust_data_dir": workdir / "faust",
         "source": "none",
-        "lake_root": f"{lake_root}/{STAGE_FOLDER}/{run_name}",
-        "checkpoint_root": f"{lake_root}/_checkpoints/{run_name}",
+        "lake_root": f"{lake_root}/{layout.RUN_STAGING}/{run_name}",
+        "checkpoint_root": f"{layout.checkpoints(lake_root)}/{run_name}",
     })
 
 
@@ -367,10 +341,10 @@ def pipeline_run(outgoing: Iterable[Outgoing], settings: Settings, rate: float |
     the run's staging folder. The folder is removed when the block ends without an error; after
     one it may hold files still to be landed, so it stays."""
     started = time.monotonic()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = layout.utc_stamp()
     run_name = f"{kind}-{stamp}"
     lake = open_lake(settings)
-    stage_path = posixpath.join(lake.root, STAGE_FOLDER, run_name)
+    stage_path = posixpath.join(lake.root, layout.RUN_STAGING, run_name)
     with ExitStack() as cleanup:
         workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix=f"tweetlake-{kind}-")))
         run = run_settings(settings, workdir, lake.shown_root, run_name)
@@ -489,7 +463,7 @@ def _problems(report: dict, landed: Landed) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    cli = argparse.ArgumentParser(prog="python -m agents.backfill", description=DESCRIPTION,
+    cli = argparse.ArgumentParser(prog="python -m pipeline.backfill", description=DESCRIPTION,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_argument("files", metavar="FILE", nargs="+", type=Path, help="archive files (JSON lines, plain or gzip)")
     cli.add_argument("--filter", choices=("topics", "none"),

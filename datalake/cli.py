@@ -8,9 +8,9 @@
     lake replay [--reason R] [--dt YYYY-MM-DD] [--dry-run]   dead letters through the pipeline again
 
 `replay` sends the original bytes of quarantined dead letters through the filter/normalize agent
-and the sink again, on a broker, worker and sink of its own (agents/replay.py): what is accepted
+and the sink again, on a broker, worker and sink of its own (pipeline/replay.py): what is accepted
 now lands in bronze once, what fails again replaces its letter, and the replayed letters leave
-quarantine in one journaled step (spark_sink/lake_landing.py), so a second replay adds nothing.
+quarantine in one journaled step (datalake/landing.py), so a second replay adds nothing.
 
 The lake root is LAKE_ROOT (a folder, file:// or hdfs://, read through WebHDFS at HDFS_NAMENODE_URL,
 by default the root's host on HDFS_HTTP_PORT) unless --lake-root is given. Exit codes: 0 fine, 1 a
@@ -30,16 +30,45 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from agents import replay as replaying
-from agents.backfill import BackfillError, Progress
 from app.settings import Settings, get_settings
-from spark_sink import lake_compact
-from spark_sink.lake_files import (
-    BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_ZONES, REPLAY_JOURNALS, ZONE_QUERIES, ZONES, BadInput, DataFile,
-    Lake, LakeError, UnreadableFile, by_partition, column_range, human_size, iso_utc, journals, plural,
-)
-from spark_sink.lake_fs import LakeFS, lake_fs_for
-from spark_sink.lake_where import Where
+from datalake import compact as lake_compact
+from datalake import layout
+from datalake.errors import BadInput, LakeError, UnreadableFile
+from datalake.files import DataFile, Lake, as_zone, by_partition, column_range, human_size, iso_utc, journals, plural
+from datalake.fs import LakeFS, lake_fs_for
+from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_ZONES, REPLAY_JOURNALS, ZONES
+from datalake.where import Where
+
+REPLAY_DESCRIPTION = """\
+Send the original bytes of quarantined dead letters (quarantine/dead_letter/) through the
+pipeline again: raw topic -> the Faust filter/normalize agent -> the Spark sink, on a broker,
+worker and sink of the replay's own (as `python -m pipeline.backfill` runs them; about 30 s of
+start-up). Use it after a normalizer fix, or with a larger MAX_PAYLOAD_BYTES.
+
+Each replayed letter leaves quarantine: a tweet accepted now is in bronze (once: repeated ids
+among the letters count as duplicates), a filtered one is counted, and one that fails again is
+replaced by its new dead letter (new reason and message). A second replay therefore re-sends
+only the letters that still fail and changes nothing. Landing and removal are one journaled step
+(LAKE/_replays/<run>.json; see datalake/landing.py): after a crash, the next `lake replay`
+finishes it first, so every row ends up in the lake exactly once. The replay holds the
+compaction lock of quarantine/dead_letter while it runs; the live sink may keep writing.
+
+Not replayed, left as they are: letters whose original bytes quarantine does not hold (a
+too_large letter keeps only its first 65536 bytes), letters larger than MAX_PAYLOAD_BYTES now
+(their new dead letter would keep only a preview), and letters in files of sink batches not yet
+committed (the sink may still replace those files; their commit log is in CHECKPOINT_ROOT, or
+--checkpoints).
+
+Progress goes to stderr; the last stdout line is one JSON object: replayed (letters sent), the
+backfill's counts (read = accepted + filtered + duplicates + rejected, bronze_rows,
+quarantine_rows: rows this run added), quarantine_removed (old letters removed),
+replayed_by_reason and recovered_by_reason (by their old reason: all sent, and those that no
+longer fail), still_failing (= rejected, by new reason), not_replayable (by reason),
+uncommitted_left, lake_root. Exit 0 when the counts add up (accepted = new bronze rows,
+rejected = new quarantine rows); otherwise 1, and the lake is left as it was.
+Only without KAFKA_BOOTSTRAP_SERVERS: removing a letter needs its outcome, which only the
+replay's own worker and sink report.
+"""
 
 SHOW_COLUMNS = ["created_at", "author_username", "lang", "topics", "text"]
 
@@ -262,22 +291,21 @@ def duplicate_ids(ids: pa.Table | None, names: list[str], shown: int = 20) -> li
 
 
 def compact(lake: Lake, args: argparse.Namespace, settings: Settings) -> int:
-    lake.zone_path(args.zone)
-    query = ZONE_QUERIES[args.zone]
-    latest = latest_batch(args, settings, args.zone, required=True)
-    progress(f"newest committed batch of the sink's query {query!r}: {'none yet' if latest is None else latest}")
-    outcomes = lake_compact.compact(lake, args.zone, args.dt, args.hour, latest, int(args.target_mb * 2**20), progress)
+    zone = as_zone(args.zone)
+    latest = latest_batch(args, settings, zone, required=True)
+    progress(f"newest committed batch of the sink's query {zone.query!r}: {'none yet' if latest is None else latest}")
+    outcomes = lake_compact.compact(lake, zone, args.dt, args.hour, latest, int(args.target_mb * 2**20), progress)
     for outcome in outcomes:
         print(outcome.summary())
     return 0
 
 
-def latest_batch(args: argparse.Namespace, settings: Settings, zone: str, required: bool) -> int | None:
+def latest_batch(args: argparse.Namespace, settings: Settings, zone: layout.Zone, required: bool) -> int | None:
     """The newest committed batch of the query that writes `zone`, from the sink's checkpoint,
     which may live elsewhere; without that checkpoint, None if not `required`."""
-    checkpoints = args.checkpoints or settings.checkpoint_root or f"{args.lake_root}/_checkpoints"
+    checkpoints = args.checkpoints or layout.checkpoints(args.lake_root, settings.checkpoint_root)
     fs, checkpoint_root = open_fs(checkpoints, settings)
-    checkpoint = f"{checkpoint_root}/{ZONE_QUERIES[zone]}"
+    checkpoint = f"{checkpoint_root}/{zone.query}"
     if not required and not fs.exists(checkpoint):
         return None
     return lake_compact.latest_committed_batch(fs, checkpoint)
@@ -287,7 +315,12 @@ def latest_batch(args: argparse.Namespace, settings: Settings, zone: str, requir
 
 
 def replay(lake: Lake, args: argparse.Namespace, settings: Settings) -> int:
-    """Refused with KAFKA_BOOTSTRAP_SERVERS: see agents/replay.py."""
+    """Refused with KAFKA_BOOTSTRAP_SERVERS: see pipeline/replay.py. The orchestrator is imported
+    here, not above: every other subcommand starts without loading a Kafka client."""
+    from pipeline import replay as replaying
+    from pipeline.errors import BackfillError
+    from pipeline.progress import Progress
+
     if not settings.embedded_broker:
         raise BadInput("lake replay needs each letter's outcome before it removes the letter from quarantine, "
                        "and only a worker and sink of its own report it: unset KAFKA_BOOTSTRAP_SERVERS "
@@ -368,7 +401,7 @@ def parser(settings: Settings) -> argparse.ArgumentParser:
 
     sub = command("ls", ls, "List zones, or a zone's partitions and files, with sizes and row counts "
                             "(from the parquet footers).")
-    sub.add_argument("zone", nargs="?", help=f"one of: {', '.join(ZONES)}")
+    sub.add_argument("zone", nargs="?", help=f"one of: {', '.join(map(str, ZONES))}")
     sub.add_argument("--dt", type=day, metavar="YYYY-MM-DD", help="only partition dt=YYYY-MM-DD")
 
     sub = command("stats", stats, "Rows, files, partitions and the created_at range of bronze, rows in quarantine.")
@@ -384,17 +417,17 @@ def parser(settings: Settings) -> argparse.ArgumentParser:
 
     sub = command("compact", partial(compact, settings=settings),
                   "Merge a partition's small files of committed batches into files of about --target-mb, "
-                  "safely while the sink runs (see spark_sink/lake_compact.py for what readers see).")
+                  "safely while the sink runs (see datalake/compact.py for what readers see).")
     sub.add_argument("--dt", type=day, required=True, metavar="YYYY-MM-DD", help="the partition dt=YYYY-MM-DD")
     sub.add_argument("--hour", type=hour, metavar="HH", help="only hour=HH of that day (default: every hour)")
     sub.add_argument("--target-mb", type=positive(float), default=128.0, metavar="N",
                      help="output file size in MiB (default 128)")
-    sub.add_argument("--zone", default=BRONZE, help=f"one of: {', '.join(ZONES)} (default {BRONZE})")
+    sub.add_argument("--zone", default=BRONZE.path, help=f"one of: {', '.join(map(str, ZONES))} (default {BRONZE})")
     sub.add_argument("--checkpoints", metavar="PATH", help="the sink's checkpoint root, for its commit log "
                                            "(default CHECKPOINT_ROOT, else LAKE_ROOT/_checkpoints)")
 
     sub = commands.add_parser("replay", parents=[common], help="Send quarantined dead letters through the "
-                              "pipeline again; what passes now leaves quarantine.", description=replaying.DESCRIPTION,
+                              "pipeline again; what passes now leaves quarantine.", description=REPLAY_DESCRIPTION,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub.set_defaults(run=partial(replay, settings=settings))
     sub.add_argument("--reason", metavar="R", help="only letters of this reason, e.g. too_large, not_json "

@@ -4,7 +4,7 @@ a replay's, whose dead letters must leave quarantine in the same stroke.
 A replay ends with (1) its sink's files staged under `_backfill/<run>/`; then
   2. a journal `_replays/<run>.json` lists the staged files with the lake paths they move to, and
      each quarantine file that held replayed letters with the row numbers to drop;
-  3. the staged files move into the zones (under final names, spark_sink.publish.final_name);
+  3. the staged files move into the zones (under final names, datalake.layout.final_name);
   4. each such quarantine file is written again without those rows, as a hidden `.<name>.tmp`,
      renamed to a new final name, and deleted (a file with no rows left is only deleted);
   5. the staging folder goes, then the journal.
@@ -17,7 +17,6 @@ zone refuses while a journal is pending: it would merge away the files the journ
 """
 from __future__ import annotations
 
-import itertools
 import json
 import posixpath
 from dataclasses import asdict, dataclass
@@ -27,17 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from spark_sink.lake_compact import write_json
-from spark_sink.lake_files import REPLAY_JOURNALS, DataFile, Lake, LakeError, hidden_temporary, journals
-from spark_sink.lake_fs import LakeFS
-from spark_sink.publish import final_name
+from datalake.compact import write_json
+from datalake.errors import LakeError
+from datalake.files import DataFile, Lake, journals
+from datalake.fs import LakeFS
+from datalake.layout import REPLAY_JOURNALS, hidden_temporary
 
 Progress = Callable[[str], None]
-
-
-def final_names(stamp: str) -> Iterator[str]:
-    """final_name(stamp, 0), final_name(stamp, 1), ...: one run's files, in the order it lands them."""
-    return (final_name(stamp, n) for n in itertools.count())
 
 
 def move_files(fs: LakeFS, moves: list[tuple[str, str]]) -> None:

@@ -32,11 +32,9 @@ quarantine/dead_letter is not compacted while a replay's journal is pending (it 
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import posixpath
-import re
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,15 +44,14 @@ from typing import Callable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spark_sink.job import QUARANTINE_DEAD_LETTERS
-from spark_sink.lake_files import (
-    REPLAY_JOURNALS, BadInput, DataFile, Lake, LakeError, by_partition, hidden_temporary, human_size, journals,
-    plural, reading,
+from datalake.errors import BadInput, LakeError
+from datalake.files import DataFile, Lake, as_zone, by_partition, human_size, journals, plural, reading
+from datalake.fs import LakeFS
+from datalake.layout import (
+    COMPACTION_JOURNALS, FINAL_NAME, QUARANTINE_DEAD_LETTERS, REPLAY_JOURNALS, SILVER, Zone, final_names,
+    hidden_temporary,
 )
-from spark_sink.lake_fs import LakeFS
 
-JOURNALS = "_compactions"
-COMPACTED_NAME = re.compile(r"part-c[0-9TZ]+-\d{5}\.parquet")
 ROW_GROUP_BYTES = 64 << 20
 
 Progress = Callable[[str], None]
@@ -101,14 +98,17 @@ def latest_committed_batch(fs: LakeFS, checkpoint: str) -> int | None:
 
 
 def is_committed(file: DataFile, latest: int | None) -> bool:
-    if COMPACTED_NAME.fullmatch(file.name):
+    if FINAL_NAME.fullmatch(file.name):
         return True
     return file.batch_id is not None and latest is not None and file.batch_id <= latest
 
 
-def compact(lake: Lake, zone: str, dt: str, hour: str | None, latest: int | None,
+def compact(lake: Lake, zone: Zone | str, dt: str, hour: str | None, latest: int | None,
             target_bytes: int, progress: Progress) -> list[Outcome]:
     """Compact every partition of `zone` under dt (and hour); see the module docstring."""
+    zone = as_zone(zone)
+    if zone == SILVER:
+        raise BadInput(f"{zone} is not compacted: its job rewrites its own files as posts change")
     partitions_to_compact(lake, zone, dt, hour)  # bad input fails before the lock is taken
     with zone_lock(lake, zone):
         if zone == QUARANTINE_DEAD_LETTERS and journals(lake, REPLAY_JOURNALS):
@@ -118,8 +118,7 @@ def compact(lake: Lake, zone: str, dt: str, hour: str | None, latest: int | None
         partitions = partitions_to_compact(lake, zone, dt, hour)
         inputs = {key: [read_input(lake, f) for f in files if is_committed(f, latest)]
                   for key, files in partitions.items()}
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        names = (f"part-c{stamp}-{n:05d}.parquet" for n in itertools.count())
+        names = final_names()
         return [
             compact_partition(lake, zone, key, inputs[key], len(files) - len(inputs[key]), target_bytes, names, progress)
             for key, files in partitions.items()
@@ -174,7 +173,7 @@ def compact_partition(lake: Lake, zone: str, key: str, inputs: list[Input], unco
 def merge(lake: Lake, zone: str, group: list[Input], output: str) -> int:
     """Steps 1-4 of the module docstring for one group; returns the output's size."""
     temporary = hidden_temporary(output)
-    journal = lake.path(f"{JOURNALS}/{zone}/{posixpath.basename(output)}.json")
+    journal = lake.path(f"{COMPACTION_JOURNALS}/{zone}/{posixpath.basename(output)}.json")
     write_json(lake.fs, journal, {
         "output": lake.relative(output),
         "temporary": lake.relative(temporary),
@@ -236,21 +235,21 @@ def settle(lake: Lake, journal: str) -> None:
 
 
 def pending_journals(lake: Lake, zone: str) -> list[str]:
-    return journals(lake, f"{JOURNALS}/{zone}")
+    return journals(lake, f"{COMPACTION_JOURNALS}/{zone}")
 
 
 def settle_interrupted(lake: Lake, zone: str, progress: Progress) -> None:
     for journal in pending_journals(lake, zone):
         progress(f"settling the interrupted compaction {lake.relative(journal)}")
         settle(lake, journal)
-    for entry in lake.fs.list(lake.path(f"{JOURNALS}/{zone}")):
+    for entry in lake.fs.list(lake.path(f"{COMPACTION_JOURNALS}/{zone}")):
         if entry.name.endswith(".json.tmp"):  # killed while writing a journal: nothing else was done yet
             lake.fs.delete(entry.path)
 
 
 @contextmanager
 def zone_lock(lake: Lake, zone: str) -> Iterator[None]:
-    folder = lake.path(f"{JOURNALS}/{zone}")
+    folder = lake.path(f"{COMPACTION_JOURNALS}/{zone}")
     lake.fs.mkdirs(folder)
     lock = posixpath.join(folder, "_lock")
     holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": datetime.now(timezone.utc).isoformat()}

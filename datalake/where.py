@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spark_sink.lake_files import BadInput
+from datalake.errors import BadInput
+from datalake.layout import PARTITION_COLUMNS
 
-PARTITION_COLUMNS = ("dt", "hour")
 _EQUALS = re.compile(r"\s*(\w+)\s*=\s*(.*?)\s*")
 _CONTAINS = re.compile(r"\s*(\w+)\s+contains\s+(.*?)\s*")
 

@@ -1,9 +1,9 @@
 """Replay: send quarantined dead letters through the pipeline again (after a normalizer fix, or
 with a larger MAX_PAYLOAD_BYTES), so what is accepted now reaches bronze and leaves quarantine.
 
-It runs the backfill's own path (agents/backfill.py: a broker, worker and sink of its own) on the
+It runs the backfill's own path (pipeline/backfill.py: a broker, worker and sink of its own) on the
 letters' original bytes, then lands the result and removes the replayed letters from quarantine
-in one journaled step (spark_sink/lake_landing.py); `lake replay` is its command line.
+in one journaled step (datalake/landing.py); `lake replay` is its command line.
 """
 from __future__ import annotations
 
@@ -13,47 +13,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from agents.backfill import Outgoing, Progress, pipeline_run, run_report, staged
-from tweets.oversize import PREVIEW_BYTES
-from tweets.payloads import tweet_id_of
+from pipeline.backfill import Outgoing, pipeline_run, run_report, staged
+from pipeline.progress import Progress
 from agents.sources.archive import RawMessage
 from app.settings import Settings
-from spark_sink.job import QUARANTINE_DEAD_LETTERS
-from spark_sink.lake_compact import is_committed, settle_interrupted, zone_lock
-from spark_sink.lake_files import REPLAY_JOURNALS, DataFile, Lake, journals
-from spark_sink.lake_landing import final_names, finish, finish_interrupted, rewrite_of, write_journal
-
-DESCRIPTION = """\
-Send the original bytes of quarantined dead letters (quarantine/dead_letter/) through the
-pipeline again: raw topic -> the Faust filter/normalize agent -> the Spark sink, on a broker,
-worker and sink of the replay's own (as `python -m agents.backfill` runs them; about 30 s of
-start-up). Use it after a normalizer fix, or with a larger MAX_PAYLOAD_BYTES.
-
-Each replayed letter leaves quarantine: a tweet accepted now is in bronze (once: repeated ids
-among the letters count as duplicates), a filtered one is counted, and one that fails again is
-replaced by its new dead letter (new reason and message). A second replay therefore re-sends
-only the letters that still fail and changes nothing. Landing and removal are one journaled step
-(LAKE/_replays/<run>.json; see spark_sink/lake_landing.py): after a crash, the next `lake replay`
-finishes it first, so every row ends up in the lake exactly once. The replay holds the
-compaction lock of quarantine/dead_letter while it runs; the live sink may keep writing.
-
-Not replayed, left as they are: letters whose original bytes quarantine does not hold (a
-too_large letter keeps only its first 65536 bytes), letters larger than MAX_PAYLOAD_BYTES now
-(their new dead letter would keep only a preview), and letters in files of sink batches not yet
-committed (the sink may still replace those files; their commit log is in CHECKPOINT_ROOT, or
---checkpoints).
-
-Progress goes to stderr; the last stdout line is one JSON object: replayed (letters sent), the
-backfill's counts (read = accepted + filtered + duplicates + rejected, bronze_rows,
-quarantine_rows: rows this run added), quarantine_removed (old letters removed),
-replayed_by_reason and recovered_by_reason (by their old reason: all sent, and those that no
-longer fail), still_failing (= rejected, by new reason), not_replayable (by reason),
-uncommitted_left, lake_root. Exit 0 when the counts add up (accepted = new bronze rows,
-rejected = new quarantine rows); otherwise 1, and the lake is left as it was.
-Only without KAFKA_BOOTSTRAP_SERVERS: removing a letter needs its outcome, which only the
-replay's own worker and sink report.
-"""
-
+from datalake.compact import is_committed, settle_interrupted, zone_lock
+from datalake.files import DataFile, Lake, journals
+from datalake.landing import finish, finish_interrupted, rewrite_of, write_journal
+from datalake.layout import QUARANTINE_DEAD_LETTERS, REPLAY_JOURNALS, final_names
+from tweets.oversize import PREVIEW_BYTES
+from tweets.payloads import tweet_id_of
 
 @dataclass(frozen=True)
 class Chosen:
@@ -160,7 +129,7 @@ def dry_run(lake: Lake, selection: Selection, progress: Progress) -> dict:
 
 def replay(lake: Lake, settings: Settings, reason: str | None, dt: str | None, latest: int | None,
            progress: Progress) -> dict:
-    """Replay the selected letters; see DESCRIPTION. `latest` is the newest committed batch of the
+    """Replay the selected letters; see `lake replay --help` (datalake/cli.py). `latest` is the newest committed batch of the
     sink's dead-letter query (None: only files outside any batch, as backfills and compaction
     leave them)."""
     def note(text: str) -> None:
