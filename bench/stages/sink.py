@@ -18,6 +18,8 @@ from bench.jfr import jfr_options, summarize_jfr
 from bench.monitor import SPARK_GROUPS, TreeMonitor, spark_memory
 from datalake.files import Lake
 from datalake.fs import LocalFS
+from datalake import layout
+from datalake.layout import BRONZE
 
 
 def batch_rows(lake: Path) -> dict[int, int]:
@@ -55,7 +57,7 @@ def run(bench: Bench) -> dict:
     broker_cpu = bench.broker_cpu() - broker_cpu
 
     rows = batch_rows(lake)
-    times = batch_times(lake / "_checkpoints" / "bronze")
+    times = batch_times(Path(layout.checkpoints(str(lake))) / BRONZE.query)
     if sum(rows.values()) != count:
         raise RuntimeError(f"bronze has {sum(rows.values())} rows, expected {count}")
     batches = sorted(times)
