@@ -50,8 +50,10 @@ RUN_STAGING = "_backfill"  # a backfill's or replay's sink output, before it lan
 REPLAY_JOURNALS = "_replays"  # `lake replay`: a pending journal names quarantine files
 COMPACTION_JOURNALS = "_compactions"  # `lake compact`: per zone, its lock and pending journals
 
-# A file a batch published: part-<batch id>-<n>. A replay of the batch deletes and rewrites it.
-PUBLISHED_NAME = re.compile(r"part-(\d{12})-\d{5}\.parquet")
+# A file a batch published: part-<batch id>-<n>, and -r<attempt> when a replay of the batch wrote
+# it (a replay deletes the earlier attempt's files). A new name per attempt lets a reader that
+# follows the zone by file names (silver's stream of bronze) see the replayed files as new.
+PUBLISHED_NAME = re.compile(r"part-(\d{12})-\d{5}(?:-r\d+)?\.parquet")
 # A file no manifest lists (compaction outputs, landed backfills): part-c<UTC time>-<n>.
 FINAL_NAME = re.compile(r"part-c[0-9TZ]+-\d{5}\.parquet")
 
@@ -64,8 +66,9 @@ def zone(path: str) -> Zone:
     raise KeyError(f"unknown zone {path!r}: the zones are {', '.join(z.path for z in ZONES)}")
 
 
-def published_name(batch_id: int, index: int) -> str:
-    return f"part-{batch_id:012d}-{index:05d}.parquet"
+def published_name(batch_id: int, index: int, attempt: int = 0) -> str:
+    retry = f"-r{attempt}" if attempt else ""
+    return f"part-{batch_id:012d}-{index:05d}{retry}.parquet"
 
 
 def batch_of(name: str) -> int | None:

@@ -33,6 +33,9 @@ def test_replayed_batch_replaces_the_earlier_attempt(spark, tmp_path):
     partitions = {p.name for p in (tmp_path / "bronze").iterdir()}
     assert partitions == {"dt=2024-05-01", "dt=2024-05-02", "dt=2024-05-03"}
     assert all(f.name.startswith("part-") for f in (tmp_path / "bronze").rglob("*.parquet"))
+    # The replay's files have names of their own: a reader following the zone by name sees them as new.
+    replayed = sorted(f.name for f in (tmp_path / "bronze").rglob("part-000000000001-*.parquet"))
+    assert replayed and all(name.endswith("-r1.parquet") for name in replayed)
 
 
 def test_old_manifests_are_pruned(spark, tmp_path):
