@@ -48,6 +48,8 @@ class Tweet(faust.Record, serializer="json", isodates=True):
     conversation_id: Optional[str] = None
     in_reply_to_user_id: Optional[str] = None
     referenced_tweets: List[ReferencedTweet] = []
+    # X's ids of every version of an edited post, oldest first ([] if it was never edited).
+    edit_history_tweet_ids: List[str] = []
     is_retweet: bool = False
     is_quote: bool = False
     is_reply: bool = False

@@ -104,6 +104,7 @@ def test_v2_stream_message_maps_every_field():
         "conversation_id": "1790050670343094273",
         "in_reply_to_user_id": None,
         "referenced_tweets": [],
+        "edit_history_tweet_ids": ["1790050670343094273"],
         "is_retweet": False,
         "is_quote": False,
         "is_reply": False,
@@ -489,6 +490,7 @@ def test_v1_retweet_maps_every_field():
         "conversation_id": "1246751115047862274",
         "in_reply_to_user_id": None,
         "referenced_tweets": [{"type": "retweeted", "id": "1246724254725046273"}],
+        "edit_history_tweet_ids": [],
         "is_retweet": True,
         "is_quote": False,
         "is_reply": False,
@@ -769,3 +771,19 @@ def test_rows_do_not_share_state():
     first["referenced_tweets"].append({"type": "quoted", "id": "1"})
     second = accept(copy.deepcopy(v2_message()))
     assert second["hashtags"] == ["MachineLearning"] and second["referenced_tweets"] == []
+
+
+def test_an_edited_post_keeps_its_edit_history_oldest_first():
+    message = {"data": {"id": "1790050670343094300", "text": "Fine-tuning LLMs, edited",
+                        "created_at": "2024-05-13T16:05:12.000Z",
+                        "edit_history_tweet_ids": ["1790050670343094273", "1790050670343094300"]}}
+    accepted = normalize(orjson.dumps(message), policy=KEEP_ALL)
+    assert accepted.row["edit_history_tweet_ids"] == ["1790050670343094273", "1790050670343094300"]
+
+
+@pytest.mark.parametrize("history", [None, [], "1790050670343094273", [{"id": 1}], ["1790050670343094273"]])
+def test_an_edit_history_that_is_not_this_tweets_is_left_empty(history):
+    message = {"data": {"id": "1790050670343094300", "text": "Fine-tuning LLMs", "created_at": "2024-05-13T16:05:12.000Z",
+                        "edit_history_tweet_ids": history}}
+    accepted = normalize(orjson.dumps(message), policy=KEEP_ALL)
+    assert accepted.row["edit_history_tweet_ids"] == []

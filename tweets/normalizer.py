@@ -40,6 +40,7 @@ from functools import lru_cache
 
 import orjson
 
+from tweets.language import detect_language as detected_language
 from tweets.payloads import PayloadFormat, as_id, detect_format, id_of, tweet_of
 from tweets.topics import TopicMatcher
 
@@ -177,30 +178,6 @@ def _language_ok(lang: str, languages: frozenset[str]) -> bool:
     return lang in languages or lang in _NO_LANGUAGE or lang.partition("-")[0] in languages
 
 
-def detected_language(text: str) -> str:
-    """The language of a text X gave no lang to, or "und" (X's word) when the guess is unsure:
-    then the topic decides, as for X's own undetermined tweets. Adds ~130 us to such a tweet."""
-    language, probability = _language_identifier().classify(_NOT_LANGUAGE.sub(" ", text))
-    return language if probability >= _MIN_LANGUAGE_PROBABILITY else "und"
-
-
-# py3langid on the seed file's 1,000 English tweets without their lang: at probability 0.8 or
-# more 830 en, 2 other (one really Thai), 168 unsure; at 0.5, 8 other, mostly "pcm" (Nigerian
-# Pidgin). Short texts are where it errs: "ai voleri del governo" is "vec" at 0.23.
-_MIN_LANGUAGE_PROBABILITY = 0.8
-# Links, mentions, hashtags and HTML entities are not words of any language.
-_NOT_LANGUAGE = re.compile(r"https?://\S+|[@＠#＃]\w+|&\w+;")
-
-
-@lru_cache(maxsize=1)
-def _language_identifier():
-    """Loaded on first use (0.4-0.8 s, the model ships in the package), not at import: most
-    tweets carry X's lang, so most processes never need it."""
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-
-
 # X's ids are snowflakes since 2010-11-04: milliseconds since this epoch in bits 22 and up.
 _SNOWFLAKE_EPOCH_MS = 1_288_834_974_657
 # Older tweets have sequential ids (the last ones about 2.97e10), which hold no time: any id
@@ -282,6 +259,7 @@ def _from_v2(obj: dict, tweet: dict, payload_format: PayloadFormat, raw: str) ->
         conversation_id=as_id(tweet.get("conversation_id")),
         in_reply_to_user_id=as_id(tweet.get("in_reply_to_user_id")),
         referenced_tweets=referenced,
+        edit_history_tweet_ids=_edit_history(tweet.get("edit_history_tweet_ids"), tweet_id),
         entities=_entities(entity_sources, _V2_ENTITIES),
         public_metrics=_metrics(tweet.get("public_metrics")),
         source=_source(tweet.get("source")),
@@ -361,6 +339,7 @@ def _from_v1(tweet: dict, raw: str) -> dict:
         conversation_id=None if is_reply else tweet_id,
         in_reply_to_user_id=as_id(tweet.get("in_reply_to_user_id_str")) or as_id(tweet.get("in_reply_to_user_id")),
         referenced_tweets=referenced,
+        edit_history_tweet_ids=[],  # v1.1 predates edits
         entities=_entities(entity_sources, _V1_ENTITIES),
         public_metrics=_v1_metrics(tweet),
         source=_source(tweet.get("source")),
@@ -423,6 +402,7 @@ def _row(
     conversation_id: str | None,
     in_reply_to_user_id: str | None,
     referenced_tweets: list[dict],
+    edit_history_tweet_ids: list[str],
     entities: tuple[list[str], list[str], list[str], list[str]],
     public_metrics: dict | None,
     source: str | None,
@@ -445,6 +425,7 @@ def _row(
         "conversation_id": conversation_id,
         "in_reply_to_user_id": in_reply_to_user_id,
         "referenced_tweets": referenced_tweets,
+        "edit_history_tweet_ids": edit_history_tweet_ids,
         "is_retweet": "retweeted" in kinds,
         "is_quote": "quoted" in kinds,
         "is_reply": "replied_to" in kinds,
@@ -461,6 +442,16 @@ def _row(
         "kafka_offset": None,
         "ingested_at": None,
     }
+
+
+def _edit_history(value: object, tweet_id: str) -> list[str]:
+    """X's edit_history_tweet_ids, oldest first, as ids; [] when absent or not a list of ids
+    (silver then keys the post by its own id). A history that leaves out the tweet itself is
+    not this tweet's: ignored too."""
+    ids = [as_id(item) for item in _list(value)]
+    if not ids or None in ids or tweet_id not in ids:
+        return []
+    return ids
 
 
 def _required_id(tweet: dict, payload_format: PayloadFormat, where: str) -> str:
