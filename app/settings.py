@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     # Tasks (and files per hour partition) of each sink micro-batch after the dedup shuffle: match
     # the cores (2 here); raise it on a cluster. A checkpoint keeps the value it started with.
     spark_shuffle_partitions: int = Field(default=2, ge=1)
+    # The silver job (spark_sink/silver.py): how often it refines what bronze gained, and at most
+    # how many bronze files a micro-batch takes (a backlog is refined in bounded steps).
+    silver_trigger_seconds: float = Field(default=10.0, gt=0)
+    silver_max_files_per_trigger: int = Field(default=200, ge=1)
     # WebHDFS for the `lake` command when LAKE_ROOT is hdfs:// (the sink uses Spark's Hadoop client);
     # unset: http://<LAKE_ROOT's host>:<hdfs_http_port>.
     hdfs_namenode_url: Optional[str] = None

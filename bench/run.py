@@ -27,7 +27,7 @@ from bench.harness import Bench, BenchConfig
 from bench.monitor import SystemLoad, TreeMonitor, machine_info
 from bench.report import render
 
-STAGES = ("raw_broker", "seed_pattern", "ingest", "normalize", "sink", "e2e", "soak")
+STAGES = ("raw_broker", "seed_pattern", "ingest", "normalize", "sink", "e2e", "silver", "soak")
 # The soak stage takes ~30 minutes: only when asked for.
 DEFAULT_STAGES = STAGES[:-1]
 # "No growth": under 0.5 MB a minute (5 MB over ten minutes) in the second half of the soak.
@@ -44,7 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog=(
             "Stages: raw_broker (confluent-kafka produce->consume), seed_pattern (kafka-python "
             "send().get() per tweet), ingest (agents.ingest.publish_raw via the Faust app), normalize "
-            "(one worker, until /counters/ read == N), sink (spark-submit --available-now), e2e (worker + "
+            "(one worker, until /counters/ read == N), sink (spark-submit --available-now), silver (the silver "
+            "job --available-now over N landed bronze rows, against bare nlp.pipe), e2e (worker + "
             "streaming sink: sustained rate, then latency at a fixed rate), soak (opt-in: worker + sink at "
             "--set soak_rate=500 tweets/s for --set soak_minutes=30, topics kept --set "
             "soak_retention_ms=300000, memory and broker disk sampled every 10 s, dedup window "
@@ -189,12 +190,20 @@ def collect(config: BenchConfig, measured: dict, bench: Bench, load: dict, wall:
         "worker_rss_after_tweets": {"normalize": get("normalize", "tweets"),
                                     "e2e": (get("e2e", "worker_counters") or {}).get("read")},
         "spark_tree_rss_mb": largest(get("sink", "spark_tree_peak_rss_mb"), get("e2e", "spark_tree_peak_rss_mb")),
+        "silver_tweets_per_s": get("silver", "silver_tweets_per_s"),
+        "silver_tweets_per_s_under_load": get("silver", "silver_tweets_per_s_under_load"),
+        "silver_lag_s": get("silver", "silver_lag_s"),
+        "silver_cost_vs_nlp_pipe": get("silver", "silver_cost_vs_nlp_pipe"),
+        "silver_cpu_s_per_1000": get("silver", "silver_cpu_s_per_1000"),
+        "silver_rss_mb": get("silver", "silver_peak_rss_mb"),
         "cpu_s_per_1000": {
             "ingest_publish_raw": get("ingest", "ingest_cpu_s_per_1000"),
             "normalize_worker": get("normalize", "worker_cpu_s_per_1000"),
             "sink_incl_startup": get("sink", "sink_cpu_s_per_1000_incl_startup"),
             "e2e_burst": get("e2e", "cpu_s_per_1000_burst"),
             "e2e_at_offered_rate": get("e2e", "cpu_s_per_1000_at_offered_rate"),
+            "silver": get("silver", "silver_cpu_s_per_1000"),
+            "silver_nlp_pipe": get("silver", "nlp_pipe_cpu_s_per_1000"),
         },
         "ratios": {
             name: {"vs_seed_pattern": _div(value, seed), "vs_raw_broker": _div(value, raw)}
@@ -211,6 +220,10 @@ def collect(config: BenchConfig, measured: dict, bench: Bench, load: dict, wall:
             _goal("e2e p99 latency (s)", f"<= trigger + 3 = {config.trigger_seconds + 3:g}", p99,
                   p99 is not None and p99 <= config.trigger_seconds + 3),
             _goal("worker peak RSS (MB)", "<= 250", worker_rss, worker_rss is not None and worker_rss <= 250),
+            _goal("silver tweets/s (alone, warm)", ">= 250", get("silver", "silver_tweets_per_s"),
+                  (get("silver", "silver_tweets_per_s") or 0) >= 250),
+            _goal("silver CPU per tweet vs bare nlp.pipe", "<= 1.25x", get("silver", "silver_cost_vs_nlp_pipe"),
+                  get("silver", "silver_cost_vs_nlp_pipe") is not None and get("silver", "silver_cost_vs_nlp_pipe") <= 1.25),
         ] + ([_goal("worker RSS growth, second half of the soak (MB/min)", f"<= {SOAK_FLAT_MB_PER_MIN} (flat)",
                     slope, slope is not None and slope <= SOAK_FLAT_MB_PER_MIN)] if soak else []),
         "soak": soak,

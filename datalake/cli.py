@@ -2,9 +2,9 @@
 
     lake [--lake-root PATH] ls [ZONE] [--dt YYYY-MM-DD]   zones, partitions, files, sizes, rows
     lake stats [--json]                                   rows, files, time range (--json: last line)
-    lake show [--limit N] [--where EXPR]                  the most recent tweets, as a table
-    lake verify                                           ids unique, files readable, partitions right
-    lake compact --dt YYYY-MM-DD [--hour HH] [--target-mb N]   merge small files (see lake_compact)
+    lake show [--zone silver] [--limit N] [--where EXPR]  the most recent tweets, as a table
+    lake verify                                           keys unique, files readable, partitions right
+    lake compact --dt YYYY-MM-DD [--hour HH] [--target-mb N]   merge small files (datalake/compact.py)
     lake replay [--reason R] [--dt YYYY-MM-DD] [--dry-run]   dead letters through the pipeline again
 
 `replay` sends the original bytes of quarantined dead letters through the filter/normalize agent
@@ -36,7 +36,7 @@ from datalake import layout
 from datalake.errors import BadInput, LakeError, UnreadableFile
 from datalake.files import DataFile, Lake, as_zone, by_partition, column_range, human_size, iso_utc, journals, plural
 from datalake.fs import LakeFS, lake_fs_for
-from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_ZONES, REPLAY_JOURNALS, ZONES
+from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_ZONES, REPLAY_JOURNALS, SILVER, ZONES
 from datalake.where import Where
 
 REPLAY_DESCRIPTION = """\
@@ -151,6 +151,8 @@ def stats(lake: Lake, args: argparse.Namespace) -> int:
             "max_created_at": iso_utc(high),
             "quarantine_rows": sum(summary[zone]["rows"] for zone in QUARANTINE_ZONES),
             "quarantine_files": sum(summary[zone]["files"] for zone in QUARANTINE_ZONES),
+            "silver_rows": summary[SILVER]["rows"],
+            "silver_files": summary[SILVER]["files"],
         }))
     return 0
 
@@ -175,9 +177,10 @@ def created_at_range(lake: Lake, files: list[DataFile], metadata: dict[str, pq.F
 
 
 def show(lake: Lake, args: argparse.Namespace) -> int:
-    partitions = by_partition(lake.files(BRONZE))
+    zone = as_zone(args.zone)
+    partitions = by_partition(lake.files(zone))
     if not partitions:
-        print("bronze is empty")
+        print(f"{zone} is empty")
         return 0
     first = next(iter(partitions.values()))[0]
     where = Where.parse(args.where, lake.metadata(first).schema.to_arrow_schema()) if args.where else None
@@ -219,17 +222,7 @@ def clip(text: str, width: int) -> str:
 
 def verify(lake: Lake, args: argparse.Namespace) -> int:
     problems: list[str] = []
-    ids: list[pa.Table] = []
-    bronze_files = lake.files(BRONZE)
-    for index, file in enumerate(bronze_files):
-        try:
-            table = lake.read(file)
-        except UnreadableFile as error:
-            problems.append(str(error))
-            continue
-        problems += misplaced_rows(file, table)
-        ids.append(pa.table({"tweet_id": table.column("tweet_id"), "file": pa.array([index] * table.num_rows, pa.int32())}))
-    problems += duplicate_ids(pa.concat_tables(ids) if ids else None, [f.relative for f in bronze_files])
+    checked = [check_keyed_zone(lake, zone, problems) for zone in (BRONZE, SILVER)]
     quarantine_files = [f for zone in QUARANTINE_ZONES for f in lake.files(zone)]
     for file in quarantine_files:
         try:
@@ -246,11 +239,28 @@ def verify(lake: Lake, args: argparse.Namespace) -> int:
             print(problem)
         print(f"verify FAILED: {len(problems)} problem(s) in {lake.shown_root}")
         return 1
-    rows = sum(t.num_rows for t in ids)
-    print(f"OK: bronze has {plural(rows, 'row')} in {plural(len(bronze_files), 'file')} "
-          f"({plural(len(by_partition(bronze_files)), 'partition')}), every tweet_id once, every row in its "
-          f"created_at partition; {plural(len(quarantine_files), 'quarantine file')} readable")
+    zones = [f"{zone} has {plural(rows, 'row')} in {plural(len(files), 'file')} "
+             f"({plural(len(by_partition(files)), 'partition')}), every {zone.key} once, every row in its "
+             f"created_at partition" for zone, rows, files in checked if zone == BRONZE or files]
+    print(f"OK: {'; '.join(zones)}; {plural(len(quarantine_files), 'quarantine file')} readable")
     return 0
+
+
+def check_keyed_zone(lake: Lake, zone: layout.Zone, problems: list[str]) -> tuple[layout.Zone, int, list[DataFile]]:
+    """Every file of `zone` readable, its key once across the zone, every row in the partition of
+    its created_at; problems are added to `problems`. The zone, its rows and its files."""
+    keys: list[pa.Table] = []
+    files = lake.files(zone)
+    for index, file in enumerate(files):
+        try:
+            table = lake.read(file, list(dict.fromkeys([zone.key, "tweet_id", "created_at"])))
+        except UnreadableFile as error:
+            problems.append(str(error))
+            continue
+        problems += misplaced_rows(file, table)
+        keys.append(pa.table({"key": table.column(zone.key), "file": pa.array([index] * table.num_rows, pa.int32())}))
+    problems += duplicate_keys(zone.key, pa.concat_tables(keys) if keys else None, [f.relative for f in files])
+    return zone, sum(t.num_rows for t in keys), files
 
 
 def misplaced_rows(file: DataFile, table: pa.Table) -> list[str]:
@@ -269,21 +279,21 @@ def misplaced_rows(file: DataFile, table: pa.Table) -> list[str]:
             f"{file.partition_key} (e.g. tweet {example['tweet_id']} created {iso_utc(example['created_at'])})"]
 
 
-def duplicate_ids(ids: pa.Table | None, names: list[str], shown: int = 20) -> list[str]:
-    """Each tweet_id found more than once, with the files it is in (`ids` has file indexes into `names`)."""
+def duplicate_keys(key: str, ids: pa.Table | None, names: list[str], shown: int = 20) -> list[str]:
+    """Each key found more than once, with the files it is in (`ids` has file indexes into `names`)."""
     if ids is None:
         return []
-    counts = pc.value_counts(ids.column("tweet_id").combine_chunks())
+    counts = pc.value_counts(ids.column("key").combine_chunks())
     repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
     if len(repeated) == 0:
         return []
     places: dict[str, list[str]] = {}
-    for row in ids.filter(pc.is_in(ids.column("tweet_id"), value_set=repeated)).to_pylist():
-        places.setdefault(row["tweet_id"], []).append(names[row["file"]])
-    problems = [f"tweet_id {tweet_id} appears {len(files)} times: {', '.join(files)}"
-                for tweet_id, files in list(places.items())[:shown]]
+    for row in ids.filter(pc.is_in(ids.column("key"), value_set=repeated)).to_pylist():
+        places.setdefault(row["key"], []).append(names[row["file"]])
+    problems = [f"{key} {value} appears {len(files)} times: {', '.join(files)}"
+                for value, files in list(places.items())[:shown]]
     if len(places) > shown:
-        problems.append(f"... and {len(places) - shown} more repeated tweet_ids")
+        problems.append(f"... and {len(places) - shown} more repeated {key}s")
     return problems
 
 
@@ -404,16 +414,20 @@ def parser(settings: Settings) -> argparse.ArgumentParser:
     sub.add_argument("zone", nargs="?", help=f"one of: {', '.join(map(str, ZONES))}")
     sub.add_argument("--dt", type=day, metavar="YYYY-MM-DD", help="only partition dt=YYYY-MM-DD")
 
-    sub = command("stats", stats, "Rows, files, partitions and the created_at range of bronze, rows in quarantine.")
-    sub.add_argument("--json", action="store_true", help="end with one JSON line (rows, files, partitions, "
-                                                         "min_created_at, max_created_at, quarantine_rows, ...)")
+    sub = command("stats", stats, "Rows, files and partitions of every zone, the created_at range of bronze.")
+    sub.add_argument("--json", action="store_true", help="end with one JSON line (bronze's rows, files, partitions, "
+                                                         "min_created_at, max_created_at; quarantine_rows, "
+                                                         "silver_rows, ...)")
 
-    sub = command("show", show, "The most recent bronze tweets as a table.")
+    sub = command("show", show, "The most recent tweets of bronze (or silver: one row per post) as a table.")
+    sub.add_argument("--zone", choices=(BRONZE.path, SILVER.path), default=BRONZE.path,
+                     help=f"{BRONZE} (default) or {SILVER}")
     sub.add_argument("--limit", type=positive(int), default=20, metavar="N", help="how many tweets (default 20)")
     sub.add_argument("--where", metavar="EXPR", help=Where.HELP)
 
-    command("verify", verify, "Check every bronze tweet_id appears once, every file is readable and every row "
-                              "is in the dt/hour partition of its created_at; exit 1 with a report otherwise.")
+    command("verify", verify, "Check every bronze tweet_id and every silver edit_root_id appears once in its zone, "
+                              "every file is readable and every row is in the dt/hour partition of its created_at; "
+                              "exit 1 with a report otherwise.")
 
     sub = command("compact", partial(compact, settings=settings),
                   "Merge a partition's small files of committed batches into files of about --target-mb, "

@@ -49,6 +49,7 @@ CHECKPOINTS = "_checkpoints"  # the streaming queries' checkpoints, unless CHECK
 RUN_STAGING = "_backfill"  # a backfill's or replay's sink output, before it lands in the zones
 REPLAY_JOURNALS = "_replays"  # `lake replay`: a pending journal names quarantine files
 COMPACTION_JOURNALS = "_compactions"  # `lake compact`: per zone, its lock and pending journals
+JOB_LOCKS = "_locks"  # a job that must run once per lake (silver) holds <name>.json here
 
 # A file a batch published: part-<batch id>-<n>, and -r<attempt> when a replay of the batch wrote
 # it (a replay deletes the earlier attempt's files). A new name per attempt lets a reader that

@@ -34,9 +34,10 @@ from datalake import layout
 from datalake.files import Lake
 from datalake.fs import lake_fs_for
 from datalake.landing import move_files
-from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, SINK_ZONES
+from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, SILVER, SINK_ZONES, Zone
 from pipeline.errors import BackfillError
 from pipeline.processes import Process, free_port, start_sink, start_worker
+from spark_sink.submit import SILVER_BUSY
 from pipeline.progress import Progress
 from tweets.oversize import for_raw_topic
 
@@ -55,7 +56,7 @@ KAFKA_BOOTSTRAP_SERVERS unset (the default): the backfill runs everything itself
 running `make run`: an embedded Kafka on free ports (its data in a temporary folder), the
 project's topics, a Faust worker (SOURCE=none, FILTER from --filter, its own state in a
 temporary folder), then
-`spark-submit spark_sink/job.py --available-now` with its checkpoints in
+`spark-submit spark_sink/bronze.py --available-now` with its checkpoints in
 LAKE/_checkpoints/backfill-<UTC time> (the offsets belong to this run's broker). The sink writes
 into LAKE/_backfill/<run>/ first; its files then move into the lake's zones under names no later
 sink batch can reuse. Each run pays the start-up of its broker, worker and Spark (about 30 s on
@@ -63,7 +64,9 @@ two cores), then moves about 1,000 tweets/s end to end. Progress goes to stderr.
 stdout line is one JSON object:
 read (raw messages the worker read = published, pages split), accepted, filtered, duplicates,
 rejected (read = accepted + filtered + duplicates + rejected), bronze_rows (rows this run added
-to bronze), quarantine_rows, files, lines, seconds, tweets_per_s. Exit 0 when every accepted
+to bronze), quarantine_rows, silver_rows (rows silver gained: after landing, the silver job
+refines bronze with the available-now trigger; null when a running `make run` holds the lake's
+silver and refines them itself), files, lines, seconds, tweets_per_s. Exit 0 when every accepted
 tweet is in bronze and every rejected message in quarantine, 1 otherwise.
 
 KAFKA_BOOTSTRAP_SERVERS set: only publish to that Kafka's raw topic (keyed by tweet id); the
@@ -74,11 +77,13 @@ apply: the running processes use their own settings.
 Deduplication: within one backfill, a repeated tweet id is counted once (duplicates). Ids already
 in the lake from earlier runs or the live stream are NOT recognised: the worker's dedup table and
 the sink's dedup state are this run's alone, so backfilling the same archive twice stores its
-tweets twice (`lake verify` lists such ids).
+tweets twice in bronze (`lake verify` lists such ids). Silver holds each post once whatever
+bronze repeats: a repeat adds no silver row (silver_rows counts only new posts).
 """
 
 WORKER_STALL_SECONDS = 120.0
 SINK_SECONDS = 600.0
+SILVER_SECONDS = 3600.0
 
 
 # --- publishing ---------------------------------------------------------------------------------
@@ -237,20 +242,42 @@ class Staged:
     moves: list[tuple[str, str]]
 
 
-def run_sink(settings: Settings, workdir: Path, progress: Progress) -> None:
+def run_spark_job(settings: Settings, workdir: Path, progress: Progress, job: str = "bronze",
+                  limit: float = SINK_SECONDS) -> int:
+    """A Spark job (spark_sink.submit) with the available-now trigger, to its end; its exit code:
+    0, or SILVER_BUSY when another silver job holds the lake."""
     started = time.monotonic()
-    with start_sink(settings, workdir, "--available-now") as sink:
-        while sink.alive():
+    with start_sink(settings, workdir, "--available-now", job=job, name=job) as process:
+        while process.alive():
             elapsed = time.monotonic() - started
-            if elapsed > SINK_SECONDS:
-                raise BackfillError(f"the Spark sink did not finish within {SINK_SECONDS:.0f}s; "
-                                    f"its log ends with:\n{sink.log_tail()}")
-            progress.show(f"sink: spark-submit spark_sink/job.py --available-now running for {elapsed:.0f}s")
+            if elapsed > limit:
+                raise BackfillError(f"the Spark {job} job did not finish within {limit:.0f}s; "
+                                    f"its log ends with:\n{process.log_tail()}")
+            progress.show(f"{job}: spark-submit spark_sink/{job}.py --available-now running for {elapsed:.0f}s")
             time.sleep(1)
-        if sink.popen.returncode != 0:
-            raise BackfillError(f"the Spark sink failed (exit code {sink.popen.returncode}); "
-                                f"its log ends with:\n{sink.log_tail()}")
-    progress.show(f"sink: done in {time.monotonic() - started:.0f}s", permanent=True)
+        code = process.popen.returncode
+        if code not in (0, SILVER_BUSY):
+            raise BackfillError(f"the Spark {job} job failed (exit code {code}); its log ends with:\n{process.log_tail()}")
+    progress.show(f"{job}: done in {time.monotonic() - started:.0f}s", permanent=True)
+    return code
+
+
+def refresh_silver(settings: Settings, lake: Lake, progress: Progress) -> int | None:
+    """Bring silver up to date with bronze (the run's rows landed there); the rows silver gained,
+    or None when a running silver job (`make run`) holds the lake and refines them itself."""
+    before = zone_rows(lake, SILVER)
+    with tempfile.TemporaryDirectory(prefix="tweetlake-silver-") as workdir:
+        code = run_spark_job(settings.model_copy(update={"lake_root": lake.shown_root}), Path(workdir), progress,
+                             job="silver", limit=SILVER_SECONDS)
+    if code == SILVER_BUSY:
+        progress.show("silver: a running silver job holds the lake and refines the new bronze rows itself",
+                      permanent=True)
+        return None
+    return zone_rows(lake, SILVER) - before
+
+
+def zone_rows(lake: Lake, zone: Zone) -> int:
+    return sum(lake.metadata(file).num_rows for file in lake.files(zone))
 
 
 def staged(stage: Lake, lake: Lake, names: Iterator[str]) -> Staged:
@@ -364,7 +391,7 @@ def pipeline_run(outgoing: Iterable[Outgoing], settings: Settings, rate: float |
         sink_started = time.monotonic()
         lake.fs.mkdirs(stage_path)
         try:
-            run_sink(run, workdir, progress)
+            run_spark_job(run, workdir, progress)
         except BackfillError:
             lake.fs.delete(stage_path, recursive=True)
             raise
@@ -405,7 +432,11 @@ def run_embedded(paths: list[Path], settings: Settings, rate: float | None, prog
     archives = [ArchiveFile(path) for path in paths]
     with pipeline_run(archive_messages(archives, progress), settings, rate, progress) as run:
         landed = land(run.stage, run.lake, run.stamp)
-    return run_report(run, landed) | _archive_summary(archives)
+    report = run_report(run, landed) | _archive_summary(archives)
+    silver_started = time.monotonic()
+    report["silver_rows"] = refresh_silver(settings, run.lake, progress)
+    report["stage_seconds"]["silver"] = round(time.monotonic() - silver_started, 1)
+    return report
 
 
 def run_external(paths: list[Path], settings: Settings, rate: float | None, progress: Progress) -> dict:
@@ -416,7 +447,8 @@ def run_external(paths: list[Path], settings: Settings, rate: float | None, prog
     publication = publish(archive_messages(archives, progress), settings.bootstrap_servers, settings.topic_raw,
                           rate, progress, settings.max_payload_bytes)
     seconds = time.monotonic() - started
-    unknown = dict.fromkeys(("accepted", "filtered", "duplicates", "rejected", "bronze_rows", "quarantine_rows"))
+    unknown = dict.fromkeys(("accepted", "filtered", "duplicates", "rejected", "bronze_rows", "quarantine_rows",
+                             "silver_rows"))
     return {
         "read": publication.published,
         "published": publication.published,

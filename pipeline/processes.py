@@ -100,10 +100,11 @@ def start_worker(settings: Settings, workdir: Path, name: str = "worker", **over
     return Process(name, command, env, workdir)
 
 
-def start_sink(settings: Settings, workdir: Path, *extra_args: str, name: str = "sink",
+def start_sink(settings: Settings, workdir: Path, *extra_args: str, name: str = "sink", job: str = "bronze",
                driver_java_options: str = "", **overrides) -> Process:
-    """spark-submit of the sink job (spark_sink.submit), without a web UI that could clash on port
-    4040. `driver_java_options` are added to the driver JVM's (the benchmark's --jfr uses them)."""
-    command = sink_command(settings.model_copy(update=overrides), *extra_args, web_ui=False,
+    """spark-submit of a Spark job (spark_sink.submit: bronze, the sink, by default), without a web
+    UI that could clash on port 4040. `driver_java_options` are added to the driver JVM's (the
+    benchmark's --jfr uses them)."""
+    command = sink_command(settings.model_copy(update=overrides), *extra_args, job=job, web_ui=False,
                            driver_java_options=driver_java_options)
     return Process(name, command, settings_env(settings, **overrides), workdir)

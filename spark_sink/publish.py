@@ -85,6 +85,22 @@ class HadoopFiles:
     def mkdirs(self, path: str) -> None:
         self._fs.mkdirs(self._Path(path))
 
+    def create_exclusive(self, path: str, text: str) -> bool:
+        """Write a new file `path`; False, writing nothing, if it exists."""
+        from py4j.protocol import Py4JJavaError
+
+        try:
+            stream = self._fs.create(self._Path(path), False)
+        except Py4JJavaError as error:
+            if "FileAlreadyExistsException" in str(error.java_exception):
+                return False
+            raise
+        try:
+            stream.write(bytearray(text.encode("utf-8")))
+        finally:
+            stream.close()
+        return True
+
     def move(self, source: str, target: str) -> None:
         target_path = self._Path(target)
         self._fs.mkdirs(target_path.getParent())

@@ -57,3 +57,35 @@ def bronze_schema() -> T.StructType:
     return T.StructType(
         tweet_schema().fields + [T.StructField(column, T.StringType()) for column in PARTITION_COLUMNS]
     )
+
+
+# Silver's columns besides the enrichment (tweets.enrich), in this order; the types of those taken
+# from bronze are bronze's.
+SILVER_FROM_BRONZE = (
+    "tweet_id", "created_at", "text", "author_id", "author_username", "conversation_id", "in_reply_to_user_id",
+    "is_retweet", "is_quote", "is_reply", "mentions", "urls", "public_metrics", "source_format",
+    "edit_history_tweet_ids", "ingested_at",
+)
+
+
+def silver_schema() -> T.StructType:
+    """The silver table: one row per post (edit_root_id), its newest version's bronze columns,
+    the enrichment, where it came from (source_tweet_ids) and the partition columns."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from tweets.enrich import ENRICHMENT_ARROW_SCHEMA
+
+    bronze = {field.name: field for field in tweet_schema().fields}
+    return T.StructType(
+        [T.StructField("edit_root_id", T.StringType())]
+        + [bronze[name] for name in SILVER_FROM_BRONZE[:3]]
+        + list(from_arrow_schema(ENRICHMENT_ARROW_SCHEMA).fields)
+        + [bronze[name] for name in SILVER_FROM_BRONZE[3:]]
+        + [
+            T.StructField("original_tweet_id", T.StringType()),
+            T.StructField("source_tweet_ids", T.ArrayType(T.StringType())),
+            T.StructField("refined_at", T.TimestampType()),
+            T.StructField("schema_version", T.IntegerType()),
+        ]
+        + [T.StructField(column, T.StringType()) for column in PARTITION_COLUMNS]
+    )

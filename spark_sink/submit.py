@@ -1,7 +1,10 @@
-"""The sink's spark-submit command, built in one place for `make run` (the Procfile), the tests,
-the backfill and the benchmark.
+"""The Spark jobs' spark-submit command, built in one place for `make run` (the Procfile), the
+tests, the backfill and the benchmark.
 
-    python -m spark_sink.submit [job args, e.g. --available-now]
+    python -m spark_sink.submit [bronze|silver] [job args, e.g. --available-now]
+
+bronze (the default): spark_sink/bronze.py, the typed topic into bronze. silver:
+spark_sink/silver.py, bronze into silver.
 
 Spark's Kafka source is not in the pyspark wheel: its connector jars (`engines/poms/spark-kafka.xml`,
 fetched by `make jars`) go on `--jars`, or SINK_SPARK_PACKAGES hands `--packages` coordinates to
@@ -18,16 +21,20 @@ from engines.jars import JarsMissing, jar_paths
 
 REPO = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+JOBS = {"bronze": REPO / "spark_sink/bronze.py", "silver": REPO / "spark_sink/silver.py"}
+# The silver job's exit code when another silver job holds the lake.
+SILVER_BUSY = 3
 
 
-def sink_command(settings: Settings, *job_args: str, web_ui: bool = True, driver_java_options: str = "") -> list[str]:
-    """spark-submit of spark_sink/job.py on SPARK_MASTER with the Kafka connector; JarsMissing
+def sink_command(settings: Settings, *job_args: str, job: str = "bronze", web_ui: bool = True,
+                 driver_java_options: str = "") -> list[str]:
+    """spark-submit of a job (JOBS) on SPARK_MASTER, bronze's with the Kafka connector; JarsMissing
     (naming `make jars`) if its jars are not fetched. A local master stays on the loopback interface;
     `web_ui=False` spares tests the UI's start-up and port."""
     command = [str(SPARK_SUBMIT), "--master", settings.spark_master]
-    if settings.sink_spark_packages:
+    if job == "bronze" and settings.sink_spark_packages:
         command += ["--packages", settings.sink_spark_packages]
-    else:
+    elif job == "bronze":
         command += ["--jars", ",".join(str(path) for path in jar_paths("spark-kafka"))]
     command += ["--conf", "spark.ui.showConsoleProgress=false"]
     if settings.lake_replication is not None:
@@ -39,7 +46,7 @@ def sink_command(settings: Settings, *job_args: str, web_ui: bool = True, driver
     command += [
         "--driver-java-options",
         f"-Dlog4j2.configurationFile={REPO / 'config/log4j2.properties'} {driver_java_options}".strip(),
-        str(REPO / "spark_sink/job.py"),
+        str(JOBS[job]),
         *job_args,
     ]
     return command
@@ -48,7 +55,9 @@ def sink_command(settings: Settings, *job_args: str, web_ui: bool = True, driver
 def main(argv: list[str] | None = None) -> int:
     """Replaces this process with spark-submit, so a supervisor's signals (honcho's) reach it."""
     try:
-        command = sink_command(get_settings(), *(sys.argv[1:] if argv is None else argv))
+        args = list(sys.argv[1:] if argv is None else argv)
+        job = args.pop(0) if args and args[0] in JOBS else "bronze"
+        command = sink_command(get_settings(), *args, job=job)
     except JarsMissing as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

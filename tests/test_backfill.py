@@ -18,11 +18,14 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from tweets.normalizer import Accepted, FilterPolicy, Rejected, normalize
+from tweets.payloads import tweet_id_of
 from tweets.topics import TopicMatcher
 from agents.sources.archive import ArchiveFile
 from agents.sources.synthetic import SyntheticTweets
 from app.settings import Settings
-from tests.processes import bronze_count, bronze_table
+from tests.bronze_files import snowflake
+from tests.kafka_io import produce
+from tests.processes import bronze_count, bronze_table, start_sink, start_worker, wait_until
 from tests.test_archive import page_of
 from tests.test_seed_file import SEED_FILE
 
@@ -57,6 +60,25 @@ def v1_status(number: int) -> dict:
     }
 
 
+def edited_post(created: datetime, texts: list[str], minutes_apart: int) -> list[dict]:
+    """The versions of one edited post as X API v2 stream messages, oldest first."""
+    moments = [created + timedelta(minutes=minutes_apart * n) for n in range(len(texts))]
+    ids = [snowflake(moment, 7) for moment in moments]
+    return [{"data": {"id": ids[n], "text": text, "lang": "en", "author_id": "4242",
+                      "created_at": moments[n].strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                      "edit_history_tweet_ids": ids[: n + 1]},
+             "includes": {"users": [{"id": "4242", "username": "editor"}]}}
+            for n, text in enumerate(texts)]
+
+
+# Edited posts: the backfills see P's first and Q's second version; the live stream then brings
+# P's newer and Q's older one.
+P = edited_post(datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc),
+                ["Machine learning notes, first draft", "Machine learning notes, fixed the typo"], 20)
+Q = edited_post(datetime(2024, 5, 1, 10, 5, tzinfo=timezone.utc),
+                ["Deep learning on a budget", "Deep learning on a budget (with numbers)"], 25)
+
+
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> list[Path]:
     """~300 tweets in three files: search pages, a gzip capture of the stream with malformed
@@ -69,7 +91,7 @@ def archive(tmp_path_factory) -> list[Path]:
 
     stream = list(SyntheticTweets(seed=62, malformed_share=0.08).messages(150))
     stream += stream[:12]  # repeated tweets, as overlapping captures have
-    stream += [b"<html>502 Bad Gateway</html>", stream[0][:80]]
+    stream += [b"<html>502 Bad Gateway</html>", stream[0][:80], orjson.dumps(P[0]), orjson.dumps(Q[1])]
     capture = folder / "capture-2024-05-01"  # gzip without the .gz name
     capture.write_bytes(gzip.compress(b"\n".join(stream) + b"\n"))
 
@@ -149,7 +171,7 @@ def check_run(result, report, files, filter_name, lake: Path, before: tuple[Coun
     assert report["accepted"] == report["bronze_rows"] == sum(added.values()) == len(accepted)
     assert set(added) == accepted
     assert report["rejected"] == report["quarantine_rows"] == dead_letters - before[1]
-    assert (report["files"], report["lines"], report["blank_lines"], report["pages"]) == (3, 213, 1, 4)
+    assert (report["files"], report["lines"], report["blank_lines"], report["pages"]) == (3, 215, 1, 4)
 
 
 def raw_messages(settings: Settings, expected: int, timeout: float = 30.0) -> list:
@@ -177,9 +199,22 @@ def first_run(archive, lake, tmp_path_factory):
     return result, report
 
 
+def silver_posts(lake: Path) -> dict[str, dict]:
+    """Silver by edit_root_id, read with pyarrow; no post twice."""
+    rows = bronze_table(lake, "silver").to_pylist()
+    posts = {row["edit_root_id"]: row for row in rows}
+    assert len(posts) == len(rows), "a post is in silver twice"
+    return posts
+
+
 def test_backfill_with_the_topic_filter(archive, lake, first_run):
     result, report = first_run
     check_run(result, report, archive, "topics", lake)
+    _counts, accepted = predicted(archive, "topics")
+    posts = silver_posts(lake)
+    assert report["silver_rows"] == len(posts) == len(accepted)
+    assert {row["tweet_id"] for row in posts.values()} == accepted
+    assert posts[P[0]["data"]["id"]]["text"] == P[0]["data"]["text"]
     assert "published" in result.stderr and "worker: read" in result.stderr
     assert not list(lake.glob("_backfill/*")), "the run's staging folder is removed"
     assert list(lake.glob("_checkpoints/backfill-*/bronze"))
@@ -194,7 +229,7 @@ def test_a_line_too_large_for_kafka_is_a_dead_letter_and_the_backfill_goes_on(la
     preview = base64.b64decode(letter["raw_base64"])
     assert len(preview) == 65536 and preview.startswith(b'{"created_at"')
     # The statuses after it were read and decided like the others.
-    assert report["lines"] == 213
+    assert report["lines"] == 215
 
 
 def test_an_italian_ai_without_lang_is_filtered_and_year_one_is_rejected(lake, first_run):
@@ -212,10 +247,42 @@ def test_an_italian_ai_without_lang_is_filtered_and_year_one_is_rejected(lake, f
 def test_backfill_without_filter_into_the_same_lake_keeps_the_earlier_rows(archive, lake, first_run, tmp_path):
     before = lake_contents(lake)
     files_before = {path: path.stat().st_size for path in lake.glob("bronze/**/*.parquet")}
+    silver_before = silver_posts(lake)
     result, report = backfill(*map(str, archive), "--lake-root", str(lake), "--filter", "none", cwd=tmp_path)
     check_run(result, report, archive, "none", lake, before)
     assert report["filtered"] == 0
     assert {path: path.stat().st_size for path in files_before} == files_before
+    # Bronze now holds the first run's tweets twice; silver still holds every post once.
+    _counts, accepted = predicted(archive, "none")
+    posts = silver_posts(lake)
+    assert {row["tweet_id"] for row in posts.values()} == accepted
+    assert report["silver_rows"] == len(posts) - len(silver_before) == len(accepted - set(before[0])) > 0
+    assert all(posts[key]["refined_at"] == row["refined_at"] for key, row in silver_before.items())
+
+
+def test_the_live_stream_over_the_backfilled_lake_repeats_and_edits(archive, lake, broker_settings, tmp_path):
+    """After the two backfills: the live pipeline (worker, bronze sink, silver job) on the same lake
+    gets tweets the lake has, P's newer version and Q's older one."""
+    before = silver_posts(lake)
+    repeats = [m.payload for m in ArchiveFile(archive[0]).messages()][:10]
+    settings = broker_settings.model_copy(update={"lake_root": str(lake), "filter": "none"})
+    messages = repeats + [orjson.dumps(P[1]), orjson.dumps(Q[0])]
+    produce(settings.bootstrap_servers, settings.topic_raw,
+            [(tweet_id_of(m).encode(), m) for m in messages])
+    p_key, q_key = P[0]["data"]["id"], Q[0]["data"]["id"]
+    with (start_worker(settings, tmp_path) as worker,
+          start_sink(settings, tmp_path, sink_trigger_seconds=1) as sink,
+          start_sink(settings, tmp_path, job="silver", name="silver", silver_trigger_seconds=1) as silver):
+        wait_until(lambda: len(silver_posts(lake)[q_key]["source_tweet_ids"]) == 2
+                   and silver_posts(lake)[p_key]["tweet_id"] == P[1]["data"]["id"],
+                   240, "silver to take P's new version and Q's old one", (worker, sink, silver))
+    posts = silver_posts(lake)
+    assert set(posts) == set(before)
+    assert posts[p_key]["text"] == "Machine learning notes, fixed the typo"
+    assert posts[p_key]["source_tweet_ids"] == [P[0]["data"]["id"], P[1]["data"]["id"]]
+    assert (posts[q_key]["tweet_id"], posts[q_key]["text"]) == (Q[1]["data"]["id"], Q[1]["data"]["text"])
+    repeated = {tweet_id_of(m) for m in repeats} - {p_key, q_key}
+    assert all(posts[key]["refined_at"] == before[key]["refined_at"] for key in repeated & set(before))
 
 
 def test_with_kafka_bootstrap_servers_it_only_publishes(archive, broker_settings, tmp_path):

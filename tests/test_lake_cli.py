@@ -190,6 +190,36 @@ def test_verify_passes_a_clean_lake_with_one_line(tmp_path, capsys):
         "partition; 1 quarantine file readable"]
 
 
+def silver_post(number: int, created_at: datetime, root: int | None = None) -> dict:
+    return tweet(number, created_at) | {"edit_root_id": f"{1000 + (number if root is None else root)}"}
+
+
+SILVER_SCHEMA = SCHEMA.append(pa.field("edit_root_id", pa.string()))
+
+
+def test_verify_checks_silver_keys_once_across_the_zone(tmp_path, capsys):
+    small_lake(tmp_path, batches=1)
+    for batch_id, rows in enumerate([[silver_post(n, START + timedelta(minutes=n)) for n in range(5)],
+                                     [silver_post(7, START + timedelta(hours=1), root=2)]]):
+        folder = tmp_path / "silver" / "dt=2024-05-01" / f"hour={rows[0]['created_at'].hour:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows, SILVER_SCHEMA), folder / published_name(batch_id, 0))
+    code, out, _ = lake_cli(capsys, tmp_path, "verify")
+    assert code == 1
+    assert ("edit_root_id 1002 appears 2 times: silver/dt=2024-05-01/hour=03/part-000000000000-00000.parquet, "
+            "silver/dt=2024-05-01/hour=04/part-000000000001-00000.parquet") in out
+
+    (tmp_path / "silver" / "dt=2024-05-01" / "hour=04" / published_name(1, 0)).unlink()
+    code, out, _ = lake_cli(capsys, tmp_path, "verify")
+    assert code == 0
+    assert ("; silver has 5 rows in 1 file (1 partition), every edit_root_id once, every row in its created_at "
+            "partition;") in out
+    code, out, _ = lake_cli(capsys, tmp_path, "stats", "--json")
+    assert json.loads(out.splitlines()[-1])["silver_rows"] == 5
+    code, out, _ = lake_cli(capsys, tmp_path, "show", "--zone", "silver", "--limit", "2")
+    assert code == 0 and len(out.splitlines()) == 3 and "tweet number 4 about data" in out
+
+
 def test_verify_names_a_repeated_id_and_a_row_in_the_wrong_partition(tmp_path, capsys):
     small_lake(tmp_path, batches=2)
     publish(tmp_path, 2, [tweet(3, START + timedelta(minutes=3))])  # tweet 1003 again

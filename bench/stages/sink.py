@@ -1,5 +1,5 @@
 """Stage 5, the Spark sink alone: N typed rows pre-loaded (the rows the agent would send for the
-run's tweets), then `spark-submit spark_sink/job.py --available-now` on SPARK_MASTER (local[*]).
+run's tweets), then `spark-submit spark_sink/bronze.py --available-now` on SPARK_MASTER (local[*]).
 
 maxOffsetsPerTrigger is set to 40% of N, so the run has three micro-batches of 40%, 40% and 20%:
 the first pays the start-up (query planning, code generation), the other two are the warm rate, and their two sizes

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming import StreamingQueryListener
 
 from app.settings import Settings, get_settings
 from datalake import layout
@@ -21,34 +19,12 @@ from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADAB
 from spark_sink.kafka_stream import KafkaConnectorMissing, read_kafka_stream
 from spark_sink.publish import HadoopFiles, finalize_earlier_run, publish_batch, qualified_lake_root
 from spark_sink.schema import dead_letter_schema, tweet_schema
+from spark_sink.session import ProgressLog, await_queries, configure_logging, spark_session
 
 log = logging.getLogger("tweetlake.sink")
 
 # Columns of (nearly) unique values: written without a parquet dictionary.
 BRONZE_PLAIN_COLUMNS = ("tweet_id", "text", "raw", "retweeted_text", "conversation_id")
-
-# Session settings the sink relies on, unless spark-submit's --conf says otherwise.
-DEFAULT_SQL_CONF = {
-    "spark.sql.session.timeZone": "UTC",
-    # INT96 timestamps read back naive in pyarrow.
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    "spark.sql.streaming.minBatchesToRetain": "20",
-}
-
-
-def spark_session(settings: Settings) -> SparkSession:
-    """Under spark-submit its --master and --conf win; run directly, SPARK_MASTER is used."""
-    builder = SparkSession.builder.appName("tweetlake-sink")
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # set by spark-submit for the Python driver
-        builder = builder.master(settings.spark_master).config("spark.ui.showConsoleProgress", "false")
-    spark = builder.getOrCreate()
-    given = spark.sparkContext.getConf()
-    defaults = {**DEFAULT_SQL_CONF, "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions)}
-    for key, value in defaults.items():
-        if not given.contains(key):
-            spark.conf.set(key, value)
-    return spark
-
 
 def kafka_records(spark: SparkSession, settings: Settings, topic: str) -> DataFrame:
     return read_kafka_stream(
@@ -121,31 +97,6 @@ def dead_letter_rows(records: DataFrame) -> DataFrame:
     )
 
 
-class ProgressLog(StreamingQueryListener):
-    """One log line per micro-batch that read rows: how many, how fast, and where the time went."""
-
-    def onQueryStarted(self, event) -> None:
-        pass
-
-    def onQueryProgress(self, event) -> None:
-        progress = event.progress
-        if not progress.numInputRows:
-            return
-        durations = progress.durationMs
-        parts = ", ".join(f"{name} {durations[name]}" for name in PROGRESS_PARTS if name in durations)
-        log.info("%s: batch %d read %d rows in %.2f s (%.0f rows/s; ms: %s)", progress.name, progress.batchId,
-                 progress.numInputRows, progress.batchDuration / 1000, progress.processedRowsPerSecond, parts)
-
-    def onQueryIdle(self, event) -> None:
-        pass
-
-    def onQueryTerminated(self, event) -> None:
-        pass
-
-
-PROGRESS_PARTS = ("latestOffset", "queryPlanning", "addBatch", "walCommit", "commitOffsets")
-
-
 def start_query(rows: DataFrame, name: str, publish, zones: list[ZoneLayout], settings: Settings,
                 available_now: bool, trigger_seconds: float):
     checkpoint = f"{layout.checkpoints(settings.lake_root, settings.checkpoint_root)}/{name}"
@@ -192,8 +143,9 @@ def dead_letter_publisher(quarantine: ZoneLayout):
 
 
 def run(settings: Settings, available_now: bool) -> None:
-    spark = spark_session(settings)
-    spark.streams.addListener(ProgressLog())
+    spark = spark_session(settings, "tweetlake-sink")
+    listener = ProgressLog()
+    spark.streams.addListener(listener)
     lake_root = qualified_lake_root(settings.lake_root)
     typed = typed_rows(kafka_records(spark, settings, settings.topic_typed), settings.sink_dedup_window)
     dead_letters = dead_letter_rows(kafka_records(spark, settings, settings.topic_dead_letter))
@@ -209,8 +161,7 @@ def run(settings: Settings, available_now: bool) -> None:
              "available-now" if available_now else f"{settings.sink_trigger_seconds}s",
              settings.topic_dead_letter, lake_root, QUARANTINE_DEAD_LETTERS,
              "available-now" if available_now else f"{settings.sink_dead_letter_trigger_seconds}s")
-    for query in queries:
-        query.awaitTermination()
+    await_queries(spark, queries, listener)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,9 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="process everything in the topics now, then exit (for backfills and tests)")
     args = parser.parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    # py4j logs every callback (the progress listener's included) at INFO.
-    logging.getLogger("py4j").setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(settings)
     try:
         run(settings, args.available_now)
     except KafkaConnectorMissing as error:

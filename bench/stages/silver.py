@@ -1,0 +1,156 @@
+"""Stage 7, the silver job, twice.
+
+Alone: N bronze rows landed by the real sink, then `spark-submit spark_sink/silver.py
+--available-now` over them in three micro-batches.
+
+Rate: rows of the warm batches (after the first, which pays the Python workers' spaCy load) over
+their time, from the job's progress log. Cost: the job's CPU (JVM, driver and Python workers)
+from the end of its first batch to its exit, per warm row, against bare `nlp.pipe` (tok2vec +
+ner) over the same tweets' texts in this process (bench/nlp_baseline.py): the ratio the issue
+bounds at 1.25.
+
+Under load: the whole pipeline (worker, bronze sink, silver job at its default trigger) fed raw
+tweets at a pace that gives `silver_load_rate` accepted tweets a second (X's filtered-stream cap
+is 250) for `silver_load_seconds`; silver keeps up if its rows follow the offered rate and the
+last tweet is in silver within a trigger or two of the end (`silver_lag_s`).
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Producer
+
+from bench.harness import Bench, rate, wait_for
+from bench.monitor import SPARK_GROUPS, TreeMonitor, spark_memory
+from bench.nlp_baseline import nlp_pipe_seconds
+from datalake.files import Lake
+from datalake.fs import LocalFS
+from datalake.layout import BRONZE, SILVER
+from tweets.text import tweet_content
+
+PROGRESS = re.compile(r"silver: batch (\d+) read (\d+) rows in ([\d.]+) s")
+
+
+def run(bench: Bench) -> dict:
+    return {**alone(bench), **under_load(bench)}
+
+
+def silver_rows_now(lake: Lake) -> int:
+    return sum(lake.metadata(f).num_rows for f in lake.files(SILVER))
+
+
+def under_load(bench: Bench) -> dict:
+    config = bench.config
+    settings = bench.stage_settings("silver-load")
+    lake_path = Path(settings.lake_root)
+    lake_path.mkdir(parents=True, exist_ok=True)
+    lake = Lake(LocalFS(), str(lake_path))
+    pool = bench.pool
+    share = pool.describe()["accepted_share"]
+    per_second = config.silver_load_rate / share
+    worker = bench.start_worker(settings, name="silver-load-worker")
+    sink = bench.start_sink(settings, name="silver-load-sink")
+    silver = bench.start_sink(settings, name="silver-load-silver", job="silver")
+    processes = (worker, sink, silver)
+    try:
+        warmup = pool.messages(0, 300)
+        bench.produce(settings.topic_raw, warmup)
+        warm_posts = len(pool.accepted_keys(0, 300))
+        wait_for(lambda: silver_rows_now(lake) >= warm_posts, 300, "the warm-up tweets in silver", processes,
+                 interval=1.0)
+        count = int(per_second * config.silver_load_seconds)
+        messages = pool.messages(300, 300 + count)
+        expected = warm_posts + len(pool.accepted_keys(300, 300 + count))
+        monitor = TreeMonitor(silver.popen.pid, groups=SPARK_GROUPS).start()
+        producer = Producer({"bootstrap.servers": bench.bootstrap_servers, "linger.ms": 5, "log_level": 2})
+        began = time.monotonic()
+        samples = []
+        for sent, (key, value) in enumerate(messages):
+            producer.produce(settings.topic_raw, key=key, value=value)
+            producer.poll(0)
+            delay = began + (sent + 1) / per_second - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        producer.flush(30)
+        published = time.monotonic()
+        wait_for(lambda: samples.append((time.monotonic(), silver_rows_now(lake))) or samples[-1][1] >= expected,
+                 600, "every tweet of the load in silver", processes, interval=2.0)
+        done = time.monotonic()
+        monitor.stop()
+    finally:
+        for process in processes:
+            bench.stop(process)
+    bench.delete_stage_topics(settings)
+    return {
+        "load_offered_raw_per_s": round(per_second, 1),
+        "load_offered_accepted_per_s": config.silver_load_rate,
+        "load_seconds": round(published - began, 1),
+        "load_silver_rows": expected,
+        "silver_tweets_per_s_under_load": rate(expected - warm_posts, done - began),
+        "silver_lag_s": round(done - published, 1),
+        "silver_under_load_peak_rss_mb": monitor.peak_rss_mb(),
+    }
+
+
+def alone(bench: Bench) -> dict:
+    count = bench.config.silver_rows
+    settings = bench.stage_settings("silver")
+    typed = bench.pool.typed_rows(count, settings.topic_raw)
+    bench.produce(settings.topic_typed, typed)
+    sink = bench.start_sink(settings, "--available-now", name="silver-bronze")
+    wait_for(lambda: not sink.alive(), 600, "the bronze sink to land the stage's rows", interval=0.2)
+    bench.stop(sink)
+    lake = Lake(LocalFS(), settings.lake_root)
+    bronze_files = lake.files(BRONZE)
+    if sum(lake.metadata(f).num_rows for f in bronze_files) != count:
+        raise RuntimeError(f"bronze has not the {count} rows produced:\n{sink.log_tail(3000)}")
+
+    per_batch = math.ceil(len(bronze_files) / 3)
+    launched = time.time()
+    silver = bench.start_sink(settings, "--available-now", name="silver", job="silver",
+                              silver_max_files_per_trigger=per_batch)
+    first_batch_cpu = None
+    with TreeMonitor(silver.popen.pid, groups=SPARK_GROUPS) as monitor:
+        while silver.alive():
+            if first_batch_cpu is None and PROGRESS.search(silver.log_text()):
+                first_batch_cpu = monitor.cpu_seconds()
+            time.sleep(0.1)
+        exited = time.time()
+        total_cpu = monitor.cpu_seconds()
+    bench.stop(silver)
+    if silver.popen.returncode != 0:
+        raise RuntimeError(f"the silver job failed ({silver.popen.returncode}):\n{silver.log_tail(4000)}")
+    batches = [(int(b), int(r), float(s)) for b, r, s in PROGRESS.findall(silver.log_text())]
+    silver_rows = sum(lake.metadata(f).num_rows for f in lake.files(SILVER))
+    warm = batches[1:]
+    warm_rows = sum(rows for _, rows, _ in warm)
+    warm_cpu = total_cpu - (first_batch_cpu or 0)
+
+    rows = [orjson.loads(value) for _, value in typed]
+    texts = [tweet_content(row["text"], row.get("retweeted_text")) for row in rows]
+    baseline = nlp_pipe_seconds(texts)
+    per_tweet = warm_cpu / warm_rows if warm_rows else None
+    bare_per_tweet = baseline["cpu_s"] / len(texts)
+    bench.delete_stage_topics(settings)
+    return {
+        "rows": count,
+        "silver_rows": silver_rows,
+        "distinct_texts": len(set(texts)),
+        "batches": [{"id": b, "rows": r, "seconds": s} for b, r, s in batches],
+        "silver_tweets_per_s": rate(warm_rows, sum(s for _, _, s in warm)) if warm else None,
+        "silver_tweets_per_s_incl_startup": rate(count, exited - launched),
+        "silver_cpu_s_per_1000": round(per_tweet * 1000, 3) if per_tweet else None,
+        "silver_cpu_s_per_1000_incl_startup": round(total_cpu / count * 1000, 3),
+        "nlp_pipe_cpu_s_per_1000": round(bare_per_tweet * 1000, 3),
+        "nlp_pipe_tweets_per_s": baseline.get("tweets_per_s"),
+        "silver_cost_vs_nlp_pipe": round(per_tweet / bare_per_tweet, 3) if per_tweet else None,
+        "silver_peak_rss_mb": monitor.peak_rss_mb(),
+        **{f"silver_{key}": value for key, value in spark_memory(monitor).items()},
+    }
+
+
+

@@ -1,0 +1,261 @@
+"""The silver job: bronze, as the sink publishes it, into silver: one row per post across the
+whole lake, in its newest version, enriched (tweets.enrich), partitioned dt=/hour= by created_at.
+
+    python -m spark_sink.submit silver [--available-now]
+
+A Structured Streaming query follows bronze's files (a replayed sink batch and a compaction write
+files of new names, so they come as new files too; their rows are repeats, which change nothing).
+Each micro-batch:
+  1. collapses its bronze rows to one per post (spark_sink.silver_rows), and looks up the posts
+     already in silver, in the hour partitions where their rows can be (an edit comes at most an
+     hour after its post, so the partitions around each created_at);
+  2. decides per post: insert, replace (a newer version), resource (only source_tweet_ids change)
+     or nothing; enriches only inserted and replaced rows;
+  3. writes, to the batch's staging folder, those rows plus the other rows of every silver file
+     that held a changed row (copy on write: a post's row lives in one file);
+  4. writes a journal (the batch's manifest) naming the staged files' zone paths and the files
+     they replace, then moves the staged files in, deletes the replaced files, and deletes the
+     staging folder.
+A replay of a batch whose journal exists finishes that journal instead of deciding again (its
+decision read silver as it was before the batch). Readers see each post once except for the
+moments between step 4's moves and deletes; after a crash there, until the job restarts.
+
+One silver job per lake at a time: it holds LAKE/_locks/silver.json while it runs (a lock left
+by a killed job on this host is taken over; `make backfill` skips silver while a live job holds it).
+Exit codes: 0 done (available-now) or stopped, 3 another silver job holds the lake.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import socket
+import sys
+from datetime import datetime, timedelta, timezone
+
+from py4j.protocol import Py4JJavaError
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from app.settings import Settings, get_settings
+from datalake import layout
+from datalake.layout import BRONZE, PARTITION_COLUMNS, SILVER, ZoneLayout
+from spark_sink.publish import (
+    HadoopFiles, finalize_earlier_run, moves_into_zone, prune_manifests, qualified_lake_root, stage_batch,
+)
+from spark_sink.schema import bronze_schema, silver_schema
+from spark_sink.submit import SILVER_BUSY
+from spark_sink.session import ProgressLog, await_queries, configure_logging, spark_session
+from spark_sink.silver_rows import (
+    INSERT, NOTHING, REPLACE, RESOURCE, decide, enriched_rows, enrichment_input, existing_keys, newest_versions,
+)
+
+log = logging.getLogger("tweetlake.silver")
+
+SILVER_PLAIN_COLUMNS = ("edit_root_id", "tweet_id", "text", "text_clean")
+BRONZE_PARTITION = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]+$")
+# X allows edits for an hour after the post: every version of a post is within these hours of another.
+EDIT_WINDOW = timedelta(hours=1)
+
+
+class SilverBusy(RuntimeError):
+    """Another silver job holds the lake."""
+
+
+class JobLock:
+    """LAKE/_locks/<name>.json, created exclusively, holding host and pid; a lock of a process that
+    no longer runs on this host is taken over."""
+
+    def __init__(self, spark: SparkSession, lake_root: str, name: str):
+        self.path = f"{lake_root}/{layout.JOB_LOCKS}/{name}.json"
+        self.files = HadoopFiles(spark, self.path)
+
+    def acquire(self) -> None:
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": datetime.now(timezone.utc).isoformat()}
+        if self.files.create_exclusive(self.path, json.dumps(me)):
+            return
+        holder = self.holder()
+        if holder.get("host") == me["host"] and not _alive(int(holder.get("pid", 0))):
+            log.warning("taking over %s from pid %s, which no longer runs", self.path, holder.get("pid"))
+            self.files.delete(self.path)
+            if self.files.create_exclusive(self.path, json.dumps(me)):
+                return
+        raise SilverBusy(f"another silver job holds {self.path} ({self.holder()}): one silver job per lake; "
+                         "if none runs, delete that file")
+
+    def holder(self) -> dict:
+        try:
+            return json.loads(self.files.read_text(self.path))
+        except (Py4JJavaError, ValueError):
+            return {}
+
+    def release(self) -> None:
+        if self.holder().get("pid") == os.getpid():
+            self.files.delete(self.path)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def bronze_stream(spark: SparkSession, lake_root: str, settings: Settings) -> DataFrame:
+    """Bronze's files as they appear; a file deleted before it is read (replaced by a replay or a
+    compaction, whose new files bring its rows) is skipped."""
+    spark.conf.set("spark.sql.files.ignoreMissingFiles", "true")
+    return (
+        spark.readStream.schema(bronze_schema())
+        .option("maxFilesPerTrigger", settings.silver_max_files_per_trigger)
+        .parquet(f"{lake_root}/{BRONZE.path}")
+    )
+
+
+def candidate_partitions(bronze: DataFrame) -> list[str]:
+    """The silver partitions (dt=/hour=) that may hold a row of the posts of these bronze rows: their
+    hours (the bronze files' partitions, which the sink derives from created_at as silver does)
+    and the hours beside them. Read from the batch's file list: no Spark job."""
+    hours = set()
+    for path in bronze.inputFiles():
+        match = BRONZE_PARTITION.search(path)
+        if match is None:  # not laid out by the sink: ask the rows themselves
+            hours = {row[0] for row in bronze.select(F.date_trunc("hour", "created_at")).distinct().collect()}
+            break
+        hours.add(datetime.strptime(f"{match.group(1)} {match.group(2)}", "%Y-%m-%d %H"))
+    near = {hour + step for hour in hours for step in (-EDIT_WINDOW, timedelta(0), EDIT_WINDOW)}
+    return sorted(f"dt={hour:%Y-%m-%d}/hour={hour:%H}" for hour in near)
+
+
+class SilverWriter:
+    """foreachBatch of the silver query: see the module docstring."""
+
+    def __init__(self, spark: SparkSession, lake_root: str, keep_manifests: int = 100):
+        self.spark = spark
+        self.zone = ZoneLayout(lake_root, SILVER)
+        self.files = HadoopFiles(spark, self.zone.data)
+        self.keep_manifests = keep_manifests
+
+    def __call__(self, bronze: DataFrame, batch_id: int) -> None:
+        manifest = self.zone.manifest(batch_id)
+        if self.files.exists(manifest):
+            log.warning("silver: batch %d is a replay: finishing its journal", batch_id)
+            self.finish(json.loads(self.files.read_text(manifest)))
+            return
+        posts = newest_versions(bronze).persist()
+        try:
+            decided = decide(posts, self.existing(candidate_partitions(bronze))).persist()
+            counts: dict[str, int] = {}
+            replaced = set()
+            for row in decided.groupBy("action", "file").count().collect():
+                counts[row["action"]] = counts.get(row["action"], 0) + row["count"]
+                if row["action"] in (REPLACE, RESOURCE):
+                    replaced.add(row["file"])
+            replaced = sorted(replaced)
+            rows = self.rows_to_write(decided, replaced)
+            staged = stage_batch(rows, batch_id, self.zone, PARTITION_COLUMNS, SILVER_PLAIN_COLUMNS)
+            decided.unpersist()
+        finally:
+            posts.unpersist()
+        moves = moves_into_zone(self.files, staged, self.zone, batch_id, attempt=0)
+        journal = {"batch_id": batch_id, "files": [target for _, target in moves], "moves": moves,
+                   "replaces": replaced, "counts": counts}
+        self.files.mkdirs(self.zone.manifests)
+        self.files.write_text_atomically(manifest, json.dumps(journal))
+        self.finish(journal)
+        log.info("silver: batch %d: %d new, %d replaced by a newer version, %d with new sources, %d repeats; "
+                 "%d file(s) written, %d rewritten", batch_id, counts.get(INSERT, 0), counts.get(REPLACE, 0),
+                 counts.get(RESOURCE, 0), counts.get(NOTHING, 0), len(moves), len(replaced))
+
+    def existing(self, partitions: list[str]) -> DataFrame | None:
+        paths = [f"{self.zone.data}/{p}" for p in partitions if self.files.exists(f"{self.zone.data}/{p}")]
+        if not paths:
+            return None
+        return existing_keys(self.read(paths))
+
+    def read(self, paths: list[str]) -> DataFrame:
+        return self.spark.read.schema(silver_schema()).option("basePath", self.zone.data).parquet(*paths)
+
+    def rows_to_write(self, decided: DataFrame, replaced: list[str]) -> DataFrame:
+        """New and newer rows, enriched; the rows of replaced files that stay, with their new
+        sources where those changed."""
+        enriched = enriched_rows(enrichment_input(decided))
+        if not replaced:
+            return enriched
+        changed = decided.where(F.col("action").isin(REPLACE, RESOURCE)).select("edit_root_id", "action", "sources")
+        current = self.read(replaced)
+        kept = (current.join(changed, "edit_root_id", "left")
+                .where(F.col("action").isNull() | (F.col("action") == RESOURCE))
+                .withColumn("source_tweet_ids", F.coalesce(F.col("sources"), F.col("source_tweet_ids")))
+                .select(*current.columns))
+        return enriched.unionByName(kept)
+
+    def finish(self, journal: dict) -> None:
+        """Step 4 after the journal is written; every step checks whether it is done already."""
+        for source, target in journal["moves"]:
+            if self.files.exists(source):
+                self.files.move(source, target)
+            elif not self.files.exists(target):
+                raise OSError(f"silver batch {journal['batch_id']}: staged file {source} is missing and "
+                              f"{target} is not in silver")
+        for path in journal["replaces"]:
+            self.files.delete(path)
+        self.files.delete(self.zone.staging(journal["batch_id"]), recursive=True)
+        prune_manifests(self.files, self.zone, journal["batch_id"], self.keep_manifests)
+
+
+def run(settings: Settings, available_now: bool) -> None:
+    spark = spark_session(settings, "tweetlake-silver")
+    listener = ProgressLog()
+    spark.streams.addListener(listener)
+    lake_root = qualified_lake_root(settings.lake_root)
+    HadoopFiles(spark, lake_root).mkdirs(f"{lake_root}/{BRONZE.path}")
+    lock = JobLock(spark, lake_root, SILVER.query)
+    lock.acquire()
+    checkpoint = f"{layout.checkpoints(settings.lake_root, settings.checkpoint_root)}/{SILVER.query}"
+    if not HadoopFiles(spark, checkpoint).exists(f"{checkpoint}/offsets"):
+        finalize_earlier_run(spark, ZoneLayout(lake_root, SILVER))
+    writer = (
+        bronze_stream(spark, lake_root, settings).writeStream.queryName(SILVER.query)
+        .foreachBatch(SilverWriter(spark, lake_root))
+        .option("checkpointLocation", checkpoint)
+    )
+    trigger = {"availableNow": True} if available_now else {"processingTime": f"{settings.silver_trigger_seconds} seconds"}
+    query = writer.trigger(**trigger).start()
+    log.info("silver running: %s/%s -> %s/%s (trigger %s)", lake_root, BRONZE, lake_root, SILVER,
+             "available-now" if available_now else f"{settings.silver_trigger_seconds}s")
+    await_queries(spark, [query], listener, on_end=lock.release)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m spark_sink.submit silver",
+        description=(
+            "Refine bronze into silver under LAKE_ROOT: one row per post (edit_root_id) in its newest version, "
+            "with text_clean, lang, entities (spaCy + config/field_vocabulary.toml), hashtags, domains, topics and "
+            "relevance, partitioned dt=YYYY-MM-DD/hour=HH, exactly once for plain readers after any crash. "
+            "Settings: SILVER_TRIGGER_SECONDS, SILVER_MAX_FILES_PER_TRIGGER, LAKE_ROOT, CHECKPOINT_ROOT."
+        ),
+    )
+    parser.add_argument("--available-now", action="store_true",
+                        help="refine every bronze file there now, then exit (for backfills and tests)")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings)
+    try:
+        run(settings, args.available_now)
+    except SilverBusy as error:
+        log.error("%s", error)
+        return SILVER_BUSY
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
