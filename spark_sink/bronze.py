@@ -6,20 +6,19 @@ Started by spark_sink.submit, which adds Spark's Kafka connector (the Procfile's
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from app.settings import Settings, get_settings
+from app.settings import Settings
 from datalake import layout
 from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, ZoneLayout
 from spark_sink.kafka_stream import KafkaConnectorMissing, read_kafka_stream
 from spark_sink.publish import HadoopFiles, finalize_earlier_run, publish_batch, qualified_lake_root
 from spark_sink.schema import dead_letter_schema, tweet_schema
-from spark_sink.session import ProgressLog, await_queries, configure_logging, spark_session
+from spark_sink.session import ProgressLog, await_queries, job_main, spark_session
 
 log = logging.getLogger("tweetlake.sink")
 
@@ -165,25 +164,14 @@ def run(settings: Settings, available_now: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spark_sink.submit",
-        description=(
-            "Stream the typed topic into bronze parquet (partitioned dt=YYYY-MM-DD/hour=HH) and the "
-            "dead-letter topic into quarantine/, under LAKE_ROOT, with checkpoints so a restart "
-            "neither loses nor repeats rows. Settings come from the environment and .env."
-        ),
+    return job_main(
+        argv, "python -m spark_sink.submit",
+        "Stream the typed topic into bronze parquet (partitioned dt=YYYY-MM-DD/hour=HH) and the dead-letter topic "
+        "into quarantine/, under LAKE_ROOT, with checkpoints so a restart neither loses nor repeats rows. Settings "
+        "come from the environment and .env.",
+        "process everything in the topics now, then exit (for backfills and tests)",
+        run, {KafkaConnectorMissing: 2},
     )
-    parser.add_argument("--available-now", action="store_true",
-                        help="process everything in the topics now, then exit (for backfills and tests)")
-    args = parser.parse_args(argv)
-    settings = get_settings()
-    configure_logging(settings)
-    try:
-        run(settings, args.available_now)
-    except KafkaConnectorMissing as error:
-        log.error("%s", error)
-        return 2
-    return 0
 
 
 if __name__ == "__main__":

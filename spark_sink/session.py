@@ -1,6 +1,7 @@
 """What every Spark job of the project shares: its session's settings and its progress log."""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 from typing import Callable
@@ -8,7 +9,7 @@ from typing import Callable
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
 
-from app.settings import Settings
+from app.settings import Settings, get_settings
 
 log = logging.getLogger("tweetlake.spark")
 
@@ -75,6 +76,23 @@ def await_queries(spark: SparkSession, queries: list, listener: StreamingQueryLi
         finally:
             spark.streams.removeListener(listener)
             spark.stop()
+
+
+def job_main(argv: list[str] | None, prog: str, description: str, available_now_help: str,
+             run: Callable[[Settings, bool], None], exit_codes: dict[type[Exception], int]) -> int:
+    """A job's command line: --available-now, the settings, logging, and an exit code per known
+    failure (the error logged, without a traceback)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--available-now", action="store_true", help=available_now_help)
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings)
+    try:
+        run(settings, args.available_now)
+    except tuple(exit_codes) as error:
+        log.error("%s", error)
+        return exit_codes[type(error)]
+    return 0
 
 
 def configure_logging(settings: Settings) -> None:

@@ -26,7 +26,6 @@ Exit codes: 0 done (available-now) or stopped, 3 another silver job holds the la
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -39,7 +38,7 @@ from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from app.settings import Settings, get_settings
+from app.settings import Settings
 from datalake import layout
 from datalake.layout import BRONZE, PARTITION_COLUMNS, SILVER, ZoneLayout
 from spark_sink.publish import (
@@ -47,7 +46,7 @@ from spark_sink.publish import (
 )
 from spark_sink.schema import bronze_schema, silver_schema
 from spark_sink.submit import SILVER_BUSY
-from spark_sink.session import ProgressLog, await_queries, configure_logging, spark_session
+from spark_sink.session import ProgressLog, await_queries, job_main, spark_session
 from spark_sink.silver_rows import (
     INSERT, NOTHING, REPLACE, RESOURCE, decide, enriched_rows, enrichment_input, existing_keys, newest_versions,
 )
@@ -235,26 +234,15 @@ def run(settings: Settings, available_now: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spark_sink.submit silver",
-        description=(
-            "Refine bronze into silver under LAKE_ROOT: one row per post (edit_root_id) in its newest version, "
-            "with text_clean, lang, entities (spaCy + config/field_vocabulary.toml), hashtags, domains, topics and "
-            "relevance, partitioned dt=YYYY-MM-DD/hour=HH, exactly once for plain readers after any crash. "
-            "Settings: SILVER_TRIGGER_SECONDS, SILVER_MAX_FILES_PER_TRIGGER, LAKE_ROOT, CHECKPOINT_ROOT."
-        ),
+    return job_main(
+        argv, "python -m spark_sink.submit silver",
+        "Refine bronze into silver under LAKE_ROOT: one row per post (edit_root_id) in its newest version, with "
+        "text_clean, lang, entities (spaCy + config/field_vocabulary.toml), hashtags, domains, topics and "
+        "relevance, partitioned dt=YYYY-MM-DD/hour=HH, exactly once for plain readers after any crash. Settings: "
+        "SILVER_TRIGGER_SECONDS, SILVER_MAX_FILES_PER_TRIGGER, LAKE_ROOT, CHECKPOINT_ROOT.",
+        "refine every bronze file there now, then exit (for backfills and tests)",
+        run, {SilverBusy: SILVER_BUSY},
     )
-    parser.add_argument("--available-now", action="store_true",
-                        help="refine every bronze file there now, then exit (for backfills and tests)")
-    args = parser.parse_args(argv)
-    settings = get_settings()
-    configure_logging(settings)
-    try:
-        run(settings, args.available_now)
-    except SilverBusy as error:
-        log.error("%s", error)
-        return SILVER_BUSY
-    return 0
 
 
 if __name__ == "__main__":

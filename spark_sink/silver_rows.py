@@ -107,10 +107,12 @@ def enrichment_input(decided: DataFrame) -> DataFrame:
 
 def enriched_rows(rows: DataFrame) -> DataFrame:
     """`rows` (enrichment_input) as silver rows: the enrichment runs in the Python workers, one
-    Enricher per worker process, over Arrow batches."""
+    Enricher per worker process, over Arrow batches. Rows of one text (a tweet's retweets) go to
+    one task, so its worker runs NER on that text once and remembers it for later batches."""
     schema = silver_without_partitions()
     return (
-        rows.mapInArrow(enrich_arrow_batches, schema)
+        rows.repartition(F.xxhash64(F.coalesce(F.col("retweeted_text"), F.col("text"))))
+        .mapInArrow(enrich_arrow_batches, schema)
         .withColumn("refined_at", F.current_timestamp())
         .withColumn("dt", F.date_format("created_at", "yyyy-MM-dd"))
         .withColumn("hour", F.date_format("created_at", "HH"))

@@ -40,12 +40,12 @@ def hdfs_lake(settings: Settings) -> Lake | None:
     return Lake(fs, root) if fs.exists(root) else None
 
 
-def zone_table(settings: Settings, zone: str = "bronze") -> pa.Table | None:
+def zone_table(settings: Settings, zone: str = "bronze", columns: tuple[str, ...] = ("tweet_id",)) -> pa.Table | None:
     """A zone read as a plain reader reads it: every parquet file listed, through WebHDFS."""
     lake = hdfs_lake(settings)
     if lake is None:
         return None
-    tables = [lake.read(file, columns=["tweet_id"]) for file in lake.files(zone)]
+    tables = [lake.read(file, columns=list(columns)) for file in lake.files(zone)]
     return pa.concat_tables(tables) if tables else None
 
 
@@ -130,6 +130,9 @@ def test_backfill_onto_hdfs_prints_the_same_summary(hdfs, hdfs_dir, tmp_path):
     assert report["accepted"] == report["bronze_rows"] > 0 and report["lake_root"] == lake_root
     settings = Settings(_env_file=None, lake_root=lake_root, hdfs_port=layout.port, hdfs_http_port=layout.http_port)
     assert zone_count(settings) == report["bronze_rows"]
+    silver = zone_table(settings, "silver", ("edit_root_id",))  # refined on HDFS too, read back through WebHDFS
+    assert report["silver_rows"] == silver.num_rows == len(set(silver.column("edit_root_id").to_pylist())) \
+        == report["accepted"]
     listing = subprocess.run([str(REPO / "bin" / "hdfs"), "dfs", "-ls", "-R", f"{lake_root}/bronze"],
                              env=settings_env(settings), capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0 and ".parquet" in listing.stdout, listing.stderr

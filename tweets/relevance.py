@@ -36,6 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from tweets.config_files import config_file
 from tweets.entities import Vocabulary
 from tweets.topics import TopicMatcher
 
@@ -57,7 +58,7 @@ _HASHTAG = re.compile(r"[#＃]\w+")
 
 def default_model_path() -> Path:
     """config/relevance_model.json of the checkout this package runs from."""
-    return Path(__file__).resolve().parents[1] / "config" / "relevance_model.json"
+    return config_file("relevance_model.json")
 
 
 class RelevanceFeatures:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from tweets.config_files import config_file
+
 # A case change inside a hashtag is a word boundary: MachineLearning, AIForGood, 100DaysOfMLCode.
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z]{2})")
 _HASHTAG_IN_TEXT = re.compile(r"#(\w+)")
@@ -55,7 +57,7 @@ class StreamRules:
 
 def default_rules_path() -> Path:
     """config/stream_rules.toml of the checkout this package runs from."""
-    return Path(__file__).resolve().parents[1] / "config" / "stream_rules.toml"
+    return config_file("stream_rules.toml")
 
 
 def load_rules(path: Path | str | None = None) -> StreamRules:
