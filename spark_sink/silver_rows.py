@@ -107,12 +107,12 @@ def enrichment_input(decided: DataFrame) -> DataFrame:
 
 def enriched_rows(rows: DataFrame) -> DataFrame:
     """`rows` (enrichment_input) as silver rows: the enrichment runs in the Python workers, one
-    Enricher per worker process, over Arrow batches. Rows of one text (a tweet's retweets) go to
-    one task, so its worker runs NER on that text once and remembers it for later batches."""
+    Enricher per worker process, over Arrow batches. Not repartitioned by text so that a tweet's
+    retweets meet one worker's cache: the extra shuffle made warm batches of 2,000 rows 25% slower
+    (4.1-4.5 s against 5.3-6.0 s, alternated runs)."""
     schema = silver_without_partitions()
     return (
-        rows.repartition(F.xxhash64(F.coalesce(F.col("retweeted_text"), F.col("text"))))
-        .mapInArrow(enrich_arrow_batches, schema)
+        rows.mapInArrow(enrich_arrow_batches, schema)
         .withColumn("refined_at", F.current_timestamp())
         .withColumn("dt", F.date_format("created_at", "yyyy-MM-dd"))
         .withColumn("hour", F.date_format("created_at", "HH"))
