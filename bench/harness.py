@@ -33,7 +33,7 @@ class BenchConfig:
     ingest_synthetic_messages: int = 20_000
     normalize_messages: int = 50_000
     sink_rows: int = 60_000
-    silver_rows: int = 6_000
+    silver_rows: int = 10_000
     silver_load_rate: float = 250.0  # accepted tweets/s offered to the whole pipeline
     silver_load_seconds: float = 90.0
     e2e_warmup: int = 300
@@ -59,7 +59,7 @@ class BenchConfig:
             "ingest_synthetic_messages": 5_000,
             "normalize_messages": 10_000,
             "sink_rows": 12_000,
-            "silver_rows": 1_500,
+            "silver_rows": 3_000,
             "silver_load_seconds": 30.0,
             "e2e_warmup": 200,
             "e2e_burst": 10_000,

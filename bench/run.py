@@ -222,6 +222,8 @@ def collect(config: BenchConfig, measured: dict, bench: Bench, load: dict, wall:
             _goal("worker peak RSS (MB)", "<= 250", worker_rss, worker_rss is not None and worker_rss <= 250),
             _goal("silver tweets/s (alone, warm)", ">= 250", get("silver", "silver_tweets_per_s"),
                   (get("silver", "silver_tweets_per_s") or 0) >= 250),
+            _goal("silver lag after 250 accepted tweets/s with the whole pipeline (s)", "<= 2 triggers = 20",
+                  get("silver", "silver_lag_s"), (get("silver", "silver_lag_s") or 1e9) <= 20),
             _goal("silver CPU per tweet vs bare nlp.pipe", "<= 1.25x", get("silver", "silver_cost_vs_nlp_pipe"),
                   get("silver", "silver_cost_vs_nlp_pipe") is not None and get("silver", "silver_cost_vs_nlp_pipe") <= 1.25),
         ] + ([_goal("worker RSS growth, second half of the soak (MB/min)", f"<= {SOAK_FLAT_MB_PER_MIN} (flat)",

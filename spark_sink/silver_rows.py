@@ -19,6 +19,8 @@ from spark_sink.schema import SILVER_FROM_BRONZE, silver_schema
 SILVER_SCHEMA_VERSION = 1
 # The bronze columns the enrichment reads besides those silver keeps.
 ENRICHMENT_INPUTS = ("retweeted_text", "lang", "hashtags", "topics")
+# What tweets.enrich.Enricher.enrich() reads of a row.
+ENRICHER_READS = ("text", "retweeted_text", "lang", "hashtags", "urls")
 INSERT, REPLACE, RESOURCE, NOTHING = "insert", "replace", "resource", "nothing"
 
 
@@ -140,7 +142,9 @@ def enrich_arrow_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Recor
     schema = to_arrow_schema(silver_without_partitions(), timezone="UTC")
     for batch in batches:
         if batch.num_rows:
-            yield silver_batch(batch, _enricher.enrich(batch.to_pylist()), schema)
+            # Only the columns the Enricher reads become Python objects; the rest pass as Arrow.
+            rows = batch.select([name for name in ENRICHER_READS if name in batch.schema.names]).to_pylist()
+            yield silver_batch(batch, _enricher.enrich(rows), schema)
 
 
 def silver_batch(batch: pa.RecordBatch, enrichments: list[dict], schema: pa.Schema) -> pa.RecordBatch:

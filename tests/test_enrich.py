@@ -196,3 +196,16 @@ def test_scoring_imports_no_scikit_learn():
         "assert 'sklearn' not in sys.modules, 'the silver job must not need scikit-learn'\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+
+
+def test_the_silver_job_hands_over_every_column_the_enricher_reads(enricher):
+    """spark_sink.silver_rows turns only ENRICHER_READS into Python objects: a row cut down to
+    them must give the same columns as the whole bronze row."""
+    from spark_sink.silver_rows import ENRICHER_READS
+
+    full = [{"tweet_id": "1", "text": "RT @ana: PyTorch 2.3 is out https://t.co/x", "lang": None, "is_retweet": True,
+             "retweeted_text": "PyTorch 2.3 is out, with better compile times #PyTorch #DeepLearning",
+             "hashtags": ["PyTorch", "DeepLearning"], "urls": ["https://pytorch.org/blog/2-3"], "topics": ["ai"],
+             "mentions": ["ana"], "author_username": "bob", "source_format": "v2"}]
+    cut = [{name: row[name] for name in ENRICHER_READS} for row in full]
+    assert enricher.enrich(cut) == enricher.enrich(full)
