@@ -6,11 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import psutil
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from app.broker import admin_client, project_topics
@@ -30,11 +31,21 @@ def committed_offset(bootstrap_servers: str, group: str, topic: str) -> int:
         consumer.close()
 
 
-def commit(bootstrap_servers: str, group: str, topic: str, offset: int) -> None:
+def commit(bootstrap_servers: str, group: str, topic: str, offset: int, timeout: float = 60.0) -> None:
+    """Commit as a client does, retrying what Kafka calls retriable: a new broker's group
+    coordinator may still be loading __consumer_offsets (NOT_COORDINATOR, LOAD_IN_PROGRESS)."""
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group, "log_level": 2,
                          "enable.auto.commit": False})
+    deadline = time.monotonic() + timeout
     try:
-        consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
+        while True:
+            try:
+                consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
+                return
+            except KafkaException as error:
+                if not error.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         consumer.close()
 
