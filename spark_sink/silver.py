@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import socket
 import sys
 from datetime import datetime, timedelta, timezone
@@ -54,7 +53,6 @@ from spark_sink.silver_rows import (
 log = logging.getLogger("tweetlake.silver")
 
 SILVER_PLAIN_COLUMNS = ("edit_root_id", "tweet_id", "text", "text_clean")
-BRONZE_PARTITION = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]+$")
 # X allows edits for an hour after the post: every version of a post is within these hours of another.
 EDIT_WINDOW = timedelta(hours=1)
 
@@ -118,17 +116,10 @@ def bronze_stream(spark: SparkSession, lake_root: str, settings: Settings) -> Da
     )
 
 
-def candidate_partitions(bronze: DataFrame) -> list[str]:
-    """The silver partitions (dt=/hour=) that may hold a row of the posts of these bronze rows: their
-    hours (the bronze files' partitions, which the sink derives from created_at as silver does)
-    and the hours beside them. Read from the batch's file list: no Spark job."""
-    hours = set()
-    for path in bronze.inputFiles():
-        match = BRONZE_PARTITION.search(path)
-        if match is None:  # not laid out by the sink: ask the rows themselves
-            hours = {row[0] for row in bronze.select(F.date_trunc("hour", "created_at")).distinct().collect()}
-            break
-        hours.add(datetime.strptime(f"{match.group(1)} {match.group(2)}", "%Y-%m-%d %H"))
+def candidate_partitions(posts: DataFrame) -> list[str]:
+    """The silver partitions (dt=/hour=) that may hold a row of these posts: their hours and the
+    hours beside them. (A micro-batch's DataFrame has no inputFiles() to read the hours from.)"""
+    hours = {row[0] for row in posts.select(F.date_trunc("hour", "created_at")).distinct().collect()}
     near = {hour + step for hour in hours for step in (-EDIT_WINDOW, timedelta(0), EDIT_WINDOW)}
     return sorted(f"dt={hour:%Y-%m-%d}/hour={hour:%H}" for hour in near)
 
@@ -150,7 +141,7 @@ class SilverWriter:
             return
         posts = newest_versions(bronze).persist()
         try:
-            decided = decide(posts, self.existing(candidate_partitions(bronze))).persist()
+            decided = decide(posts, self.existing(candidate_partitions(posts))).persist()
             counts: dict[str, int] = {}
             replaced = set()
             for row in decided.groupBy("action", "file").count().collect():
