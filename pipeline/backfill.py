@@ -66,7 +66,7 @@ read (raw messages the worker read = published, pages split), accepted, filtered
 rejected (read = accepted + filtered + duplicates + rejected), bronze_rows (rows this run added
 to bronze), quarantine_rows, silver_rows (rows silver gained: after landing, the silver job
 refines bronze with the available-now trigger; null when a running `make run` holds the lake's
-silver and refines them itself), files, lines, seconds, tweets_per_s. Exit 0 when every accepted
+silver and refines them itself, or with --no-silver), files, lines, seconds, tweets_per_s. Exit 0 when every accepted
 tweet is in bronze and every rejected message in quarantine, 1 otherwise.
 
 KAFKA_BOOTSTRAP_SERVERS set: only publish to that Kafka's raw topic (keyed by tweet id); the
@@ -427,14 +427,15 @@ def run_report(run: PipelineRun, landed: Landed) -> dict:
     return report
 
 
-def run_embedded(paths: list[Path], settings: Settings, rate: float | None, progress: Progress) -> dict:
+def run_embedded(paths: list[Path], settings: Settings, rate: float | None, progress: Progress,
+                 silver: bool = True) -> dict:
     """The whole path on a broker, worker and sink of this run's own."""
     archives = [ArchiveFile(path) for path in paths]
     with pipeline_run(archive_messages(archives, progress), settings, rate, progress) as run:
         landed = land(run.stage, run.lake, run.stamp)
     report = run_report(run, landed) | _archive_summary(archives)
     silver_started = time.monotonic()
-    report["silver_rows"] = refresh_silver(settings, run.lake, progress)
+    report["silver_rows"] = refresh_silver(settings, run.lake, progress) if silver else None
     report["stage_seconds"]["silver"] = round(time.monotonic() - silver_started, 1)
     return report
 
@@ -502,6 +503,9 @@ def parser() -> argparse.ArgumentParser:
                      help="topics: keep on-topic tweets in LANGUAGES; none: keep every valid tweet "
                           "(default: the FILTER setting)")
     cli.add_argument("--lake-root", metavar="PATH", help="the lake to write to (default: the LAKE_ROOT setting)")
+    cli.add_argument("--no-silver", action="store_true",
+                     help="land bronze only and leave silver as it is (silver_rows null); the next backfill or the "
+                          "running silver job refines the new rows, e.g. after a series of backfills")
     cli.add_argument("--rate", metavar="N", type=float,
                      help="publish at most N raw messages per second (default: as fast as the broker takes them)")
     return cli
@@ -520,7 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if settings.embedded_broker:
             overrides = {"filter": args.filter or settings.filter, "lake_root": args.lake_root or settings.lake_root}
-            report = run_embedded(args.files, settings.model_copy(update=overrides), args.rate, progress)
+            report = run_embedded(args.files, settings.model_copy(update=overrides), args.rate, progress,
+                                  silver=not args.no_silver)
         else:
             if args.filter or args.lake_root:
                 cli.error("--filter and --lake-root apply only without KAFKA_BOOTSTRAP_SERVERS: the workers "

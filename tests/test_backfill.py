@@ -307,8 +307,9 @@ def test_filter_and_lake_root_are_refused_with_kafka_bootstrap_servers(archive, 
 
 @pytest.mark.skipif(not SEED_FILE.is_file(), reason=f"no seed file at {SEED_FILE}")
 def test_backfill_of_the_seed_file(tmp_path):
-    result, report = backfill(str(SEED_FILE), "--lake-root", str(tmp_path / "lake"), cwd=tmp_path)
+    result, report = backfill(str(SEED_FILE), "--lake-root", str(tmp_path / "lake"), "--no-silver", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
+    assert report["silver_rows"] is None and not (tmp_path / "lake" / "silver").exists()
     assert_adds_up(report)
     assert report["read"] == 1000 and report["rejected"] == 0
     counts, accepted = predicted([SEED_FILE], "topics")

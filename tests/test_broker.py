@@ -11,7 +11,7 @@ import uuid
 
 import psutil
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from app.broker import admin_client, project_topics
@@ -31,9 +31,14 @@ def committed_offset(bootstrap_servers: str, group: str, topic: str) -> int:
         consumer.close()
 
 
+# librdkafka does not mark these retriable for a synchronous commit, but any client retries them.
+COORDINATOR_NOT_READY = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                         KafkaError.COORDINATOR_NOT_AVAILABLE)
+
+
 def commit(bootstrap_servers: str, group: str, topic: str, offset: int, timeout: float = 60.0) -> None:
-    """Commit as a client does, retrying what Kafka calls retriable: a new broker's group
-    coordinator may still be loading __consumer_offsets (NOT_COORDINATOR, LOAD_IN_PROGRESS)."""
+    """Commit as a client does, retrying while a new broker's group coordinator is not ready
+    (it may still be loading __consumer_offsets)."""
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group, "log_level": 2,
                          "enable.auto.commit": False})
     deadline = time.monotonic() + timeout
@@ -43,7 +48,8 @@ def commit(bootstrap_servers: str, group: str, topic: str, offset: int, timeout:
                 consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
                 return
             except KafkaException as error:
-                if not error.args[0].retriable() or time.monotonic() > deadline:
+                code = error.args[0].code()
+                if code not in COORDINATOR_NOT_READY or time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
     finally:

@@ -1,5 +1,5 @@
-"""`make run` as a user starts it (broker, worker, sink under honcho, settings from the
-environment): bronze fills up, and every process listens on the loopback interface only."""
+"""`make run` as a user starts it (broker, worker, sink, silver under honcho, settings from the
+environment): bronze and silver fill up, and every process listens on the loopback interface only."""
 from __future__ import annotations
 
 import os
@@ -36,13 +36,13 @@ def listening(root: psutil.Process) -> list[tuple[str, str, int]]:
     return found
 
 
-def test_make_run_fills_bronze_and_listens_on_loopback_only(tmp_path):
+def test_make_run_fills_bronze_and_silver_and_listens_on_loopback_only(tmp_path):
     lake = tmp_path / "lake"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("KAFKA_", "LAKE_"))}
     env.update(
         BROKER_PORT=str(free_port()), KAFKA_CONTROLLER_PORT=str(free_port()), KAFKA_DATA_DIR=str(tmp_path / "kafka"),
         FAUST_WEB_PORT=str(free_port()), FAUST_DATA_DIR=str(tmp_path / "faust"), LAKE_ROOT=str(lake),
-        SYNTHETIC_RATE="200", SINK_TRIGGER_SECONDS="2", SPARK_MASTER="local[2]",
+        SYNTHETIC_RATE="200", SINK_TRIGGER_SECONDS="2", SILVER_TRIGGER_SECONDS="2", SPARK_MASTER="local[2]",
     )
     log_path = tmp_path / "make-run.log"
     with open(log_path, "wb") as log:
@@ -50,7 +50,8 @@ def test_make_run_fills_bronze_and_listens_on_loopback_only(tmp_path):
                                stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_until(lambda: bronze_count(lake) > 0, 240, "the first bronze rows under make run")
-        time.sleep(5)  # the dead-letter query and the Spark UI are up by now too
+        wait_until(lambda: bronze_count(lake, "silver") > 0, 240, "the first silver rows under make run")
+        time.sleep(3)  # the dead-letter query and the Spark UIs are up by now too
         sockets = listening(psutil.Process(run.pid))
     finally:
         os.killpg(run.pid, signal.SIGINT)  # Ctrl-C, as a user stops it

@@ -246,7 +246,8 @@ def replays(archive, tmp_path_factory) -> dict:
     limit, then a replay of everything left; the lake's contents after each."""
     lake = tmp_path_factory.mktemp("lake") / "lake"
     cwd = tmp_path_factory.mktemp("run")
-    result, report = backfill(str(archive["path"]), "--lake-root", str(lake), "--filter", "none", cwd=cwd,
+    result, report = backfill(str(archive["path"]), "--lake-root", str(lake), "--filter", "none", "--no-silver",
+                              cwd=cwd,
                               MAX_PAYLOAD_BYTES="1024")
     assert result.returncode == 0, result.stderr[-4000:]
     steps = {"backfill": (report, bronze_ids(lake), letters_in(lake))}

@@ -67,10 +67,17 @@ def test_each_post_once_in_its_newest_version_whatever_bronze_repeats(settings, 
     retweet = tweet(START + timedelta(minutes=9), f"RT @ana: {original['text']}", sequence=4001, is_retweet=True,
                     retweeted_text=original["text"],
                     referenced_tweets=[{"type": "retweeted", "id": original["tweet_id"]}])
-    write_bronze(lake, 0, posts + [replaced[0], older_later[1], one_batch[2], one_batch[0], retweet])
+    text = ("Yann LeCun and Google DeepMind in Vancouver: new PyTorch results &amp; a thread 🚀 "
+            "@ana https://t.co/abc")
+    rich = tweet(START + timedelta(minutes=10), text, sequence=900, hashtags=["DeepLearning"],
+                 urls=["https://www.arxiv.org/abs/2405.1"])
+    lateral = tweet(START + timedelta(minutes=10), "Grazie ai ragazzi della scuola per la festa di ieri sera",
+                    sequence=901, lang=None)
+    write_bronze(lake, 0, posts + [replaced[0], older_later[1], one_batch[2], one_batch[0], retweet, rich, lateral])
     run_silver(settings, tmp_path)
     first = silver_rows(lake)
-    assert len(first) == 30 + 3 + 1
+    assert len(first) == 30 + 3 + 1 + 2
+    check_enrichment(first[rich["tweet_id"]], text, first[lateral["tweet_id"]])
     assert first[one_batch[0]["tweet_id"]]["text"] == "BERT thread v3"
     assert first[retweet["tweet_id"]]["original_tweet_id"] == original["tweet_id"]
     assert first[retweet["tweet_id"]]["text_clean"] == original["text"]
@@ -93,20 +100,12 @@ def test_each_post_once_in_its_newest_version_whatever_bronze_repeats(settings, 
 
     counted = duckdb.sql(f"select count(*), count(distinct edit_root_id) from "
                          f"read_parquet('{lake}/silver/**/*.parquet', hive_partitioning = true)").fetchall()[0]
-    assert counted == (34, 34)
+    assert counted == (36, 36)
     assert not (lake / "_staging" / "silver").exists() or not any((lake / "_staging" / "silver").iterdir())
 
 
-def test_enrichment_columns_come_from_the_nlp(settings, tmp_path):
-    lake = Path(settings.lake_root)
-    text = ("Yann LeCun and Google DeepMind in Vancouver: new PyTorch results &amp; a thread 🚀 "
-            "@ana https://t.co/abc")
-    row = tweet(START, text, hashtags=["DeepLearning"], urls=["https://www.arxiv.org/abs/2405.1"])
-    lateral = tweet(START, "Grazie ai ragazzi della scuola per la festa di ieri sera", sequence=1, lang=None)
-    write_bronze(lake, 0, [row, lateral])
-    run_silver(settings, tmp_path)
-    rows = silver_rows(lake)
-    silver = rows[row["tweet_id"]]
+def check_enrichment(silver: dict, text: str, italian: dict) -> None:
+    """The NLP columns of a post on the field and of an Italian one without X's lang."""
     assert silver["text"] == text
     assert silver["text_clean"] == "Yann LeCun and Google DeepMind in Vancouver: new PyTorch results & a thread 🚀"
     found = {(e["text"], e["label"]) for e in silver["entities"]}
@@ -114,7 +113,6 @@ def test_enrichment_columns_come_from_the_nlp(settings, tmp_path):
     assert silver["hashtags"] == ["deeplearning"] and silver["domains"] == ["arxiv.org"]
     assert silver["relevance_label"] == "relevant" and 0.5 < silver["relevance"] <= 1
     assert silver["schema_version"] == 1 and silver["lang"] == "en"
-    italian = rows[lateral["tweet_id"]]
     assert italian["lang"] == "it" and italian["relevance_label"] == "not_relevant"
 
 
