@@ -11,7 +11,7 @@ from app.faust_patches import install_worker_patches
 from app.heap import keep_heap_trimmed
 from app.settings import Settings, get_settings
 
-AGENT_MODULES = ["agents.ingest", "agents.normalize"]
+AGENT_MODULES = ["agents.ingest", "agents.normalize", "agents.metrics"]
 
 
 def broker_urls(settings: Settings) -> list[str]:

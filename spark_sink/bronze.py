@@ -16,6 +16,7 @@ from app.settings import Settings
 from datalake import layout
 from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, ZoneLayout
 from spark_sink.kafka_stream import KafkaConnectorMissing, read_kafka_stream
+from spark_sink.metrics import start_metrics_server
 from spark_sink.publish import HadoopFiles, finalize_earlier_run, publish_batch, qualified_lake_root
 from spark_sink.schema import dead_letter_schema, tweet_schema
 from spark_sink.session import ProgressLog, await_queries, job_main, spark_session
@@ -143,6 +144,7 @@ def dead_letter_publisher(quarantine: ZoneLayout):
 
 def run(settings: Settings, available_now: bool) -> None:
     spark = spark_session(settings, "tweetlake-sink")
+    start_metrics_server(settings, "bronze")
     listener = ProgressLog()
     spark.streams.addListener(listener)
     lake_root = qualified_lake_root(settings.lake_root)

@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
 
 from app.settings import Settings, get_settings
+from spark_sink.metrics import JOB_METRICS, QueryMetrics
 
 log = logging.getLogger("tweetlake.spark")
 
@@ -37,13 +38,18 @@ def spark_session(settings: Settings, app_name: str) -> SparkSession:
 
 
 class ProgressLog(StreamingQueryListener):
-    """One log line per micro-batch that read rows: how many, how fast, and where the time went."""
+    """One log line per micro-batch that read rows: how many, how fast, and where the time went;
+    every micro-batch also goes to the job's metrics (spark_sink.metrics)."""
+
+    def __init__(self, metrics: QueryMetrics = JOB_METRICS):
+        self.metrics = metrics
 
     def onQueryStarted(self, event) -> None:
         pass
 
     def onQueryProgress(self, event) -> None:
         progress = event.progress
+        self.metrics.record(progress)
         if not progress.numInputRows:
             return
         durations = progress.durationMs

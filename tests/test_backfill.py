@@ -25,8 +25,10 @@ from agents.sources.synthetic import SyntheticTweets
 from app.settings import Settings
 from tests.bronze_files import snowflake
 from tests.kafka_io import produce
+from pipeline.processes import free_port
 from tests.processes import bronze_count, bronze_table, start_sink, start_worker, wait_until
 from tests.test_archive import page_of
+from tests.test_metrics import scraped
 from tests.test_seed_file import SEED_FILE
 
 pytestmark = pytest.mark.integration
@@ -270,12 +272,22 @@ def test_the_live_stream_over_the_backfilled_lake_repeats_and_edits(archive, lak
     produce(settings.bootstrap_servers, settings.topic_raw,
             [(tweet_id_of(m).encode(), m) for m in messages])
     p_key, q_key = P[0]["data"]["id"], Q[0]["data"]["id"]
+    bronze_before = bronze_count(lake)
+    silver_metrics_port = free_port()
+    silver_rows_read = ("tweetlake_spark_input_rows_total", (("query", "silver"),))
     with (start_worker(settings, tmp_path) as worker,
-          start_sink(settings, tmp_path, sink_trigger_seconds=1) as sink,
-          start_sink(settings, tmp_path, job="silver", name="silver", silver_trigger_seconds=1) as silver):
+          start_sink(settings, tmp_path, sink_trigger_seconds=1, spark_metrics_port=0) as sink,
+          # silver serves on SPARK_METRICS_PORT + 1
+          start_sink(settings, tmp_path, job="silver", name="silver", silver_trigger_seconds=1,
+                     spark_metrics_port=silver_metrics_port - 1) as silver):
         wait_until(lambda: len(silver_posts(lake)[q_key]["source_tweet_ids"]) == 2
                    and silver_posts(lake)[p_key]["tweet_id"] == P[1]["data"]["id"],
                    240, "silver to take P's new version and Q's old one", (worker, sink, silver))
+        # Silver's micro-batches read exactly the bronze rows this run landed.
+        wait_until(lambda: scraped(silver_metrics_port).get(silver_rows_read, 0)
+                   == bronze_count(lake) - bronze_before > 0, 60, "silver's metrics", (sink, silver))
+        silver_metrics = scraped(silver_metrics_port)
+    assert silver_metrics[("tweetlake_spark_batches_total", (("query", "silver"),))] > 0
     posts = silver_posts(lake)
     assert set(posts) == set(before)
     assert posts[p_key]["text"] == "Machine learning notes, fixed the typo"

@@ -24,6 +24,7 @@ from app.broker import admin_client
 from tests.kafka_io import TopicTail, produce
 from pipeline.processes import free_port
 from tests.processes import bronze_count, bronze_table, start_sink, start_worker, wait_until
+from tests.test_metrics import scraped
 
 pytestmark = pytest.mark.integration
 
@@ -155,6 +156,11 @@ def worker_counters(settings) -> dict:
         return {}
 
 
+def rows_of(query: str) -> tuple[str, tuple]:
+    """The sample of a Spark query's input rows in its job's metrics."""
+    return "tweetlake_spark_input_rows_total", (("query", query),)
+
+
 def test_duplicates_and_malformed_are_counted_and_never_reach_bronze(broker_settings, tmp_path):
     tweets = SyntheticTweets(seed=31, off_topic_share=0.3, non_english_share=0.1, malformed_share=0.1)
     messages = list(tweets.messages(600))
@@ -177,8 +183,10 @@ def test_duplicates_and_malformed_are_counted_and_never_reach_bronze(broker_sett
     # Send in order through one partition so "first seen" is the same as in the prediction.
     produce(settings.bootstrap_servers, settings.topic_raw, ((b"same-partition", m) for m in stream))
 
+    sink_metrics_port = free_port()  # the bronze job's SPARK_METRICS_PORT
     with start_worker(settings, tmp_path) as worker, \
-            start_sink(settings, tmp_path, sink_trigger_seconds=1, sink_dead_letter_trigger_seconds=1) as sink:
+            start_sink(settings, tmp_path, sink_trigger_seconds=1, sink_dead_letter_trigger_seconds=1,
+                       spark_metrics_port=sink_metrics_port) as sink:
         wait_until(lambda: worker_counters(settings).get("read") == len(stream), 90, "worker read all", (worker, sink))
         wait_until(
             lambda: bronze_count(lake) >= predicted["accepted"]
@@ -187,8 +195,25 @@ def test_duplicates_and_malformed_are_counted_and_never_reach_bronze(broker_sett
         )
         time.sleep(3)
         counters = worker_counters(settings)
+        worker_metrics = scraped(settings.faust_web_port)
+        # The progress event of a batch comes after its files are published.
+        wait_until(lambda: scraped(sink_metrics_port).get(rows_of("dead_letters")) == predicted["rejected"],
+                   30, "the sink's metrics", (sink,))
+        sink_metrics = scraped(sink_metrics_port)
 
     assert {key: counters[key] for key in predicted} == dict(predicted)
+    for key in ("read", "accepted", "filtered", "duplicates", "rejected"):
+        assert worker_metrics[(f"tweetlake_worker_tweets_{key}_total", ())] == counters[key], key
+    for key in ("filtered", "rejected"):
+        by_reason = {dict(labels)["reason"]: value for (name, labels), value in worker_metrics.items()
+                     if name == f"tweetlake_worker_tweets_{key}_by_reason_total"}
+        assert by_reason == counters[f"{key}_by_reason"], key
+    for query in ("bronze", "dead_letters"):
+        assert sink_metrics[("tweetlake_spark_batches_total", (("query", query),))] > 0, query
+    assert sink_metrics[rows_of("bronze")] == predicted["accepted"]  # one typed record per accepted tweet
+    assert sink_metrics[rows_of("dead_letters")] == predicted["rejected"]
+    assert sink_metrics[("tweetlake_spark_kafka_offsets_behind_latest",
+                         (("query", "bronze"), ("topic", settings.topic_typed)))] == 0
     assert counters["read"] == sum(predicted.values())
     bronze = bronze_table(lake)
     assert bronze.num_rows == predicted["accepted"]
