@@ -101,6 +101,16 @@ class Settings(BaseSettings):
     # how many bronze files a micro-batch takes (a backlog is refined in bounded steps).
     silver_trigger_seconds: float = Field(default=10.0, gt=0)
     silver_max_files_per_trigger: int = Field(default=200, ge=1)
+    # The gold job (spark_sink/gold.py): how often it recomputes the hours silver changed, and at
+    # most how many silver batch journals a micro-batch takes.
+    gold_trigger_seconds: float = Field(default=15.0, gt=0)
+    gold_max_files_per_trigger: int = Field(default=50, ge=1)
+    # Prometheus metrics of the Spark jobs' micro-batches, on 127.0.0.1 (spark_sink/metrics.py):
+    # bronze on this port, silver on +1, gold on +2; 0 = none.
+    spark_metrics_port: int = Field(default=6067, ge=0, le=65533)
+    # The dashboard (dashboard/): its port on 127.0.0.1 and how often the page refreshes itself.
+    dashboard_port: int = Field(default=8050, ge=1, le=65535)
+    dashboard_refresh_seconds: float = Field(default=10.0, gt=0)
     # WebHDFS for the `lake` command when LAKE_ROOT is hdfs:// (the sink uses Spark's Hadoop client);
     # unset: http://<LAKE_ROOT's host>:<hdfs_http_port>.
     hdfs_namenode_url: Optional[str] = None
@@ -137,6 +147,12 @@ class Settings(BaseSettings):
     @property
     def language_list(self) -> list[str]:
         return [code.strip() for code in self.languages.split(",") if code.strip()]
+
+    def spark_metrics_port_of(self, job: str) -> int | None:
+        """The metrics port of a Spark job (bronze, silver, gold); None when metrics are off."""
+        if not self.spark_metrics_port:
+            return None
+        return self.spark_metrics_port + ("bronze", "silver", "gold").index(job)
 
     @property
     def lake_replication(self) -> int | None:

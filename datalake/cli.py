@@ -36,7 +36,7 @@ from datalake import layout
 from datalake.errors import BadInput, LakeError, UnreadableFile
 from datalake.files import DataFile, Lake, as_zone, by_partition, column_range, human_size, iso_utc, journals, plural
 from datalake.fs import LakeFS, lake_fs_for
-from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_ZONES, REPLAY_JOURNALS, SILVER, ZONES
+from datalake.layout import BRONZE, GOLD_TABLES, QUARANTINE_DEAD_LETTERS, QUARANTINE_ZONES, REPLAY_JOURNALS, SILVER, ZONES
 from datalake.where import Where
 
 REPLAY_DESCRIPTION = """\
@@ -153,6 +153,8 @@ def stats(lake: Lake, args: argparse.Namespace) -> int:
             "quarantine_files": sum(summary[zone]["files"] for zone in QUARANTINE_ZONES),
             "silver_rows": summary[SILVER]["rows"],
             "silver_files": summary[SILVER]["files"],
+            "gold_rows": sum(summary[table]["rows"] for table in GOLD_TABLES),
+            "gold_files": sum(summary[table]["files"] for table in GOLD_TABLES),
         }))
     return 0
 

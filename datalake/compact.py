@@ -48,7 +48,7 @@ from datalake.errors import BadInput, LakeError
 from datalake.files import DataFile, Lake, as_zone, by_partition, human_size, journals, plural, reading
 from datalake.fs import LakeFS
 from datalake.layout import (
-    COMPACTION_JOURNALS, FINAL_NAME, QUARANTINE_DEAD_LETTERS, REPLAY_JOURNALS, SILVER, Zone, final_names,
+    COMPACTION_JOURNALS, FINAL_NAME, QUARANTINE_DEAD_LETTERS, REPLAY_JOURNALS, SILVER, GOLD_TABLES, Zone, final_names,
     hidden_temporary,
 )
 
@@ -107,7 +107,7 @@ def compact(lake: Lake, zone: Zone | str, dt: str, hour: str | None, latest: int
             target_bytes: int, progress: Progress) -> list[Outcome]:
     """Compact every partition of `zone` under dt (and hour); see the module docstring."""
     zone = as_zone(zone)
-    if zone == SILVER:
+    if zone == SILVER or zone in GOLD_TABLES:
         raise BadInput(f"{zone} is not compacted: its job rewrites its own files as posts change")
     partitions_to_compact(lake, zone, dt, hour)  # bad input fails before the lock is taken
     with zone_lock(lake, zone):

@@ -36,8 +36,23 @@ BRONZE = Zone("bronze", PARTITION_COLUMNS, query="bronze", key="tweet_id")
 SILVER = Zone("silver", PARTITION_COLUMNS, query="silver", key="edit_root_id")
 QUARANTINE_DEAD_LETTERS = Zone("quarantine/dead_letter", ("dt",), query="dead_letters")
 QUARANTINE_UNREADABLE = Zone("quarantine/typed_unreadable", ("dt",), query="bronze")
+# Gold: hourly aggregates of silver, one table per folder under gold/, each hour partition
+# rewritten whole by the gold job (spark_sink/gold.py) when silver changes in that hour.
+GOLD = Zone("gold", PARTITION_COLUMNS, query="gold")
+GOLD_TOPIC_HOURLY = Zone("gold/topic_hourly", PARTITION_COLUMNS, query="gold")
+GOLD_HASHTAGS_HOURLY = Zone("gold/hashtags_hourly", PARTITION_COLUMNS, query="gold")
+GOLD_ENTITIES_HOURLY = Zone("gold/entities_hourly", PARTITION_COLUMNS, query="gold")
+GOLD_DOMAINS_HOURLY = Zone("gold/domains_hourly", PARTITION_COLUMNS, query="gold")
+GOLD_TABLES = (GOLD_TOPIC_HOURLY, GOLD_HASHTAGS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_DOMAINS_HOURLY)
+# Each gold table's columns besides dt and hour: its group columns, then its counts.
+GOLD_COLUMNS = {
+    GOLD_TOPIC_HOURLY: (("topic",), ("tweets", "originals", "retweets", "quotes", "replies", "authors")),
+    GOLD_HASHTAGS_HOURLY: (("hashtag",), ("tweets",)),
+    GOLD_ENTITIES_HOURLY: (("entity", "label"), ("tweets",)),
+    GOLD_DOMAINS_HOURLY: (("domain",), ("tweets",)),
+}
 
-ZONES = (BRONZE, SILVER, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
+ZONES = (BRONZE, SILVER, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE) + GOLD_TABLES
 QUARANTINE_ZONES = (QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
 # What a run of the whole path (a backfill, a replay) writes: the zones of the bronze sink.
 SINK_ZONES = (BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
@@ -49,7 +64,7 @@ CHECKPOINTS = "_checkpoints"  # the streaming queries' checkpoints, unless CHECK
 RUN_STAGING = "_backfill"  # a backfill's or replay's sink output, before it lands in the zones
 REPLAY_JOURNALS = "_replays"  # `lake replay`: a pending journal names quarantine files
 COMPACTION_JOURNALS = "_compactions"  # `lake compact`: per zone, its lock and pending journals
-JOB_LOCKS = "_locks"  # a job that must run once per lake (silver) holds <name>.json here
+JOB_LOCKS = "_locks"  # a job that must run once per lake (silver, gold) holds <name>.json here
 
 # A file a batch published: part-<batch id>-<n>, and -r<attempt> when a replay of the batch wrote
 # it (a replay deletes the earlier attempt's files). A new name per attempt lets a reader that

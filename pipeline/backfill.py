@@ -34,10 +34,12 @@ from datalake import layout
 from datalake.files import Lake
 from datalake.fs import lake_fs_for
 from datalake.landing import move_files
-from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, SILVER, SINK_ZONES, Zone
+from datalake.layout import (
+    BRONZE, GOLD_TABLES, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, SILVER, SINK_ZONES, Zone,
+)
 from pipeline.errors import BackfillError
 from pipeline.processes import Process, free_port, start_sink, start_worker
-from spark_sink.submit import SILVER_BUSY
+from spark_sink.submit import LAKE_BUSY
 from pipeline.progress import Progress
 from tweets.oversize import for_raw_topic
 
@@ -66,7 +68,9 @@ read (raw messages the worker read = published, pages split), accepted, filtered
 rejected (read = accepted + filtered + duplicates + rejected), bronze_rows (rows this run added
 to bronze), quarantine_rows, silver_rows (rows silver gained: after landing, the silver job
 refines bronze with the available-now trigger; null when a running `make run` holds the lake's
-silver and refines them itself, or with --no-silver), files, lines, seconds, tweets_per_s. Exit 0 when every accepted
+silver and refines them itself, or with --no-silver), gold_rows (rows of the gold tables once the
+gold job, after silver, has recomputed the hours silver changed; null likewise), files, lines,
+seconds, tweets_per_s. Exit 0 when every accepted
 tweet is in bronze and every rejected message in quarantine, 1 otherwise.
 
 KAFKA_BOOTSTRAP_SERVERS set: only publish to that Kafka's raw topic (keyed by tweet id); the
@@ -245,7 +249,7 @@ class Staged:
 def run_spark_job(settings: Settings, workdir: Path, progress: Progress, job: str = "bronze",
                   limit: float = SINK_SECONDS) -> int:
     """A Spark job (spark_sink.submit) with the available-now trigger, to its end; its exit code:
-    0, or SILVER_BUSY when another silver job holds the lake."""
+    0, or LAKE_BUSY when another silver job holds the lake."""
     started = time.monotonic()
     with start_sink(settings, workdir, "--available-now", job=job, name=job) as process:
         while process.alive():
@@ -256,7 +260,7 @@ def run_spark_job(settings: Settings, workdir: Path, progress: Progress, job: st
             progress.show(f"{job}: spark-submit spark_sink/{job}.py --available-now running for {elapsed:.0f}s")
             time.sleep(1)
         code = process.popen.returncode
-        if code not in (0, SILVER_BUSY):
+        if code not in (0, LAKE_BUSY):
             raise BackfillError(f"the Spark {job} job failed (exit code {code}); its log ends with:\n{process.log_tail()}")
     progress.show(f"{job}: done in {time.monotonic() - started:.0f}s", permanent=True)
     return code
@@ -266,14 +270,29 @@ def refresh_silver(settings: Settings, lake: Lake, progress: Progress) -> int | 
     """Bring silver up to date with bronze (the run's rows landed there); the rows silver gained,
     or None when a running silver job (`make run`) holds the lake and refines them itself."""
     before = zone_rows(lake, SILVER)
-    with tempfile.TemporaryDirectory(prefix="tweetlake-silver-") as workdir:
-        code = run_spark_job(settings.model_copy(update={"lake_root": lake.shown_root}), Path(workdir), progress,
-                             job="silver", limit=SILVER_SECONDS)
-    if code == SILVER_BUSY:
+    if refine(settings, lake, progress, "silver") == LAKE_BUSY:
         progress.show("silver: a running silver job holds the lake and refines the new bronze rows itself",
                       permanent=True)
         return None
     return zone_rows(lake, SILVER) - before
+
+
+def refresh_gold(settings: Settings, lake: Lake, progress: Progress) -> int | None:
+    """Recompute the gold hours silver changed; gold's rows (every table), or None when a running
+    gold job (`make run`) holds the lake and recomputes them itself."""
+    if refine(settings, lake, progress, "gold") == LAKE_BUSY:
+        progress.show("gold: a running gold job holds the lake and recomputes the changed hours itself",
+                      permanent=True)
+        return None
+    return sum(zone_rows(lake, table) for table in GOLD_TABLES)
+
+
+def refine(settings: Settings, lake: Lake, progress: Progress, job: str) -> int:
+    """The silver or gold job on the lake, available-now, without a metrics port (a running
+    `make run` has those); its exit code."""
+    with tempfile.TemporaryDirectory(prefix=f"tweetlake-{job}-") as workdir:
+        return run_spark_job(settings.model_copy(update={"lake_root": lake.shown_root, "spark_metrics_port": 0}),
+                             Path(workdir), progress, job=job, limit=SILVER_SECONDS)
 
 
 def zone_rows(lake: Lake, zone: Zone) -> int:
@@ -329,6 +348,7 @@ def run_settings(settings: Settings, workdir: Path, lake_root: str, run_name: st
         "kafka_data_dir": workdir / "kafka",
         "faust_web_port": free_port(),
         "faust_data_dir": workdir / "faust",
+        "spark_metrics_port": 0,
         "source": "none",
         "lake_root": f"{lake_root}/{layout.RUN_STAGING}/{run_name}",
         "checkpoint_root": f"{layout.checkpoints(lake_root)}/{run_name}",
@@ -434,9 +454,10 @@ def run_embedded(paths: list[Path], settings: Settings, rate: float | None, prog
     with pipeline_run(archive_messages(archives, progress), settings, rate, progress) as run:
         landed = land(run.stage, run.lake, run.stamp)
     report = run_report(run, landed) | _archive_summary(archives)
-    silver_started = time.monotonic()
-    report["silver_rows"] = refresh_silver(settings, run.lake, progress) if silver else None
-    report["stage_seconds"]["silver"] = round(time.monotonic() - silver_started, 1)
+    for zone, refresh in (("silver", refresh_silver), ("gold", refresh_gold)):
+        started = time.monotonic()
+        report[f"{zone}_rows"] = refresh(settings, run.lake, progress) if silver else None
+        report["stage_seconds"][zone] = round(time.monotonic() - started, 1)
     return report
 
 
@@ -449,7 +470,7 @@ def run_external(paths: list[Path], settings: Settings, rate: float | None, prog
                           rate, progress, settings.max_payload_bytes)
     seconds = time.monotonic() - started
     unknown = dict.fromkeys(("accepted", "filtered", "duplicates", "rejected", "bronze_rows", "quarantine_rows",
-                             "silver_rows"))
+                             "silver_rows", "gold_rows"))
     return {
         "read": publication.published,
         "published": publication.published,

@@ -188,6 +188,22 @@ def publish_batch(
     return len(moves)
 
 
+def finish_journal(files: HadoopFiles, layout: ZoneLayout, journal: dict, keep_manifests: int) -> None:
+    """Carry out a copy-on-write batch's journal (silver's, gold's), written before any of it:
+    move its staged files in, delete the files they replace, delete its staging folder. Each step
+    checks whether it is done already, so a replay after a crash anywhere finishes the batch."""
+    for source, target in journal["moves"]:
+        if files.exists(source):
+            files.move(source, target)
+        elif not files.exists(target):
+            raise OSError(f"{layout.zone} batch {journal['batch_id']}: staged file {source} is missing and "
+                          f"{target} is not in {layout.zone}")
+    for path in journal["replaces"]:
+        files.delete(path)
+    files.delete(layout.staging(journal["batch_id"]), recursive=True)
+    prune_manifests(files, layout, journal["batch_id"], keep_manifests)
+
+
 def prune_manifests(files: HadoopFiles, layout: ZoneLayout, batch_id: int, keep: int) -> None:
     """Only the last uncommitted batch can be replayed: old manifests are not needed."""
     for path in files.list_dir(layout.manifests):

@@ -28,12 +28,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
-from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -41,10 +38,12 @@ from app.settings import Settings
 from datalake import layout
 from datalake.layout import BRONZE, PARTITION_COLUMNS, SILVER, ZoneLayout
 from spark_sink.publish import (
-    HadoopFiles, finalize_earlier_run, moves_into_zone, prune_manifests, qualified_lake_root, stage_batch,
+    HadoopFiles, finalize_earlier_run, finish_journal, moves_into_zone, qualified_lake_root, stage_batch,
 )
 from spark_sink.schema import bronze_schema, silver_schema
-from spark_sink.submit import SILVER_BUSY
+from spark_sink.submit import LAKE_BUSY
+from spark_sink.locks import JobLock, LakeBusy
+from spark_sink.metrics import start_metrics_server
 from spark_sink.session import ProgressLog, await_queries, job_main, spark_session
 from spark_sink.silver_rows import (
     INSERT, NOTHING, REPLACE, RESOURCE, decide, enriched_rows, enrichment_input, existing_keys, newest_versions,
@@ -55,54 +54,6 @@ log = logging.getLogger("tweetlake.silver")
 SILVER_PLAIN_COLUMNS = ("edit_root_id", "tweet_id", "text", "text_clean")
 # X allows edits for an hour after the post: every version of a post is within these hours of another.
 EDIT_WINDOW = timedelta(hours=1)
-
-
-class SilverBusy(RuntimeError):
-    """Another silver job holds the lake."""
-
-
-class JobLock:
-    """LAKE/_locks/<name>.json, created exclusively, holding host and pid; a lock of a process that
-    no longer runs on this host is taken over."""
-
-    def __init__(self, spark: SparkSession, lake_root: str, name: str):
-        self.path = f"{lake_root}/{layout.JOB_LOCKS}/{name}.json"
-        self.files = HadoopFiles(spark, self.path)
-
-    def acquire(self) -> None:
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": datetime.now(timezone.utc).isoformat()}
-        if self.files.create_exclusive(self.path, json.dumps(me)):
-            return
-        holder = self.holder()
-        if holder.get("host") == me["host"] and not _alive(int(holder.get("pid", 0))):
-            log.warning("taking over %s from pid %s, which no longer runs", self.path, holder.get("pid"))
-            self.files.delete(self.path)
-            if self.files.create_exclusive(self.path, json.dumps(me)):
-                return
-        raise SilverBusy(f"another silver job holds {self.path} ({self.holder()}): one silver job per lake; "
-                         "if none runs, delete that file")
-
-    def holder(self) -> dict:
-        try:
-            return json.loads(self.files.read_text(self.path))
-        except (Py4JJavaError, ValueError):
-            return {}
-
-    def release(self) -> None:
-        if self.holder().get("pid") == os.getpid():
-            self.files.delete(self.path)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def bronze_stream(spark: SparkSession, lake_root: str, settings: Settings) -> DataFrame:
@@ -188,21 +139,12 @@ class SilverWriter:
         return enriched.unionByName(kept)
 
     def finish(self, journal: dict) -> None:
-        """Step 4 after the journal is written; every step checks whether it is done already."""
-        for source, target in journal["moves"]:
-            if self.files.exists(source):
-                self.files.move(source, target)
-            elif not self.files.exists(target):
-                raise OSError(f"silver batch {journal['batch_id']}: staged file {source} is missing and "
-                              f"{target} is not in silver")
-        for path in journal["replaces"]:
-            self.files.delete(path)
-        self.files.delete(self.zone.staging(journal["batch_id"]), recursive=True)
-        prune_manifests(self.files, self.zone, journal["batch_id"], self.keep_manifests)
+        finish_journal(self.files, self.zone, journal, self.keep_manifests)
 
 
 def run(settings: Settings, available_now: bool) -> None:
     spark = spark_session(settings, "tweetlake-silver")
+    start_metrics_server(settings, "silver")
     listener = ProgressLog()
     spark.streams.addListener(listener)
     lake_root = qualified_lake_root(settings.lake_root)
@@ -232,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "relevance, partitioned dt=YYYY-MM-DD/hour=HH, exactly once for plain readers after any crash. Settings: "
         "SILVER_TRIGGER_SECONDS, SILVER_MAX_FILES_PER_TRIGGER, LAKE_ROOT, CHECKPOINT_ROOT.",
         "refine every bronze file there now, then exit (for backfills and tests)",
-        run, {SilverBusy: SILVER_BUSY},
+        run, {LakeBusy: LAKE_BUSY},
     )
 
 

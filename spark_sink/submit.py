@@ -21,9 +21,10 @@ from engines.jars import JarsMissing, jar_paths
 
 REPO = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
-JOBS = {"bronze": REPO / "spark_sink/bronze.py", "silver": REPO / "spark_sink/silver.py"}
-# The silver job's exit code when another silver job holds the lake.
-SILVER_BUSY = 3
+JOBS = {"bronze": REPO / "spark_sink/bronze.py", "silver": REPO / "spark_sink/silver.py",
+        "gold": REPO / "spark_sink/gold.py"}
+# The exit code of a job that runs once per lake (silver, gold) when another one holds the lake.
+LAKE_BUSY = 3
 
 
 def sink_command(settings: Settings, *job_args: str, job: str = "bronze", web_ui: bool = True,

@@ -16,8 +16,9 @@ pytest_plugins = ["hdfs_cluster"]
 
 
 def isolated_settings(**values) -> Settings:
-    """Settings no other test shares: topics, Faust app id (group, changelogs) and web port."""
+    """Settings no other test shares: topics, Faust app id (group, changelogs), web port; no Spark metrics ports."""
     suffix = uuid.uuid4().hex[:8]
+    values.setdefault("spark_metrics_port", 0)  # a test that reads the Spark jobs' metrics picks a port
     return Settings(
         _env_file=None,
         topic_raw=f"tweets.raw.{suffix}",
@@ -88,3 +89,12 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def gold_lake(tmp_path_factory):
+    """One lake whose silver and gold the real jobs wrote, killed and restarted (tests/gold_lake.py),
+    shared by the gold and the dashboard tests."""
+    from tests.gold_lake import build_gold_lake
+
+    return build_gold_lake(tmp_path_factory.mktemp("gold"))

@@ -24,6 +24,7 @@ from agents.sources.archive import ArchiveFile
 from agents.sources.synthetic import SyntheticTweets
 from app.settings import Settings
 from tests.bronze_files import snowflake
+from tests.gold_lake import assert_gold_equals_silver
 from tests.kafka_io import produce
 from pipeline.processes import free_port
 from tests.processes import bronze_count, bronze_table, start_sink, start_worker, wait_until
@@ -216,6 +217,7 @@ def test_backfill_with_the_topic_filter(archive, lake, first_run):
     posts = silver_posts(lake)
     assert report["silver_rows"] == len(posts) == len(accepted)
     assert {row["tweet_id"] for row in posts.values()} == accepted
+    assert report["gold_rows"] == sum(assert_gold_equals_silver(lake).values()) > 0
     assert posts[P[0]["data"]["id"]]["text"] == P[0]["data"]["text"]
     assert "published" in result.stderr and "worker: read" in result.stderr
     assert not list(lake.glob("_backfill/*")), "the run's staging folder is removed"
@@ -259,6 +261,7 @@ def test_backfill_without_filter_into_the_same_lake_keeps_the_earlier_rows(archi
     posts = silver_posts(lake)
     assert {row["tweet_id"] for row in posts.values()} == accepted
     assert report["silver_rows"] == len(posts) - len(silver_before) == len(accepted - set(before[0])) > 0
+    assert report["gold_rows"] == sum(assert_gold_equals_silver(lake).values())
     assert all(posts[key]["refined_at"] == row["refined_at"] for key, row in silver_before.items())
 
 
@@ -322,6 +325,7 @@ def test_backfill_of_the_seed_file(tmp_path):
     result, report = backfill(str(SEED_FILE), "--lake-root", str(tmp_path / "lake"), "--no-silver", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     assert report["silver_rows"] is None and not (tmp_path / "lake" / "silver").exists()
+    assert report["gold_rows"] is None and not (tmp_path / "lake" / "gold").exists()
     assert_adds_up(report)
     assert report["read"] == 1000 and report["rejected"] == 0
     counts, accepted = predicted([SEED_FILE], "topics")

@@ -103,7 +103,9 @@ def test_ls_lists_zones_then_partitions_and_files_with_rows(tmp_path, capsys):
     code, out, _ = lake_cli(capsys, tmp_path, "ls")
     assert code == 0
     zone_lines = {line.split()[-1]: line.split() for line in out.splitlines()[1:]}
-    assert list(zone_lines) == ["bronze", "silver", "quarantine/dead_letter", "quarantine/typed_unreadable"]
+    assert list(zone_lines) == ["bronze", "silver", "quarantine/dead_letter", "quarantine/typed_unreadable",
+                                "gold/topic_hourly", "gold/hashtags_hourly", "gold/entities_hourly",
+                                "gold/domains_hourly"]
     assert zone_lines["bronze"][:2] == ["2", "3"] and zone_lines["bronze"][-2] == "21"
     assert zone_lines["silver"][:2] == ["0", "0"] and zone_lines["silver"][-2] == "0"
     assert zone_lines["quarantine/dead_letter"][:2] == ["1", "1"] and zone_lines["quarantine/dead_letter"][-2] == "3"

@@ -1,0 +1,169 @@
+"""A lake whose silver and gold the real jobs wrote from bronze with repeats, an edited post that
+moves to the next hour, and a late hour a month back; and gold's counts computed again straight
+from silver with DuckDB, to hold gold to."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+
+from app.settings import Settings
+from datalake.layout import GOLD_COLUMNS, GOLD_DOMAINS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_HASHTAGS_HOURLY, \
+    GOLD_TOPIC_HOURLY, Zone
+from tests.bronze_files import edited, tweet, write_bronze
+from tests.processes import start_sink, wait_until
+
+START = datetime(2024, 5, 1, 7, 5, tzinfo=timezone.utc)
+LATE = datetime(2024, 4, 1, 12, 10, tzinfo=timezone.utc)
+TEXTS = (
+    "Fine-tuning a PyTorch model with OpenAI embeddings for machine learning",
+    "Big data pipelines on Apache Spark and Kafka, a data engineering talk",
+    "Deep learning with TensorFlow at Google DeepMind: new neural network results",
+    "Data science notebook: pandas and scikit-learn for a regression model",
+)
+HASHTAGS = (["MachineLearning", "AI"], ["BigData"], ["DeepLearning", "AI"], ["DataScience"])
+DOMAINS = ("arxiv.org", "github.com", "huggingface.co", "kaggle.com")
+
+
+def post(moment: datetime, n: int, author: int) -> dict:
+    kind = n % 5
+    return tweet(moment, f"{TEXTS[n % 4]} (part {n})", sequence=n % 4000, hashtags=HASHTAGS[n % 4],
+                 urls=[f"https://{DOMAINS[n % 4]}/item/{n}"], author_id=str(1000 + author),
+                 author_username=f"author{author}", is_retweet=kind == 1, is_quote=kind == 2, is_reply=kind == 3)
+
+
+def first_rows() -> list[dict]:
+    """Three hours of posts; a post edited across the hour (07:58, then 08:03)."""
+    rows = [post(START + timedelta(minutes=3 * n), n, author=n % 7) for n in range(60)]
+    crossing = edited(datetime(2024, 5, 1, 7, 58, tzinfo=timezone.utc),
+                      ["Machine learning on Spark, first draft", "Machine learning on Apache Spark, edited"])
+    return rows + crossing
+
+
+def late_batches(first: list[dict]) -> list[list[dict]]:
+    """Bronze batches of one file each: a backfilled hour a month back (in two), more posts in an
+    hour gold already has, and repeats."""
+    late = [post(LATE + timedelta(minutes=n), 100 + n, author=n % 3) for n in range(12)]
+    more = [post(START + timedelta(minutes=1, seconds=n), 200 + n, author=9) for n in range(6)]
+    return [late[:6], late[6:], more, first[:4]]
+
+
+def run_job(settings: Settings, workdir: Path, job: str, name: str | None = None, timeout: float = 240) -> str:
+    """A Spark job (silver, gold) with the available-now trigger, to its end; its log."""
+    with start_sink(settings, workdir, "--available-now", job=job, name=name or job) as process:
+        wait_until(lambda: not process.alive(), timeout, f"the {job} job to finish")
+        assert process.popen.returncode == 0, process.log_tail()
+        return process.log_text()
+
+
+def lake_settings(lake: Path) -> Settings:
+    return Settings(_env_file=None, lake_root=str(lake), silver_trigger_seconds=1.0, gold_trigger_seconds=1.0,
+                    gold_max_files_per_trigger=1, spark_metrics_port=0)
+
+
+# --- gold again, from silver, without Spark ------------------------------------------------------
+
+HIVE = "hive_partitioning = true, hive_types = {'dt': 'VARCHAR', 'hour': 'VARCHAR'}"
+
+
+def silver_view(lake: Path) -> duckdb.DuckDBPyConnection:
+    db = duckdb.connect()
+    db.execute(f"CREATE VIEW silver AS SELECT * FROM read_parquet('{lake}/silver/**/*.parquet', {HIVE})")
+    return db
+
+
+def expected_gold(lake: Path) -> dict[Zone, set[tuple]]:
+    """Each gold table's rows as silver says they must be: (dt, hour, group..., counts...)."""
+    db = silver_view(lake)
+    flags = "coalesce(is_retweet, false) OR coalesce(is_quote, false) OR coalesce(is_reply, false)"
+    queries = {
+        GOLD_TOPIC_HOURLY: f"""
+            SELECT dt, hour, topic, count(DISTINCT edit_root_id),
+                   count(DISTINCT edit_root_id) FILTER (WHERE NOT ({flags})),
+                   count(DISTINCT edit_root_id) FILTER (WHERE is_retweet),
+                   count(DISTINCT edit_root_id) FILTER (WHERE is_quote),
+                   count(DISTINCT edit_root_id) FILTER (WHERE is_reply),
+                   count(DISTINCT author_id)
+            FROM (SELECT *, unnest(topics) AS topic FROM silver) GROUP BY ALL""",
+        GOLD_HASHTAGS_HOURLY: """SELECT dt, hour, hashtag, count(DISTINCT edit_root_id)
+            FROM (SELECT *, unnest(hashtags) AS hashtag FROM silver) GROUP BY ALL""",
+        GOLD_ENTITIES_HOURLY: """SELECT dt, hour, e.text, e.label, count(DISTINCT edit_root_id)
+            FROM (SELECT *, unnest(entities) AS e FROM silver) GROUP BY ALL""",
+        GOLD_DOMAINS_HOURLY: """SELECT dt, hour, domain, count(DISTINCT edit_root_id)
+            FROM (SELECT *, unnest(domains) AS domain FROM silver) GROUP BY ALL""",
+    }
+    return {table: set(db.execute(sql).fetchall()) for table, sql in queries.items()}
+
+
+def gold_rows(lake: Path, table: Zone) -> list[tuple]:
+    """A gold table's rows as (dt, hour, group..., counts...), as a plain reader sees them."""
+    groups, counts = GOLD_COLUMNS[table]
+    columns = ", ".join(("dt", "hour") + groups + counts)
+    return duckdb.connect().execute(
+        f"SELECT {columns} FROM read_parquet('{lake}/{table.path}/**/*.parquet', {HIVE})").fetchall()
+
+
+def assert_gold_equals_silver(lake: Path) -> dict[Zone, int]:
+    """Every gold count equals the count from silver, no gold key twice; rows per table."""
+    expected = expected_gold(lake)
+    sizes = {}
+    for table, rows in expected.items():
+        actual = gold_rows(lake, table)
+        keys = [row[: 2 + len(GOLD_COLUMNS[table][0])] for row in actual]
+        assert len(keys) == len(set(keys)), f"{table}: a key is in gold twice"
+        assert set(actual) == rows, f"{table}: gold {sorted(set(actual) ^ rows)[:5]} differ from silver"
+        sizes[table] = len(actual)
+    return sizes
+
+
+def kill_inside_a_journal(job, lake: Path, zone: str, timeout: float) -> bool:
+    """SIGKILL the job the moment a batch has both its journal (manifest) and its staging folder:
+    its files are being moved in and replaced. False if that was not seen in time."""
+    staging, manifests = lake / "_staging" / zone, lake / "_manifests" / zone
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for batch in staging.glob("batch=*") if staging.exists() else ():
+            if (manifests / f"{int(batch.name.split('=')[1]):012d}.json").exists():
+                job.kill()
+                return True
+        time.sleep(0.002)
+    return False
+
+
+@dataclass
+class GoldLake:
+    """The lake, the jobs' logs (rebuild, killed run, restart) and whether the kill came inside a journal."""
+
+    root: Path
+    logs: dict[str, str]
+    killed_inside_journal: bool
+
+
+def build_gold_lake(workdir: Path) -> GoldLake:
+    """Bronze with repeats -> silver -> gold (a rebuild); then late rows in single-file bronze
+    batches -> silver -> gold run live with one silver journal per batch, SIGKILLed inside one of
+    its journals -> gold again, which must finish that journal."""
+    lake = workdir / "lake"
+    settings = lake_settings(lake)
+    rows = first_rows()
+    write_bronze(lake, 0, rows)
+    write_bronze(lake, 1, rows[:20] + rows[-1:])  # repeats, the edit among them
+    logs = {"silver-0": run_job(settings, workdir, "silver", "silver-0"),
+            "gold-0": run_job(settings, workdir, "gold", "gold-0")}
+    for batch, rows_of_batch in enumerate(late_batches(rows), start=2):
+        write_bronze(lake, batch, rows_of_batch)
+    logs["silver-1"] = run_job(settings.model_copy(update={"silver_max_files_per_trigger": 1}), workdir, "silver",
+                               "silver-1")
+    gold = start_sink(settings, workdir, job="gold", name="gold-1")
+    try:
+        wait_until(lambda: "gold running" in gold.log_text(), 180, "the gold job to start", (gold,))
+        inside = kill_inside_a_journal(gold, lake, "gold", timeout=120)
+    finally:
+        gold.kill()
+        gold.stop()
+    logs["gold-1"] = (workdir / "gold-1.log").read_text()
+    logs["gold-2"] = run_job(settings, workdir, "gold", "gold-2")
+    return GoldLake(lake, logs, inside)

@@ -1,0 +1,26 @@
+"""The gold job on a real lake: every gold count equals the count straight from silver, after a
+rebuild, late hours, repeats, an edit that moves a post to the next hour, and a SIGKILL inside a
+gold batch's journal followed by a restart."""
+from __future__ import annotations
+
+import pytest
+
+from datalake.layout import GOLD_TABLES, GOLD_TOPIC_HOURLY
+from tests.gold_lake import assert_gold_equals_silver, gold_rows
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(900)
+def test_gold_equals_silver_after_late_hours_repeats_and_a_kill(gold_lake):
+    logs = gold_lake.logs
+    assert "(rebuild)" in logs["gold-0"], logs["gold-0"][-2000:]
+    assert gold_lake.killed_inside_journal, "the gold job was never caught between a journal and its end"
+    assert "is a replay: finishing its journal" in logs["gold-2"]
+    assert "(rebuild)" not in logs["gold-1"] + logs["gold-2"], "a later batch rebuilt gold instead of its hours"
+
+    sizes = assert_gold_equals_silver(gold_lake.root)
+    assert all(sizes[table] > 0 for table in GOLD_TABLES), sizes
+    topic_hours = {(dt, hour) for dt, hour, *_ in gold_rows(gold_lake.root, GOLD_TOPIC_HOURLY)}
+    assert ("2024-04-01", "12") in topic_hours, "the late hour is not in gold"
+    assert {("2024-05-01", "07"), ("2024-05-01", "08"), ("2024-05-01", "09"), ("2024-05-01", "10")} <= topic_hours
