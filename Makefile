@@ -10,7 +10,7 @@ export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help venv jars hdfs run test test-fast backfill lake-stats bench bench-soak clean
+.PHONY: help venv jars chromium hdfs run test test-fast backfill lake-stats bench bench-soak clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,10 +33,13 @@ jars: $(JARS_STAMP) ## fetch the pinned Kafka, Spark-Kafka and Hadoop jars from 
 hdfs: $(STAMP) $(JARS_STAMP) ## single-node HDFS on 127.0.0.1 (RPC :9000, WebHDFS :9870, data in .hdfs/; Ctrl-C stops)
 	$(BIN)/python -m app.hdfs
 
-run: $(STAMP) $(JARS_STAMP) ## run Kafka + Faust worker + Spark sink on the embedded default (Ctrl-C stops)
+run: $(STAMP) $(JARS_STAMP) ## run Kafka, the Faust worker, the bronze/silver/gold Spark jobs and the dashboard (:8050) on the embedded default (Ctrl-C stops)
 	$(BIN)/honcho start -f Procfile
 
-test: $(STAMP) $(JARS_STAMP) ## run the whole test suite (what .ci/run calls)
+chromium: ## Debian's chromium for the dashboard's browser test (apt-get install, if missing)
+	command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }
+
+test: $(STAMP) $(JARS_STAMP) chromium ## run the whole test suite (what .ci/run calls)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) ## run the tests that start no process

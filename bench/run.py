@@ -27,9 +27,10 @@ from bench.harness import Bench, BenchConfig
 from bench.monitor import SystemLoad, TreeMonitor, machine_info
 from bench.report import render
 
-STAGES = ("raw_broker", "seed_pattern", "ingest", "normalize", "sink", "e2e", "silver", "soak")
-# The soak stage takes ~30 minutes: only when asked for.
-DEFAULT_STAGES = STAGES[:-1]
+STAGES = ("raw_broker", "seed_pattern", "ingest", "normalize", "sink", "e2e", "silver", "dashboard", "soak")
+# The soak stage takes ~30 minutes, the dashboard's about one (it builds a lake of 1M rows): only when asked for.
+OPT_IN_STAGES = ("dashboard", "soak")
+DEFAULT_STAGES = tuple(stage for stage in STAGES if stage not in OPT_IN_STAGES)
 # "No growth": under 0.5 MB a minute (5 MB over ten minutes) in the second half of the soak.
 SOAK_FLAT_MB_PER_MIN = 0.5
 STAGE_MODULES = {"e2e": "end_to_end"}
@@ -49,7 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "streaming sink: sustained rate, then latency at a fixed rate), soak (opt-in: worker + sink at "
             "--set soak_rate=500 tweets/s for --set soak_minutes=30, topics kept --set "
             "soak_retention_ms=300000, memory and broker disk sampled every 10 s, dedup window "
-            "--set soak_dedup_window_seconds=120). On 2 cores the default run (all but soak) takes about "
+            "--set soak_dedup_window_seconds=120), dashboard (opt-in: 1M silver rows and their gold, the page's "
+            "load time in headless Chromium, cold and warm, and each JSON endpoint's latency). On 2 cores the "
+            "default run (all but soak and dashboard) takes about "
             "3.5 minutes, --quick (or BENCH_QUICK=1) about 1.5."
         ),
     )
@@ -57,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action=argparse.BooleanOptionalAction, default=quick_default,
                         help="smaller sizes, about 1.5 minutes (default from BENCH_QUICK)")
     parser.add_argument("--stages", default=",".join(DEFAULT_STAGES),
-                        help=f"comma-separated subset of {', '.join(STAGES)} (default: all but soak)")
+                        help=f"comma-separated subset of {', '.join(STAGES)} (default: all but {' and '.join(OPT_IN_STAGES)})")
     parser.add_argument("--clean-tweets", action="store_true",
                         help="all tweets on topic, English and well formed (default: SyntheticTweets' realistic shares)")
     parser.add_argument("--seed", type=int, default=42, help="SyntheticTweets seed (default 42)")

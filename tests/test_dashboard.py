@@ -1,0 +1,298 @@
+"""The dashboard end to end: the real `python -m dashboard` process over a small silver + gold lake,
+driven in Debian's headless Chromium through Playwright. The page loads nothing from outside the
+app and logs no console error, its chart renders a trace per topic, its numbers are gold's, a
+topic filter shows that topic's newest relevant silver tweets, and with no worker and no Kafka
+the health panel says so. A screenshot is saved in tests/output/dashboard.png."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from app.settings import Settings
+from datalake import layout
+from datalake.layout import SILVER
+from tests.gold_lake import lake_settings, run_job
+from tests.processes import REPO, Process, settings_env, wait_until
+from pipeline.processes import free_port
+
+pytestmark = pytest.mark.integration
+
+NEWEST_HOUR = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+HOURS = 30
+TOPICS = ("ai", "machine_learning", "data_science", "big_data")
+OUTPUT = Path(__file__).resolve().parent / "output"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def chromium() -> str:
+    """Debian's chromium (`make chromium` installs it), or CHROMIUM."""
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    if not found:
+        pytest.fail("no chromium: run `make chromium` (apt-get install chromium) or set CHROMIUM")
+    return found
+
+
+def silver_file_schema() -> pa.Schema:
+    """Silver's columns as the silver job writes them (partition columns are folder names)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    from spark_sink.schema import silver_schema
+
+    schema = to_arrow_schema(silver_schema(), timezone="UTC")
+    return pa.schema([field for field in schema if field.name not in layout.PARTITION_COLUMNS])
+
+
+def silver_post(rng: random.Random, n: int, created_at: datetime, hours_before_newest: int) -> dict:
+    """A post whose topics, hashtags, domains and entities make the trends worth looking at:
+    LLM surges in the newest hour, rstats and a new domain appear in it, big data is rare lately."""
+    pool = ["ai", "ai", "machine_learning", "data_science"] + (["big_data"] * 3 if hours_before_newest > 6 else [])
+    topics = sorted(set(rng.sample(pool, rng.choice((1, 1, 2)))))
+    hashtags = [rng.choice(["AI", "MachineLearning", "DataScience", "BigData"])]
+    if hours_before_newest == 0 and rng.random() < 0.6:
+        hashtags.append("LLM")
+    elif rng.random() < 0.05:
+        hashtags.append("LLM")
+    if hours_before_newest == 0 and rng.random() < 0.3:
+        hashtags.append("rstats")
+    domains = [rng.choice(["arxiv.org", "github.com", "huggingface.co"])]
+    if hours_before_newest == 0 and rng.random() < 0.4:
+        domains = ["kaggle.com"]
+    entities = [{"text": rng.choice(["OpenAI", "Spark", "PyTorch"]), "label": rng.choice(["ORG", "PRODUCT"]),
+                 "start": 0, "end": 5}]
+    kind = rng.choice(["original"] * 5 + ["retweet", "quote", "reply"])
+    relevance = rng.random()
+    author = f"author{rng.randrange(25)}"
+    return {
+        "edit_root_id": f"{n}", "tweet_id": f"{n}", "created_at": created_at,
+        "text": f"post {n} about {' and '.join(topics)} #{' #'.join(hashtags)}", "text_clean": f"post {n}",
+        "lang": "en", "entities": entities, "hashtags": hashtags, "domains": domains, "topics": topics,
+        "relevance": relevance, "relevance_label": "relevant" if relevance >= 0.25 else "not_relevant",
+        "author_id": author.replace("author", "9"), "author_username": author,
+        "is_retweet": kind == "retweet", "is_quote": kind == "quote", "is_reply": kind == "reply",
+        "source_format": "v2", "schema_version": 1,
+    }
+
+
+@pytest.fixture(scope="module")
+def dashboard_lake(tmp_path_factory) -> Path:
+    """A lake of silver (two files per hour, 30 hours) in the silver job's layout (hive partitions
+    dt=/hour=, part-*.parquet files, its batch journal), and gold written from it by the gold job."""
+    root = tmp_path_factory.mktemp("dashboard") / "lake"
+    rng = random.Random(7)
+    schema = silver_file_schema()
+    posts = []
+    batch = 0
+    for back in range(HOURS - 1, -1, -1):
+        start = NEWEST_HOUR - timedelta(hours=back)
+        count = 20 + 3 * (HOURS - back) + (40 if back == 0 else 0)
+        hour_posts = [silver_post(rng, len(posts) + i, start + timedelta(seconds=rng.randrange(3600)), back)
+                      for i in range(count)]
+        posts += hour_posts
+        folder = root / SILVER.path / layout.partition_path({"dt": start.strftime("%Y-%m-%d"), "hour": start.strftime("%H")})
+        folder.mkdir(parents=True)
+        batch += 1
+        for index, part in enumerate((hour_posts[::2], hour_posts[1::2])):
+            pq.write_table(pa.Table.from_pylist(part, schema=schema), folder / layout.published_name(batch, index))
+    # Silver's journal of these files, as the silver job leaves one per batch; the gold job follows
+    # those journals and, from a new checkpoint, rebuilds gold from every silver hour.
+    journal = {"batch_id": 0, "files": [f"file://{path}" for path in sorted((root / SILVER.path).rglob("*.parquet"))],
+               "replaces": []}
+    (root / "_manifests" / "silver").mkdir(parents=True)
+    (root / "_manifests" / "silver" / "000000000000.json").write_text(json.dumps(journal))
+    run_job(lake_settings(root), root.parent, "gold")
+    (root / "quarantine" / "dead_letter" / "_checked").mkdir(parents=True)  # a name readers skip
+    return root
+
+
+def gold(lake: Path, zone, select: str, where: str = "true") -> list[tuple]:
+    """`select` over a gold table read by duckdb, apart from the dashboard's reading of it."""
+    path = lake / zone.path / "*" / "*" / "*.parquet"
+    return duckdb.sql(f"select {select} from read_parquet('{path}', hive_partitioning = true, "
+                      f"hive_types_autocast = false) where {where}").fetchall()
+
+
+def silver_count(lake: Path) -> int:
+    return duckdb.sql(f"select count(*) from read_parquet('{lake}/silver/*/*/*.parquet')").fetchall()[0][0]
+
+
+def within_hours(hours: int) -> str:
+    first = NEWEST_HOUR - timedelta(hours=hours - 1)
+    return f"strptime(dt || ' ' || hour, '%Y-%m-%d %H') >= TIMESTAMP '{first:%Y-%m-%d %H:%M:%S}'"
+
+
+def gold_topic_totals(lake: Path, hours: int | None) -> dict[str, int]:
+    where = within_hours(hours) if hours else "true"
+    return {topic: int(tweets) for topic, tweets in
+            gold(lake, layout.GOLD_TOPIC_HOURLY, "topic, sum(tweets)", f"{where} group by topic")}
+
+
+def newest_relevant(lake: Path, topic: str | None, limit: int = 20) -> list[str]:
+    path = lake / SILVER.path / "*" / "*" / "*.parquet"
+    where = "relevance_label = 'relevant'" + (f" and list_contains(topics, '{topic}')" if topic else "")
+    return [row[0] for row in duckdb.sql(
+        f"select tweet_id from read_parquet('{path}') where {where} "
+        f"order by created_at desc, tweet_id desc limit {limit}").fetchall()]
+
+
+@pytest.fixture(scope="module")
+def dashboard(dashboard_lake, tmp_path_factory):
+    """`python -m dashboard` on a free port over the lake, with no worker and no broker to reach."""
+    workdir = tmp_path_factory.mktemp("dashboard-process")
+    port = free_port()
+    settings = Settings(_env_file=None, lake_root=str(dashboard_lake), faust_web_port=free_port(),
+                        broker_port=free_port(), dashboard_refresh_seconds=2.0)
+    env = settings_env(settings)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "dashboard", "--port", str(port), "--lake-root", str(dashboard_lake)]
+    with Process("dashboard", command, env, workdir) as process:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: answers(f"{base}/api/topics"), 60, "the dashboard to answer", (process,))
+        yield base, process
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_the_endpoints_return_gold_and_silver_numbers(dashboard, dashboard_lake):
+    base, _ = dashboard
+    for range_name, hours in (("hour", 1), ("day", 24), ("week", 168), ("all", None)):
+        status, topics = get_json(f"{base}/api/topics?range={range_name}")
+        assert status == 200
+        assert {t["topic"]: t["tweets"] for t in topics["topics"]} == gold_topic_totals(dashboard_lake, hours)
+    assert topics["newest_hour"] == "2024-05-01T12:00:00Z"
+    assert len(topics["hour_starts"]) == HOURS
+    assert get_json(f"{base}/api/topics?range=month")[0] == 400
+
+    status, trends = get_json(f"{base}/api/trending")
+    assert status == 200 and trends["last_hour"] == "2024-05-01T12:00:00Z"
+    llm = next(t for t in trends["hashtags"] if t["hashtag"] == "LLM")
+    newest = "dt = '2024-05-01' and hour = '12'"
+    ((last,),) = gold(dashboard_lake, layout.GOLD_HASHTAGS_HOURLY, "sum(tweets)", f"{newest} and hashtag = 'LLM'")
+    ((prior,),) = gold(dashboard_lake, layout.GOLD_HASHTAGS_HOURLY, "sum(tweets)",
+                       f"not ({newest}) and {within_hours(25)} and hashtag = 'LLM'")
+    assert (llm["tweets"], llm["prior_hourly_mean"]) == (last, round(prior / 24, 3))
+    assert next(t for t in trends["hashtags"] if t["hashtag"] == "rstats")["new"] is True
+    assert {t["domain"] for t in trends["domains"]} >= {"kaggle.com"}
+
+    status, tweets = get_json(f"{base}/api/tweets?topic=big_data&limit=5")
+    assert status == 200 and [t["tweet_id"] for t in tweets["tweets"]] == newest_relevant(dashboard_lake, "big_data", 5)
+
+    status, health = get_json(f"{base}/api/health")
+    assert status == 200 and health["worker"]["reachable"] is False
+    zones = {zone["zone"]: zone for zone in health["zones"]}
+    assert zones["silver"]["rows"] == silver_count(dashboard_lake)
+    assert zones["gold/topic_hourly"]["rows"] == gold(dashboard_lake, layout.GOLD_TOPIC_HOURLY, "count(*)")[0][0]
+    assert zones["silver"]["newest_partition"] == "dt=2024-05-01/hour=12"
+    assert health["consumer_lag"]["worker"]["available"] is False
+    assert health["quarantine"] == {"rows": 0, "files": 0}
+
+
+def test_the_page_in_chromium(dashboard, dashboard_lake):
+    from playwright.sync_api import expect, sync_playwright
+
+    base, process = dashboard
+    problems: list[str] = []
+    outside: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")
+                    if message.type == "error" else None)
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}")
+                    if request.url.startswith(base) else None)
+
+            def only_the_app(route):
+                if route.request.url.startswith(base):
+                    route.continue_()
+                else:
+                    outside.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", only_the_app)
+            page.goto(base + "/")
+
+            traces = page.locator("#topics-chart .scatterlayer .trace")
+            expect(traces).to_have_count(len(TOPICS), timeout=20_000)
+            assert page.locator("#topics-chart svg.main-svg").count() >= 1
+            assert page.locator("#topics-chart .scatterlayer .trace path.js-line").count() == len(TOPICS)
+
+            day = gold_topic_totals(dashboard_lake, 24)
+            expect(page.locator("#topic-totals tr[data-topic]")).to_have_count(len(day))
+            assert shown_totals(page) == day
+            page.locator("#range label", has_text="All").click()
+            everything = gold_topic_totals(dashboard_lake, None)
+            wait_until(lambda: shown_totals(page) == everything, 10, "the totals of all of gold", (process,))
+
+            hashtags = page.locator("#trending-hashtags tbody tr")
+            expect(hashtags.first).to_be_visible()
+            shown = {row.locator("td.hashtag").inner_text(): row.locator("td.tweets").inner_text()
+                     for row in hashtags.all()}
+            newest = gold(dashboard_lake, layout.GOLD_HASHTAGS_HOURLY, "hashtag, tweets", "dt = '2024-05-01' and hour = '12'")
+            assert shown == {tag: f"{n:,}" for tag, n in newest}
+            assert page.locator("#trending-hashtags td.growth", has_text="new").count() >= 1
+
+            expect(page.locator("#worker-status")).to_contain_text("worker not reachable")
+            expect(page.locator("#lag-worker")).to_contain_text("unavailable")
+            expect(page.locator('#zones tr[data-zone="silver"] td.rows')).to_have_text(f"{silver_count(dashboard_lake):,}")
+            expect(page.locator("#quarantine-rows")).to_have_text("0")
+
+            expect(page.locator("#tweets li.tweet")).to_have_count(20)
+            assert shown_tweets(page) == newest_relevant(dashboard_lake, None)
+            page.locator("#topic-filter label", has_text="Big Data").click()
+            big_data = newest_relevant(dashboard_lake, "big_data")
+            assert big_data != newest_relevant(dashboard_lake, None)
+            wait_until(lambda: shown_tweets(page) == big_data, 10, "the newest big data tweets", (process,))
+            assert all("big_data" in topics.split() for topics in
+                       page.locator("#tweets li.tweet").evaluate_all("items => items.map(i => i.dataset.topics)"))
+            assert page.locator("#tweets li.tweet a").first.get_attribute("href").startswith("https://x.com/")
+
+            first_update = page.locator("#updated-at").inner_text()
+            wait_until(lambda: page.locator("#updated-at").inner_text() != first_update, 10,
+                       "the page to refresh itself", (process,))
+
+            OUTPUT.mkdir(exist_ok=True)
+            screenshot = OUTPUT / "dashboard.png"
+            page.screenshot(path=str(screenshot), full_page=True)
+            print(f"dashboard screenshot: {screenshot}")
+        finally:
+            browser.close()
+    assert outside == [], f"the page loaded from outside the app: {outside}"
+    assert problems == [], "\n".join(problems)
+
+
+def shown_totals(page) -> dict[str, int]:
+    rows = page.locator("#topic-totals tr[data-topic]").evaluate_all(
+        "rows => rows.map(r => [r.dataset.topic, r.querySelector('td.tweets').textContent])")
+    return {topic: int(text.replace(",", "")) for topic, text in rows}
+
+
+def shown_tweets(page) -> list[str]:
+    return page.locator("#tweets li.tweet").evaluate_all("items => items.map(i => i.dataset.tweetId)")
