@@ -255,7 +255,8 @@ def code_version() -> dict:
         except (OSError, subprocess.SubprocessError):
             return ""
 
-    changed = git("status", "--porcelain", "--", "agents", "app", "spark_sink", "config")
+    changed = git("status", "--porcelain", "--", "agents", "app", "spark_sink", "config", "dashboard", "datalake",
+                  "pipeline", "tweets", "bench/stages")
     return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_changes": changed.splitlines()}
 
 

@@ -525,8 +525,9 @@ def parser() -> argparse.ArgumentParser:
                           "(default: the FILTER setting)")
     cli.add_argument("--lake-root", metavar="PATH", help="the lake to write to (default: the LAKE_ROOT setting)")
     cli.add_argument("--no-silver", action="store_true",
-                     help="land bronze only and leave silver as it is (silver_rows null); the next backfill or the "
-                          "running silver job refines the new rows, e.g. after a series of backfills")
+                     help="land bronze only and leave silver and gold as they are (silver_rows, gold_rows null); the "
+                          "next backfill or the running silver and gold jobs refine the new rows, e.g. after a "
+                          "series of backfills")
     cli.add_argument("--rate", metavar="N", type=float,
                      help="publish at most N raw messages per second (default: as fast as the broker takes them)")
     return cli

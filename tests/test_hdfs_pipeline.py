@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import sys
 import time
 
 import duckdb
@@ -19,6 +18,7 @@ from kafka_io import produce
 from processes import BIN, REPO, settings_env, start_sink, wait_until
 from datalake.files import Lake, LakeError
 from datalake.fs import lake_fs_for
+from datalake.layout import GOLD_TABLES, GOLD_TOPIC_HOURLY
 from test_backfill import assert_adds_up, backfill
 from test_pipeline import accepted_rows, clean_tweets
 
@@ -133,6 +133,10 @@ def test_backfill_onto_hdfs_prints_the_same_summary(hdfs, hdfs_dir, tmp_path):
     silver = zone_table(settings, "silver", ("edit_root_id",))  # refined on HDFS too, read back through WebHDFS
     assert report["silver_rows"] == silver.num_rows == len(set(silver.column("edit_root_id").to_pylist())) \
         == report["accepted"]
+    gold = {table: zone_table(settings, table.path, ("tweets",)) for table in GOLD_TABLES}  # gold, on HDFS too
+    assert gold[GOLD_TOPIC_HOURLY] is not None
+    assert report["gold_rows"] == sum(rows.num_rows for rows in gold.values() if rows is not None)
+    assert sum(gold[GOLD_TOPIC_HOURLY].column("tweets").to_pylist()) >= report["accepted"]
     listing = subprocess.run([str(REPO / "bin" / "hdfs"), "dfs", "-ls", "-R", f"{lake_root}/bronze"],
                              env=settings_env(settings), capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0 and ".parquet" in listing.stdout, listing.stderr

@@ -5,11 +5,13 @@ shows its chart, numbers, tweets and health: the first load after the start (ser
 cold), a reload (both warm), and a new browser on the warm server. Then each JSON endpoint's
 latency, first call and median of the next ones.
 
-Gold comes from `build_gold` (DuckDB over silver, the gold tables' columns), until the gold job
-(spark_sink/gold.py) replaces it.
+Gold comes from the gold job (spark_sink/gold.py), which the stage times too: its rebuild of the
+whole week from a new checkpoint, then one hour recomputed after one more silver file.
 """
 from __future__ import annotations
 
+import json
+import re
 import statistics
 import time
 import urllib.request
@@ -24,7 +26,7 @@ import pyarrow.parquet as pq
 from bench.harness import Bench, wait_for
 from bench.monitor import TreeMonitor
 from datalake import layout
-from datalake.layout import GOLD_DOMAINS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_HASHTAGS_HOURLY, GOLD_TOPIC_HOURLY, SILVER
+from datalake.layout import SILVER
 from pipeline.processes import free_port
 
 ROWS = 1_000_000
@@ -42,6 +44,8 @@ DOMAINS = np.array(["arxiv.org", "github.com", "huggingface.co", "medium.com", "
 ENTITIES = [("OpenAI", "ML_ORG"), ("PyTorch", "ML_FRAMEWORK"), ("Spark", "ML_FRAMEWORK"), ("GPT-4", "ML_MODEL"),
             ("Google", "ORG"), ("Yann LeCun", "ML_PERSON"), ("Python", "PRODUCT")] + [(f"Org{n}", "ORG") for n in range(100)]
 ENDPOINT_CALLS = 5
+# Rows of the silver file added to the newest hour before gold recomputes that hour alone.
+ONE_HOUR_ROWS = 2_000
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
@@ -54,7 +58,7 @@ def run(bench: Bench) -> dict:
     files = build_silver(lake, rows)
     silver_s = time.monotonic() - began
     began = time.monotonic()
-    build_gold(lake)
+    gold_times = build_gold(bench, settings, lake)
     gold_s = time.monotonic() - began
     gold_rows = {zone.path: duckdb.sql(f"select count(*) from read_parquet('{lake / zone.path}/*/*/*.parquet')").fetchall()[0][0]
                  for zone in layout.GOLD_TABLES}
@@ -68,19 +72,20 @@ def run(bench: Bench) -> dict:
         wait_for(lambda: _answers(f"{base}/_dash-layout"), 120, "the dashboard to answer", (dashboard,), interval=0.05)
         start_s = time.monotonic() - started
         with TreeMonitor(dashboard.popen.pid) as monitor:
-            loads = page_loads(base, rows)
+            loads = page_loads(base, rows + ONE_HOUR_ROWS)
             latencies = endpoint_latencies(base)
         rss = monitor.peak_rss_mb()
     finally:
         bench.stop(dashboard)
     bench.delete_stage_topics(settings)
     return {
-        "silver_rows": rows,
+        "silver_rows": rows + ONE_HOUR_ROWS,
         "silver_files": files,
         "silver_hours": HOURS,
         "gold_rows": gold_rows,
         "build_silver_s": round(silver_s, 1),
         "build_gold_s": round(gold_s, 1),
+        **gold_times,
         "dashboard_start_s": round(start_s, 2),
         **loads,
         "endpoint_ms": latencies,
@@ -227,37 +232,41 @@ def string_lists(rng: np.random.Generator, pool: np.ndarray, count: int, weights
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(drawn[keep]))
 
 
-def build_gold(lake_root: Path | str) -> None:
-    """The four gold tables of silver, hour by hour (DuckDB, standing in for spark_sink/gold.py):
-    a post counts once per topic, hashtag, entity and domain it has."""
-    lake = Path(lake_root)
-    silver = (f"read_parquet('{lake / SILVER.path}/*/*/*.parquet', hive_partitioning = true, "
-              "hive_types_autocast = false)")
-    queries = {
-        GOLD_TOPIC_HOURLY: f"""
-            select dt, hour, topic, count(*) as tweets,
-                   count(*) filter (where not (is_retweet or is_quote or is_reply)) as originals,
-                   count(*) filter (where is_retweet) as retweets,
-                   count(*) filter (where is_quote and not is_retweet) as quotes,
-                   count(*) filter (where is_reply and not (is_retweet or is_quote)) as replies,
-                   count(distinct author_id) as authors
-            from (select dt, hour, unnest(list_distinct(topics)) as topic, is_retweet, is_quote, is_reply, author_id
-                  from {silver})
-            group by all""",
-        GOLD_HASHTAGS_HOURLY: f"""select dt, hour, hashtag, count(*) as tweets
-            from (select dt, hour, unnest(list_distinct(hashtags)) as hashtag from {silver}) group by all""",
-        GOLD_ENTITIES_HOURLY: f"""select dt, hour, entity, label, count(*) as tweets
-            from (select distinct edit_root_id, dt, hour, e.text as entity, e.label as label
-                  from (select edit_root_id, dt, hour, unnest(entities) as e from {silver})) group by all""",
-        GOLD_DOMAINS_HOURLY: f"""select dt, hour, domain, count(*) as tweets
-            from (select dt, hour, unnest(list_distinct(domains)) as domain from {silver}) group by all""",
-    }
-    for zone, query in queries.items():
-        groups, counts = layout.GOLD_COLUMNS[zone]
-        columns = ", ".join([*groups, *(f"{c}::bigint as {c}" for c in counts), "dt", "hour"])
-        (lake / zone.path).parent.mkdir(parents=True, exist_ok=True)
-        duckdb.sql(f"copy (select {columns} from ({query})) to '{lake / zone.path}' "
-                   "(format parquet, partition_by (dt, hour), filename_pattern 'part-{i}', overwrite_or_ignore)")
+def build_gold(bench: Bench, settings, lake: Path) -> dict:
+    """Gold by the gold job (spark_sink/gold.py) over this silver: silver's batch journal naming
+    its files, as the silver job leaves one, then the job from a new checkpoint (a rebuild of
+    every hour), with the available-now trigger. Then one more silver file in the newest hour and
+    its journal, as a live silver batch leaves them, and the job again: one hour recomputed.
+    The wall time of each run (with the JVM's start-up) and of its micro-batch."""
+    silver = lake / SILVER.path
+    write_silver_journal(lake, 0, sorted(silver.rglob("*.parquet")))
+    rebuild = run_gold(bench, settings, "gold-rebuild")
+    newest = silver / layout.partition_path({"dt": f"{NEWEST_HOUR:%Y-%m-%d}", "hour": f"{NEWEST_HOUR:%H}"})
+    extra = newest / layout.published_name(1, 0)
+    pq.write_table(silver_hour(np.random.default_rng(7), silver_file_schema(), NEWEST_HOUR, ONE_HOUR_ROWS, 10**9), extra)
+    write_silver_journal(lake, 1, [extra])
+    one_hour = run_gold(bench, settings, "gold-one-hour")
+    return {"gold_rebuild_s": rebuild[0], "gold_rebuild_batch_s": rebuild[1],
+            "gold_one_hour_s": one_hour[0], "gold_one_hour_batch_s": one_hour[1]}
+
+
+def write_silver_journal(lake: Path, batch_id: int, files: list[Path]) -> None:
+    folder = lake / "_manifests" / SILVER.path
+    folder.mkdir(parents=True, exist_ok=True)
+    journal = {"batch_id": batch_id, "files": [f"file://{path}" for path in files], "replaces": []}
+    (folder / f"{batch_id:012d}.json").write_text(json.dumps(journal))
+
+
+def run_gold(bench: Bench, settings, name: str) -> tuple[float, float | None]:
+    began = time.monotonic()
+    gold = bench.start_python(settings, name, "-m", "spark_sink.submit", "gold", "--available-now")
+    wait_for(lambda: not gold.alive(), 1200, f"the gold job ({name}) to finish", interval=0.5)
+    wall = time.monotonic() - began
+    if gold.popen.returncode != 0:
+        raise RuntimeError(f"the gold job failed:\n{gold.log_tail()}")
+    batch = re.search(r"gold: batch \d+ read \d+ rows in ([\d.]+) s", gold.log_text())
+    bench.stop(gold)
+    return round(wall, 1), float(batch.group(1)) if batch else None
 
 
 def _answers(url: str) -> bool:
