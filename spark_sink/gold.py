@@ -33,11 +33,10 @@ from app.settings import Settings
 from datalake import layout
 from datalake.layout import GOLD, GOLD_TABLES, PARTITION_COLUMNS, SILVER, ZoneLayout
 from spark_sink.gold_rows import SILVER_READS, gold_tables
-from spark_sink.locks import JobLock, LakeBusy
-from spark_sink.metrics import start_metrics_server
-from spark_sink.publish import HadoopFiles, finalize_earlier_run, finish_journal, moves_into_zone, qualified_lake_root
+from spark_sink.lake_job import LakeBusy, LakeJob, run_lake_job
+from spark_sink.publish import HadoopFiles, finish_journal, moves_into_zone
 from spark_sink.schema import silver_schema
-from spark_sink.session import ProgressLog, await_queries, job_main, spark_session
+from spark_sink.session import job_main
 from spark_sink.submit import LAKE_BUSY
 
 log = logging.getLogger("tweetlake.gold")
@@ -170,29 +169,12 @@ class GoldWriter:
         return self.files.list_files(staging, ".parquet")
 
 
+JOB = LakeJob(GOLD, SILVER, follows=lambda lake_root: ZoneLayout(lake_root, SILVER).manifests,
+              stream=journal_stream, writer=GoldWriter, trigger_seconds=lambda settings: settings.gold_trigger_seconds)
+
+
 def run(settings: Settings, available_now: bool) -> None:
-    spark = spark_session(settings, "tweetlake-gold")
-    start_metrics_server(settings, "gold")
-    listener = ProgressLog()
-    spark.streams.addListener(listener)
-    lake_root = qualified_lake_root(settings.lake_root)
-    HadoopFiles(spark, lake_root).mkdirs(ZoneLayout(lake_root, SILVER).manifests)
-    lock = JobLock(spark, lake_root, GOLD.query)
-    lock.acquire()
-    checkpoint = f"{layout.checkpoints(settings.lake_root, settings.checkpoint_root)}/{GOLD.query}"
-    if not HadoopFiles(spark, checkpoint).exists(f"{checkpoint}/offsets"):
-        # Batch 0 rebuilds gold: its files must not meet an earlier run's of the same batch ids.
-        finalize_earlier_run(spark, ZoneLayout(lake_root, GOLD))
-    writer = (
-        journal_stream(spark, lake_root, settings).writeStream.queryName(GOLD.query)
-        .foreachBatch(GoldWriter(spark, lake_root))
-        .option("checkpointLocation", checkpoint)
-    )
-    trigger = {"availableNow": True} if available_now else {"processingTime": f"{settings.gold_trigger_seconds} seconds"}
-    query = writer.trigger(**trigger).start()
-    log.info("gold running: %s/%s -> %s/%s (trigger %s)", lake_root, SILVER, lake_root, GOLD,
-             "available-now" if available_now else f"{settings.gold_trigger_seconds}s")
-    await_queries(spark, [query], listener, on_end=lock.release)
+    run_lake_job(JOB, settings, available_now)
 
 
 def main(argv: list[str] | None = None) -> int:

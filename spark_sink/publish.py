@@ -126,7 +126,9 @@ def finalize_earlier_run(spark, layout: ZoneLayout) -> int:
         if PUBLISHED_NAME.fullmatch(name):
             files.move(path, f"{folder}/{next(names)}")
             renamed += 1
-    files.delete(layout.manifests, recursive=True)
+    # The manifests go, their folder stays: another job may follow it (gold follows silver's).
+    for manifest in files.list_dir(layout.manifests):
+        files.delete(manifest)
     if renamed:
         log.warning("%s: new checkpoint; %d file(s) of an earlier run renamed to final names", layout.zone, renamed)
     return renamed

@@ -35,16 +35,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from app.settings import Settings
-from datalake import layout
 from datalake.layout import BRONZE, PARTITION_COLUMNS, SILVER, ZoneLayout
 from spark_sink.publish import (
-    HadoopFiles, finalize_earlier_run, finish_journal, moves_into_zone, qualified_lake_root, stage_batch,
+    HadoopFiles, finish_journal, moves_into_zone, stage_batch,
 )
 from spark_sink.schema import bronze_schema, silver_schema
 from spark_sink.submit import LAKE_BUSY
-from spark_sink.locks import JobLock, LakeBusy
-from spark_sink.metrics import start_metrics_server
-from spark_sink.session import ProgressLog, await_queries, job_main, spark_session
+from spark_sink.lake_job import LakeBusy, LakeJob, run_lake_job
+from spark_sink.session import job_main
 from spark_sink.silver_rows import (
     INSERT, NOTHING, REPLACE, RESOURCE, decide, enriched_rows, enrichment_input, existing_keys, newest_versions,
 )
@@ -142,28 +140,12 @@ class SilverWriter:
         finish_journal(self.files, self.zone, journal, self.keep_manifests)
 
 
+JOB = LakeJob(SILVER, BRONZE, follows=lambda lake_root: f"{lake_root}/{BRONZE.path}", stream=bronze_stream,
+              writer=SilverWriter, trigger_seconds=lambda settings: settings.silver_trigger_seconds)
+
+
 def run(settings: Settings, available_now: bool) -> None:
-    spark = spark_session(settings, "tweetlake-silver")
-    start_metrics_server(settings, "silver")
-    listener = ProgressLog()
-    spark.streams.addListener(listener)
-    lake_root = qualified_lake_root(settings.lake_root)
-    HadoopFiles(spark, lake_root).mkdirs(f"{lake_root}/{BRONZE.path}")
-    lock = JobLock(spark, lake_root, SILVER.query)
-    lock.acquire()
-    checkpoint = f"{layout.checkpoints(settings.lake_root, settings.checkpoint_root)}/{SILVER.query}"
-    if not HadoopFiles(spark, checkpoint).exists(f"{checkpoint}/offsets"):
-        finalize_earlier_run(spark, ZoneLayout(lake_root, SILVER))
-    writer = (
-        bronze_stream(spark, lake_root, settings).writeStream.queryName(SILVER.query)
-        .foreachBatch(SilverWriter(spark, lake_root))
-        .option("checkpointLocation", checkpoint)
-    )
-    trigger = {"availableNow": True} if available_now else {"processingTime": f"{settings.silver_trigger_seconds} seconds"}
-    query = writer.trigger(**trigger).start()
-    log.info("silver running: %s/%s -> %s/%s (trigger %s)", lake_root, BRONZE, lake_root, SILVER,
-             "available-now" if available_now else f"{settings.silver_trigger_seconds}s")
-    await_queries(spark, [query], listener, on_end=lock.release)
+    run_lake_job(JOB, settings, available_now)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,6 @@ moves to the next hour, and a late hour a month back; and gold's counts computed
 from silver with DuckDB, to hold gold to."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +13,7 @@ from app.settings import Settings
 from datalake.layout import GOLD_COLUMNS, GOLD_DOMAINS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_HASHTAGS_HOURLY, \
     GOLD_TOPIC_HOURLY, Zone
 from tests.bronze_files import edited, tweet, write_bronze
-from tests.processes import start_sink, wait_until
+from tests.processes import kill_inside_a_journal, start_sink, wait_until
 
 START = datetime(2024, 5, 1, 7, 5, tzinfo=timezone.utc)
 LATE = datetime(2024, 4, 1, 12, 10, tzinfo=timezone.utc)
@@ -119,20 +118,6 @@ def assert_gold_equals_silver(lake: Path) -> dict[Zone, int]:
     return sizes
 
 
-def kill_inside_a_journal(job, lake: Path, zone: str, timeout: float) -> bool:
-    """SIGKILL the job the moment a batch has both its journal (manifest) and its staging folder:
-    its files are being moved in and replaced. False if that was not seen in time."""
-    staging, manifests = lake / "_staging" / zone, lake / "_manifests" / zone
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for batch in staging.glob("batch=*") if staging.exists() else ():
-            if (manifests / f"{int(batch.name.split('=')[1]):012d}.json").exists():
-                job.kill()
-                return True
-        time.sleep(0.002)
-    return False
-
-
 @dataclass
 class GoldLake:
     """The lake, the jobs' logs (rebuild, killed run, restart) and whether the kill came inside a journal."""
@@ -143,24 +128,26 @@ class GoldLake:
 
 
 def build_gold_lake(workdir: Path) -> GoldLake:
-    """Bronze with repeats -> silver -> gold (a rebuild); then late rows in single-file bronze
-    batches -> silver -> gold run live with one silver journal per batch, SIGKILLed inside one of
-    its journals -> gold again, which must finish that journal."""
+    """Bronze with repeats -> silver; the gold job started live: its batch 0 rebuilds gold. Then late
+    rows in single-file bronze batches -> silver, one journal per batch; the live gold job, one
+    journal a batch, SIGKILLed inside one of its own journals -> gold again, which must finish it."""
     lake = workdir / "lake"
     settings = lake_settings(lake)
     rows = first_rows()
     write_bronze(lake, 0, rows)
     write_bronze(lake, 1, rows[:20] + rows[-1:])  # repeats, the edit among them
-    logs = {"silver-0": run_job(settings, workdir, "silver", "silver-0"),
-            "gold-0": run_job(settings, workdir, "gold", "gold-0")}
-    for batch, rows_of_batch in enumerate(late_batches(rows), start=2):
-        write_bronze(lake, batch, rows_of_batch)
-    logs["silver-1"] = run_job(settings.model_copy(update={"silver_max_files_per_trigger": 1}), workdir, "silver",
-                               "silver-1")
+    logs = {"silver-0": run_job(settings, workdir, "silver", "silver-0")}
     gold = start_sink(settings, workdir, job="gold", name="gold-1")
     try:
-        wait_until(lambda: "gold running" in gold.log_text(), 180, "the gold job to start", (gold,))
-        inside = kill_inside_a_journal(gold, lake, "gold", timeout=120)
+        wait_until(lambda: "(rebuild)" in gold.log_text(), 180, "the gold job's rebuild", (gold,))
+        for batch, rows_of_batch in enumerate(late_batches(rows), start=2):
+            write_bronze(lake, batch, rows_of_batch)
+        with start_sink(settings.model_copy(update={"silver_max_files_per_trigger": 1}), workdir, "--available-now",
+                        job="silver", name="silver-1") as silver:
+            inside = kill_inside_a_journal(gold, lake, "gold", timeout=240)
+            wait_until(lambda: not silver.alive(), 240, "the silver job to finish")
+            assert silver.popen.returncode == 0, silver.log_tail()
+            logs["silver-1"] = silver.log_text()
     finally:
         gold.kill()
         gold.stop()

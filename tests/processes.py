@@ -45,3 +45,17 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, process
         time.sleep(0.5)
     logs = "\n".join(f"--- {p.name} ---\n{p.log_text()[-4000:]}" for p in processes)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
+
+
+def kill_inside_a_journal(job, lake: Path, zone: str, timeout: float) -> bool:
+    """SIGKILL the job the moment a batch has both its journal (manifest) and its staging folder:
+    its files are being moved in and replaced. False if that was not seen in time."""
+    staging, manifests = lake / "_staging" / zone, lake / "_manifests" / zone
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for batch in staging.glob("batch=*") if staging.exists() else ():
+            if (manifests / f"{int(batch.name.split('=')[1]):012d}.json").exists():
+                job.kill()
+                return True
+        time.sleep(0.002)
+    return False

@@ -53,7 +53,7 @@ def test_make_run_fills_bronze_silver_gold_and_the_dashboard_and_listens_on_loop
     env.update(
         BROKER_PORT=str(free_port()), KAFKA_CONTROLLER_PORT=str(free_port()), KAFKA_DATA_DIR=str(tmp_path / "kafka"),
         FAUST_WEB_PORT=str(free_port()), FAUST_DATA_DIR=str(tmp_path / "faust"), LAKE_ROOT=str(lake),
-        SYNTHETIC_RATE="200", SINK_TRIGGER_SECONDS="2", SILVER_TRIGGER_SECONDS="2", GOLD_TRIGGER_SECONDS="2",
+        SYNTHETIC_RATE="25", SINK_TRIGGER_SECONDS="2", SILVER_TRIGGER_SECONDS="2", GOLD_TRIGGER_SECONDS="2",
         SPARK_MASTER="local[2]", DASHBOARD_PORT=str(free_port()), SPARK_METRICS_PORT=str(free_port()),
     )
     dashboard = f"http://127.0.0.1:{env['DASHBOARD_PORT']}"

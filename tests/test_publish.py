@@ -53,6 +53,9 @@ def test_a_new_checkpoint_keeps_the_files_of_the_earlier_run(spark, tmp_path):
     publish_batch(spark.createDataFrame(rows(40), "tweet_id string, dt string, hour string"), 0, layout, ("dt", "hour"))
     # A sink started from a new checkpoint numbers its batches from 0 again.
     assert finalize_earlier_run(spark, layout) > 0
+    # The earlier run's manifests go, their folder stays: gold's stream follows silver's.
+    manifests = tmp_path / "_manifests" / "bronze"
+    assert manifests.is_dir() and not list(manifests.iterdir())
     publish_batch(spark.createDataFrame(rows(10, start=40), "tweet_id string, dt string, hour string"), 0, layout, ("dt", "hour"))
 
     assert sorted(read_ids(tmp_path / "bronze")) == sorted(f"id-{n}" for n in range(50))

@@ -17,7 +17,7 @@ import pytest
 from app.settings import Settings
 from datalake.cli import main as lake_main
 from tests.bronze_files import bronze_arrow_schema, edited, tweet, write_bronze
-from tests.processes import start_sink, wait_until
+from tests.processes import kill_inside_a_journal, start_sink, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -137,20 +137,6 @@ def bronze_writer(lake: Path, stop: threading.Event, written: list[dict]) -> Non
         time.sleep(1.0)
 
 
-def kill_inside_a_journal(silver, lake: Path, timeout: float) -> bool:
-    """SIGKILL the job the moment a batch has both its journal (manifest) and its staging folder:
-    its files are being moved in and replaced. False if that was not seen in time."""
-    staging, manifests = lake / "_staging" / "silver", lake / "_manifests" / "silver"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for batch in staging.glob("batch=*") if staging.exists() else ():
-            if (manifests / f"{int(batch.name.split('=')[1]):012d}.json").exists():
-                silver.kill()
-                return True
-        time.sleep(0.002)
-    return False
-
-
 @pytest.mark.timeout(600)
 def test_silver_sigkilled_while_bronze_grows_holds_each_post_once(settings, tmp_path, capsys):
     lake = Path(settings.lake_root)
@@ -166,7 +152,7 @@ def test_silver_sigkilled_while_bronze_grows_holds_each_post_once(settings, tmp_
             try:
                 wait_until(lambda: "silver: batch" in silver.log_text(), 180, "a silver batch", (silver,))
                 if attempt == 0:  # between a batch's journal and the end of its moves and deletes
-                    inside_journal = kill_inside_a_journal(silver, lake, timeout=60)
+                    inside_journal = kill_inside_a_journal(silver, lake, "silver", timeout=60)
                 else:  # at a random moment of a later batch
                     time.sleep(chance.uniform(0.5, 6.0))
             finally:
