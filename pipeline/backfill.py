@@ -66,11 +66,11 @@ two cores), then moves about 1,000 tweets/s end to end. Progress goes to stderr.
 stdout line is one JSON object:
 read (raw messages the worker read = published, pages split), accepted, filtered, duplicates,
 rejected (read = accepted + filtered + duplicates + rejected), bronze_rows (rows this run added
-to bronze), quarantine_rows, silver_rows (rows silver gained: after landing, the silver job
-refines bronze with the available-now trigger; null when a running `make run` holds the lake's
-silver and refines them itself, or with --no-silver), gold_rows (rows of the gold tables once the
-gold job, after silver, has recomputed the hours silver changed; null likewise), files, lines,
-seconds, tweets_per_s. Exit 0 when every accepted
+to bronze), quarantine_rows, silver_rows (rows silver gained: after landing, the silver job and
+then the gold job run with the available-now trigger, in one Spark application,
+spark_sink/refine.py; null when a running `make run` holds the lake's silver and gold and refines
+them itself, or with --no-silver), gold_rows (rows of the gold tables once gold has recomputed the
+hours silver changed; null likewise), files, lines, seconds, tweets_per_s. Exit 0 when every accepted
 tweet is in bronze and every rejected message in quarantine, 1 otherwise.
 
 KAFKA_BOOTSTRAP_SERVERS set: only publish to that Kafka's raw topic (keyed by tweet id); the
@@ -249,7 +249,7 @@ class Staged:
 def run_spark_job(settings: Settings, workdir: Path, progress: Progress, job: str = "bronze",
                   limit: float = SINK_SECONDS) -> int:
     """A Spark job (spark_sink.submit) with the available-now trigger, to its end; its exit code:
-    0, or LAKE_BUSY when another silver job holds the lake."""
+    0, or LAKE_BUSY when a running silver or gold job holds the lake."""
     started = time.monotonic()
     with start_sink(settings, workdir, "--available-now", job=job, name=job) as process:
         while process.alive():
@@ -266,33 +266,20 @@ def run_spark_job(settings: Settings, workdir: Path, progress: Progress, job: st
     return code
 
 
-def refresh_silver(settings: Settings, lake: Lake, progress: Progress) -> int | None:
-    """Bring silver up to date with bronze (the run's rows landed there); the rows silver gained,
-    or None when a running silver job (`make run`) holds the lake and refines them itself."""
+def refine(settings: Settings, lake: Lake, progress: Progress) -> tuple[int | None, int | None]:
+    """Bring silver up to date with bronze (the run's rows landed there), then gold with silver
+    (spark_sink/refine.py, one Spark application, no metrics port: a running `make run` has
+    those). The rows silver gained and gold's rows (every table); (None, None) when a running
+    silver or gold job (`make run`) holds the lake and refines them itself."""
     before = zone_rows(lake, SILVER)
-    if refine(settings, lake, progress, "silver") == LAKE_BUSY:
-        progress.show("silver: a running silver job holds the lake and refines the new bronze rows itself",
-                      permanent=True)
-        return None
-    return zone_rows(lake, SILVER) - before
-
-
-def refresh_gold(settings: Settings, lake: Lake, progress: Progress) -> int | None:
-    """Recompute the gold hours silver changed; gold's rows (every table), or None when a running
-    gold job (`make run`) holds the lake and recomputes them itself."""
-    if refine(settings, lake, progress, "gold") == LAKE_BUSY:
-        progress.show("gold: a running gold job holds the lake and recomputes the changed hours itself",
-                      permanent=True)
-        return None
-    return sum(zone_rows(lake, table) for table in GOLD_TABLES)
-
-
-def refine(settings: Settings, lake: Lake, progress: Progress, job: str) -> int:
-    """The silver or gold job on the lake, available-now, without a metrics port (a running
-    `make run` has those); its exit code."""
-    with tempfile.TemporaryDirectory(prefix=f"tweetlake-{job}-") as workdir:
-        return run_spark_job(settings.model_copy(update={"lake_root": lake.shown_root, "spark_metrics_port": 0}),
-                             Path(workdir), progress, job=job, limit=SILVER_SECONDS)
+    with tempfile.TemporaryDirectory(prefix="tweetlake-refine-") as workdir:
+        code = run_spark_job(settings.model_copy(update={"lake_root": lake.shown_root, "spark_metrics_port": 0}),
+                             Path(workdir), progress, job="refine", limit=SILVER_SECONDS)
+    if code == LAKE_BUSY:
+        progress.show("silver, gold: the running silver and gold jobs hold the lake and refine the new bronze rows "
+                      "themselves", permanent=True)
+        return None, None
+    return zone_rows(lake, SILVER) - before, sum(zone_rows(lake, table) for table in GOLD_TABLES)
 
 
 def zone_rows(lake: Lake, zone: Zone) -> int:
@@ -454,10 +441,9 @@ def run_embedded(paths: list[Path], settings: Settings, rate: float | None, prog
     with pipeline_run(archive_messages(archives, progress), settings, rate, progress) as run:
         landed = land(run.stage, run.lake, run.stamp)
     report = run_report(run, landed) | _archive_summary(archives)
-    for zone, refresh in (("silver", refresh_silver), ("gold", refresh_gold)):
-        started = time.monotonic()
-        report[f"{zone}_rows"] = refresh(settings, run.lake, progress) if silver else None
-        report["stage_seconds"][zone] = round(time.monotonic() - started, 1)
+    started = time.monotonic()
+    report["silver_rows"], report["gold_rows"] = refine(settings, run.lake, progress) if silver else (None, None)
+    report["stage_seconds"]["silver_gold"] = round(time.monotonic() - started, 1)
     return report
 
 

@@ -21,7 +21,7 @@ from datalake import layout
 from datalake.layout import Zone, ZoneLayout
 from spark_sink.metrics import start_metrics_server
 from spark_sink.publish import HadoopFiles, finalize_earlier_run, qualified_lake_root
-from spark_sink.session import ProgressLog, await_queries, spark_session
+from spark_sink.session import ProgressLog, spark_session
 
 log = logging.getLogger("tweetlake.lake_job")
 
@@ -94,14 +94,42 @@ class LakeJob:
 
 
 def run_lake_job(job: LakeJob, settings: Settings, available_now: bool) -> None:
-    spark = spark_session(settings, f"tweetlake-{job.name}")
-    start_metrics_server(settings, job.name)
+    run_lake_jobs([job], settings, available_now)
+
+
+def run_lake_jobs(jobs: list[LakeJob], settings: Settings, available_now: bool) -> None:
+    """The jobs in one Spark application, holding each one's lock. Available-now, one after the
+    other (each reads what the one before wrote: silver, then gold); live, side by side. LakeBusy
+    before anything runs when another job holds one of their locks."""
+    spark = spark_session(settings, "tweetlake-" + "-".join(job.name for job in jobs))
+    start_metrics_server(settings, jobs[0].name)
     listener = ProgressLog()
     spark.streams.addListener(listener)
     lake_root = qualified_lake_root(settings.lake_root)
+    locks: list[JobLock] = []
+    try:
+        for job in jobs:
+            locks.append(JobLock(spark, lake_root, job.name))
+            locks[-1].acquire()
+        queries = []
+        for job in jobs:
+            queries.append(start_query(spark, job, settings, lake_root, available_now))
+            if available_now:
+                queries[-1].awaitTermination()
+        for query in queries:
+            query.awaitTermination()
+    finally:
+        try:
+            for lock in locks:
+                lock.release()
+        finally:
+            # A listener still registered when the Python side goes makes the JVM print a stack trace.
+            spark.streams.removeListener(listener)
+            spark.stop()
+
+
+def start_query(spark: SparkSession, job: LakeJob, settings: Settings, lake_root: str, available_now: bool):
     HadoopFiles(spark, lake_root).mkdirs(job.follows(lake_root))
-    lock = JobLock(spark, lake_root, job.name)
-    lock.acquire()
     checkpoint = f"{layout.checkpoints(settings.lake_root, settings.checkpoint_root)}/{job.name}"
     if not HadoopFiles(spark, checkpoint).exists(f"{checkpoint}/offsets"):
         # Batch ids restart at 0: the zone's batch-named files must not meet a new run's.
@@ -117,4 +145,4 @@ def run_lake_job(job: LakeJob, settings: Settings, available_now: bool) -> None:
     logging.getLogger(f"tweetlake.{job.name}").info(
         "%s running: %s/%s -> %s/%s (trigger %s)", job.name, lake_root, job.source, lake_root, job.target,
         "available-now" if available_now else f"{every}s")
-    await_queries(spark, [query], listener, on_end=lock.release)
+    return query

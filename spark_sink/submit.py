@@ -1,10 +1,11 @@
 """The Spark jobs' spark-submit command, built in one place for `make run` (the Procfile), the
 tests, the backfill and the benchmark.
 
-    python -m spark_sink.submit [bronze|silver] [job args, e.g. --available-now]
+    python -m spark_sink.submit [bronze|silver|gold|refine] [job args, e.g. --available-now]
 
 bronze (the default): spark_sink/bronze.py, the typed topic into bronze. silver:
-spark_sink/silver.py, bronze into silver.
+spark_sink/silver.py, bronze into silver. gold: spark_sink/gold.py, silver into gold. refine:
+spark_sink/refine.py, silver then gold, available-now (the backfill's).
 
 Spark's Kafka source is not in the pyspark wheel: its connector jars (`engines/poms/spark-kafka.xml`,
 fetched by `make jars`) go on `--jars`, or SINK_SPARK_PACKAGES hands `--packages` coordinates to
@@ -22,7 +23,7 @@ from engines.jars import JarsMissing, jar_paths
 REPO = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 JOBS = {"bronze": REPO / "spark_sink/bronze.py", "silver": REPO / "spark_sink/silver.py",
-        "gold": REPO / "spark_sink/gold.py"}
+        "gold": REPO / "spark_sink/gold.py", "refine": REPO / "spark_sink/refine.py"}
 # The exit code of a job that runs once per lake (silver, gold) when another one holds the lake.
 LAKE_BUSY = 3
 
