@@ -100,6 +100,19 @@ def render(results: dict) -> str:
             f"{soak['spark_driver_rss_second_half_slope_mb_per_min']} MB/min.",
             "",
         ]
+    dashboard = stages.get("dashboard")
+    if dashboard and "error" not in dashboard:
+        lines += [
+            f"Gold and dashboard over {_num(dashboard['silver_rows'])} silver rows ({dashboard['silver_files']} files, "
+            f"{dashboard['silver_hours']} hours): the gold job's rebuild {dashboard.get('gold_rebuild_batch_s')} s "
+            f"(its micro-batch; {dashboard.get('gold_rebuild_s')} s with the JVM's start-up), one hour recomputed "
+            f"{dashboard.get('gold_one_hour_batch_s')} s in a fresh JVM; page load {dashboard['page_load_cold_s']} s "
+            f"cold, {dashboard['page_load_warm_reload_s']} s on a reload, {dashboard['page_load_new_browser_warm_server_s']} s "
+            f"in a new browser on the warm server; endpoint medians (ms): "
+            + ", ".join(f"{name} {times['p50']}" for name, times in dashboard["endpoint_ms"].items())
+            + f"; the dashboard's peak RSS {dashboard['dashboard_peak_rss_mb']} MB.",
+            "",
+        ]
     lines += [
         "| goal | target | measured | met |",
         "|---|---|---|---|",
