@@ -94,7 +94,7 @@ def spark():
 @pytest.fixture(scope="session")
 def gold_lake(tmp_path_factory):
     """One lake whose silver and gold the real jobs wrote, killed and restarted (tests/gold_lake.py),
-    shared by the gold and the dashboard tests."""
+    shared by the silver and the gold tests."""
     from tests.gold_lake import build_gold_lake
 
     return build_gold_lake(tmp_path_factory.mktemp("gold"))

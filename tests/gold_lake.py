@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
 
 from app.settings import Settings
 from datalake.layout import GOLD_COLUMNS, GOLD_DOMAINS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_HASHTAGS_HOURLY, \
@@ -48,6 +50,37 @@ def late_batches(first: list[dict]) -> list[list[dict]]:
     late = [post(LATE + timedelta(minutes=n), 100 + n, author=n % 3) for n in range(12)]
     more = [post(START + timedelta(minutes=1, seconds=n), 200 + n, author=9) for n in range(6)]
     return [late[:6], late[6:], more, first[:4]]
+
+
+SILVER_START = datetime(2024, 5, 1, 7, 40, tzinfo=timezone.utc)
+SILVER_TEXT = "Yann LeCun and Google DeepMind in Vancouver: new PyTorch results &amp; a thread 🚀 @ana https://t.co/abc"
+
+
+def silver_cases() -> dict:
+    """The posts test_silver holds silver to, each version where it arrives: `first` in the first
+    bronze batches, `second` (repeats and the other versions of edited posts) later."""
+    posts = [tweet(SILVER_START + timedelta(seconds=n), f"Fine-tuning a PyTorch model for NLP, part {n}",
+                   sequence=n % 4000, hashtags=["MachineLearning"], urls=[f"https://arxiv.org/abs/2405.{n:05d}"])
+             for n in range(30)]
+    replaced = edited(SILVER_START + timedelta(minutes=3), ["Gemini review, first take", "Gemini review, corrected"], 25)
+    older_later = edited(SILVER_START + timedelta(minutes=4), ["LLaMA notes v1", "LLaMA notes v2"], 10)
+    one_batch = edited(SILVER_START + timedelta(minutes=5), ["BERT thread v1", "BERT thread v2", "BERT thread v3"], 5)
+    original = posts[0]
+    retweet = tweet(SILVER_START + timedelta(minutes=9), f"RT @ana: {original['text']}", sequence=4001,
+                    is_retweet=True, retweeted_text=original["text"],
+                    referenced_tweets=[{"type": "retweeted", "id": original["tweet_id"]}])
+    rich = tweet(SILVER_START + timedelta(minutes=10), SILVER_TEXT, sequence=900, hashtags=["DeepLearning"],
+                 urls=["https://www.arxiv.org/abs/2405.1"])
+    lateral = tweet(SILVER_START + timedelta(minutes=10), "Grazie ai ragazzi della scuola per la festa di ieri sera",
+                    sequence=901, lang=None)
+    return {
+        "posts": posts, "replaced": replaced, "older_later": older_later, "one_batch": one_batch,
+        "retweet": retweet, "rich": rich, "lateral": lateral,
+        "first": posts + [replaced[0], older_later[1], one_batch[2], one_batch[0], retweet, rich, lateral],
+        "second": posts[:20] + [replaced[1], older_later[0], one_batch[1], retweet],
+        "keys": {row["edit_history_tweet_ids"][0] for row in posts + replaced + older_later + one_batch
+                 + [retweet, rich, lateral]},
+    }
 
 
 def run_job(settings: Settings, workdir: Path, job: str, name: str | None = None, timeout: float = 240) -> str:
@@ -120,11 +153,14 @@ def assert_gold_equals_silver(lake: Path) -> dict[Zone, int]:
 
 @dataclass
 class GoldLake:
-    """The lake, the jobs' logs (rebuild, killed run, restart) and whether the kill came inside a journal."""
+    """The lake, the jobs' logs (rebuild, killed run, restart), whether the kill came inside a
+    journal, silver's rows after its first run, and the posts of silver_cases()."""
 
     root: Path
     logs: dict[str, str]
     killed_inside_journal: bool
+    silver_after_first: list[dict]
+    cases: dict
 
 
 def build_gold_lake(workdir: Path) -> GoldLake:
@@ -134,13 +170,15 @@ def build_gold_lake(workdir: Path) -> GoldLake:
     lake = workdir / "lake"
     settings = lake_settings(lake)
     rows = first_rows()
-    write_bronze(lake, 0, rows)
+    cases = silver_cases()
+    write_bronze(lake, 0, rows + cases["first"])
     write_bronze(lake, 1, rows[:20] + rows[-1:])  # repeats, the edit among them
     logs = {"silver-0": run_job(settings, workdir, "silver", "silver-0")}
+    silver_after_first = silver_table(lake).to_pylist()
     gold = start_sink(settings, workdir, job="gold", name="gold-1")
     try:
         wait_until(lambda: "(rebuild)" in gold.log_text(), 180, "the gold job's rebuild", (gold,))
-        for batch, rows_of_batch in enumerate(late_batches(rows), start=2):
+        for batch, rows_of_batch in enumerate(late_batches(rows) + [cases["second"]], start=2):
             write_bronze(lake, batch, rows_of_batch)
         with start_sink(settings.model_copy(update={"silver_max_files_per_trigger": 1}), workdir, "--available-now",
                         job="silver", name="silver-1") as silver:
@@ -152,5 +190,13 @@ def build_gold_lake(workdir: Path) -> GoldLake:
         gold.kill()
         gold.stop()
     logs["gold-1"] = (workdir / "gold-1.log").read_text()
-    logs["gold-2"] = run_job(settings, workdir, "gold", "gold-2")
-    return GoldLake(lake, logs, inside)
+    logs["gold-2"] = run_job(settings.model_copy(update={"gold_max_files_per_trigger": 50}), workdir, "gold", "gold-2")
+    return GoldLake(lake, logs, inside, silver_after_first, cases)
+
+
+SILVER_PARTITIONS = ds.partitioning(pa.schema([("dt", pa.string()), ("hour", pa.string())]), flavor="hive")
+
+
+def silver_table(lake: Path) -> pa.Table:
+    """Silver as a plain reader sees it: pyarrow over the hive-partitioned folder."""
+    return ds.dataset(lake / "silver", format="parquet", partitioning=SILVER_PARTITIONS).to_table()

@@ -10,13 +10,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.dataset as ds
 import pytest
 
 from app.settings import Settings
 from datalake.cli import main as lake_main
 from tests.bronze_files import bronze_arrow_schema, edited, tweet, write_bronze
+from tests.gold_lake import silver_table
 from tests.processes import kill_inside_a_journal, start_sink, wait_until
 
 pytestmark = pytest.mark.integration
@@ -24,19 +23,9 @@ pytestmark = pytest.mark.integration
 START = datetime(2024, 5, 1, 7, 40, tzinfo=timezone.utc)
 
 
-PARTITIONS = ds.partitioning(pa.schema([("dt", pa.string()), ("hour", pa.string())]), flavor="hive")
-
-
-def silver_table(lake: Path):
-    return ds.dataset(lake / "silver", format="parquet", partitioning=PARTITIONS).to_table()
-
-
 def silver_rows(lake: Path) -> dict[str, dict]:
     """Silver by edit_root_id, asserting no post is there twice."""
-    rows = silver_table(lake).to_pylist()
-    by_key = {row["edit_root_id"]: row for row in rows}
-    assert len(by_key) == len(rows), "a post is in silver twice"
-    return by_key
+    return by_key(silver_table(lake).to_pylist())
 
 
 def run_silver(settings: Settings, workdir: Path, timeout: float = 240) -> None:
@@ -57,35 +46,29 @@ def on_topic(n: int, minute: int = 0) -> dict:
                  sequence=n % 4000, hashtags=["MachineLearning"], urls=[f"https://arxiv.org/abs/2405.{n:05d}"])
 
 
-def test_each_post_once_in_its_newest_version_whatever_bronze_repeats(settings, tmp_path):
-    lake = Path(settings.lake_root)
-    posts = [on_topic(n) for n in range(30)]
-    replaced = edited(START + timedelta(minutes=3), ["Gemini review, first take", "Gemini review, corrected"], 25)
-    older_later = edited(START + timedelta(minutes=4), ["LLaMA notes v1", "LLaMA notes v2"], 10)
-    one_batch = edited(START + timedelta(minutes=5), ["BERT thread v1", "BERT thread v2", "BERT thread v3"], 5)
-    original = posts[0]
-    retweet = tweet(START + timedelta(minutes=9), f"RT @ana: {original['text']}", sequence=4001, is_retweet=True,
-                    retweeted_text=original["text"],
-                    referenced_tweets=[{"type": "retweeted", "id": original["tweet_id"]}])
-    text = ("Yann LeCun and Google DeepMind in Vancouver: new PyTorch results &amp; a thread 🚀 "
-            "@ana https://t.co/abc")
-    rich = tweet(START + timedelta(minutes=10), text, sequence=900, hashtags=["DeepLearning"],
-                 urls=["https://www.arxiv.org/abs/2405.1"])
-    lateral = tweet(START + timedelta(minutes=10), "Grazie ai ragazzi della scuola per la festa di ieri sera",
-                    sequence=901, lang=None)
-    write_bronze(lake, 0, posts + [replaced[0], older_later[1], one_batch[2], one_batch[0], retweet, rich, lateral])
-    run_silver(settings, tmp_path)
-    first = silver_rows(lake)
-    assert len(first) == 30 + 3 + 1 + 2
-    check_enrichment(first[rich["tweet_id"]], text, first[lateral["tweet_id"]])
+def by_key(rows: list[dict]) -> dict[str, dict]:
+    """Silver's rows by edit_root_id, asserting no post is there twice."""
+    keyed = {row["edit_root_id"]: row for row in rows}
+    assert len(keyed) == len(rows), "a post is in silver twice"
+    return keyed
+
+
+@pytest.mark.timeout(900)  # the session's refined lake may be built here
+def test_each_post_once_in_its_newest_version_whatever_bronze_repeats(gold_lake):
+    """On the session's refined lake (tests/gold_lake.py): silver_cases()' first rows with the
+    gold test's in one bronze batch, silver; then their repeats and other versions, silver again."""
+    lake, cases = gold_lake.root, gold_lake.cases
+    posts, replaced, older_later, one_batch = (cases[name] for name in ("posts", "replaced", "older_later", "one_batch"))
+    retweet, rich, lateral, original = cases["retweet"], cases["rich"], cases["lateral"], cases["posts"][0]
+    first = {key: row for key, row in by_key(gold_lake.silver_after_first).items() if key in cases["keys"]}
+    assert len(first) == len(cases["keys"]) == 30 + 3 + 1 + 2
+    check_enrichment(first[rich["tweet_id"]], rich["text"], first[lateral["tweet_id"]])
     assert first[one_batch[0]["tweet_id"]]["text"] == "BERT thread v3"
     assert first[retweet["tweet_id"]]["original_tweet_id"] == original["tweet_id"]
     assert first[retweet["tweet_id"]]["text_clean"] == original["text"]
 
-    # The same rows again (a second backfill, the live stream), and the other versions.
-    write_bronze(lake, 1, posts[:20] + [replaced[1], older_later[0], one_batch[1], retweet])
-    run_silver(settings, tmp_path)
-    second = silver_rows(lake)
+    # After the same rows again (a second backfill, the live stream) and the other versions.
+    second = {key: row for key, row in silver_rows(lake).items() if key in cases["keys"]}
     assert set(second) == set(first)
     newest = second[replaced[0]["tweet_id"]]
     assert (newest["tweet_id"], newest["text"]) == (replaced[1]["tweet_id"], "Gemini review, corrected")
@@ -100,7 +83,7 @@ def test_each_post_once_in_its_newest_version_whatever_bronze_repeats(settings, 
 
     counted = duckdb.sql(f"select count(*), count(distinct edit_root_id) from "
                          f"read_parquet('{lake}/silver/**/*.parquet', hive_partitioning = true)").fetchall()[0]
-    assert counted == (36, 36)
+    assert counted[0] == counted[1] == len(silver_rows(lake))
     assert not (lake / "_staging" / "silver").exists() or not any((lake / "_staging" / "silver").iterdir())
 
 
