@@ -89,3 +89,12 @@ def silver_schema() -> T.StructType:
         ]
         + [T.StructField(column, T.StringType()) for column in PARTITION_COLUMNS]
     )
+
+
+def silver_file_arrow_schema():
+    """Silver's columns as its parquet files hold them (the partition values are folder names)."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(silver_schema(), timezone="UTC")
+    return pa.schema([field for field in schema if field.name not in PARTITION_COLUMNS])

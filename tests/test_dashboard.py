@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -23,6 +22,8 @@ import pytest
 from app.settings import Settings
 from datalake import layout
 from datalake.layout import SILVER
+from engines.chromium import launch
+from spark_sink.schema import silver_file_arrow_schema
 from tests.gold_lake import lake_settings, run_job
 from tests.processes import REPO, Process, settings_env, wait_until
 from pipeline.processes import free_port
@@ -33,26 +34,6 @@ NEWEST_HOUR = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
 HOURS = 30
 TOPICS = ("ai", "machine_learning", "data_science", "big_data")
 OUTPUT = Path(__file__).resolve().parent / "output"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-def chromium() -> str:
-    """Debian's chromium (`make chromium` installs it), or CHROMIUM."""
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium")
-    if not found:
-        pytest.fail("no chromium: run `make chromium` (apt-get install chromium) or set CHROMIUM")
-    return found
-
-
-def silver_file_schema() -> pa.Schema:
-    """Silver's columns as the silver job writes them (partition columns are folder names)."""
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    from spark_sink.schema import silver_schema
-
-    schema = to_arrow_schema(silver_schema(), timezone="UTC")
-    return pa.schema([field for field in schema if field.name not in layout.PARTITION_COLUMNS])
 
 
 def silver_post(rng: random.Random, n: int, created_at: datetime, hours_before_newest: int) -> dict:
@@ -92,7 +73,7 @@ def dashboard_lake(tmp_path_factory) -> Path:
     dt=/hour=, part-*.parquet files, its batch journal), and gold written from it by the gold job."""
     root = tmp_path_factory.mktemp("dashboard") / "lake"
     rng = random.Random(7)
-    schema = silver_file_schema()
+    schema = silver_file_arrow_schema()
     posts = []
     batch = 0
     for back in range(HOURS - 1, -1, -1):
@@ -220,7 +201,7 @@ def test_the_page_in_chromium(dashboard, dashboard_lake):
     problems: list[str] = []
     outside: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1600})
             page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")

@@ -27,6 +27,8 @@ from bench.harness import Bench, wait_for
 from bench.monitor import TreeMonitor
 from datalake import layout
 from datalake.layout import SILVER
+from engines.chromium import launch
+from spark_sink.schema import silver_file_arrow_schema
 from pipeline.processes import free_port
 
 ROWS = 1_000_000
@@ -46,8 +48,6 @@ ENTITIES = [("OpenAI", "ML_ORG"), ("PyTorch", "ML_FRAMEWORK"), ("Spark", "ML_FRA
 ENDPOINT_CALLS = 5
 # Rows of the silver file added to the newest hour before gold recomputes that hour alone.
 ONE_HOUR_ROWS = 2_000
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 
 def run(bench: Bench) -> dict:
@@ -108,7 +108,7 @@ def page_loads(base: str, rows: int) -> dict:
         return round(time.monotonic() - began, 2)
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         try:
             page = browser.new_page()
             cold = load(page, lambda: page.goto(base + "/"))
@@ -140,32 +140,11 @@ def endpoint_latencies(base: str) -> dict:
     return measured
 
 
-def chromium() -> str:
-    """Debian's chromium (`make chromium`), or CHROMIUM."""
-    import os
-    import shutil
-
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium")
-    if not found:
-        raise RuntimeError("no chromium: run `make chromium` (apt-get install chromium) or set CHROMIUM")
-    return found
-
-
-def silver_file_schema() -> pa.Schema:
-    """Silver's columns as the silver job writes them (partition values are folder names)."""
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    from spark_sink.schema import silver_schema
-
-    schema = to_arrow_schema(silver_schema(), timezone="UTC")
-    return pa.schema([field for field in schema if field.name not in layout.PARTITION_COLUMNS])
-
-
 def build_silver(lake: Path, rows: int, seed: int = 42) -> int:
     """`rows` synthetic silver posts over HOURS hour partitions ending at NEWEST_HOUR, busier
     towards the end, FILES_PER_HOUR files each; returns the number of files."""
     rng = np.random.default_rng(seed)
-    schema = silver_file_schema()
+    schema = silver_file_arrow_schema()
     weights = np.linspace(0.5, 1.5, HOURS)
     per_hour = np.floor(weights / weights.sum() * rows).astype(int)
     per_hour[-1] += rows - per_hour.sum()
@@ -243,7 +222,7 @@ def build_gold(bench: Bench, settings, lake: Path) -> dict:
     rebuild = run_gold(bench, settings, "gold-rebuild")
     newest = silver / layout.partition_path({"dt": f"{NEWEST_HOUR:%Y-%m-%d}", "hour": f"{NEWEST_HOUR:%H}"})
     extra = newest / layout.published_name(1, 0)
-    pq.write_table(silver_hour(np.random.default_rng(7), silver_file_schema(), NEWEST_HOUR, ONE_HOUR_ROWS, 10**9), extra)
+    pq.write_table(silver_hour(np.random.default_rng(7), silver_file_arrow_schema(), NEWEST_HOUR, ONE_HOUR_ROWS, 10**9), extra)
     write_silver_journal(lake, 1, [extra])
     one_hour = run_gold(bench, settings, "gold-one-hour")
     return {"gold_rebuild_s": rebuild[0], "gold_rebuild_batch_s": rebuild[1],
