@@ -34,7 +34,8 @@ class OutcomeCollector(Collector):
         yield CounterMetricFamily(f"{PREFIX}_duplicates", "Tweet ids seen again within the dedup window.",
                                   value=outcomes.duplicates)
         for outcome, by_reason, help_text in (
-            ("filtered", outcomes.filtered_by_reason, "Tweets dropped by the topic or language filter"),
+            ("filtered", outcomes.filtered_by_reason,
+             "Tweets dropped by the topic or language filter, and deletions sent to the compliance topic"),
             ("rejected", outcomes.rejected_by_reason, "Messages sent to the dead-letter topic"),
         ):
             # The total is its own series: a sum over reasons is empty before the first one.

@@ -1,5 +1,6 @@
-"""The filter/normalize agent: raw payloads in, `Tweet` rows on the typed topic, the rest to the
-dead-letter topic or counted as filtered. The decisions are the pure `normalizer.normalize`.
+"""The filter/normalize agent: raw payloads in, `Tweet` rows on the typed topic, deletions X asks
+for on the compliance topic, the rest to the dead-letter topic or counted as filtered. The
+decisions are the pure `normalizer.normalize`.
 """
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from agents.counters import OutcomeCounters
 from agents.dedup import RawPosition, SeenTweets
 from agents.outbox import Outbox
 from tweets.oversize import dead_letter_bytes, original_size
-from tweets.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, normalize
+from tweets.compliance import forgotten_record
+from tweets.normalizer import Accepted, Deleted, FilterPolicy, Filtered, Lineage, Rejected, normalize
 from tweets.topics import TopicMatcher, default_rules_path
 from app.faust_app import app
 from app.models import DeadLetter
 from app.settings import Settings, get_settings
-from app.topics import dead_letter_topic, raw_topic, typed_topic
+from app.topics import compliance_topic, dead_letter_topic, raw_topic, typed_topic
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,9 @@ async def normalize_tweets(stream):
     Routing queues records in the outbox without awaiting, and the outbox is flushed in `finally`:
     `take_events` acks a batch's events even when the agent is cancelled at shutdown, so whatever they produced must reach the broker before their offsets are committed.
     """
-    topics = OutputTopics(typed_topic.get_topic_name(), dead_letter_topic.get_topic_name())
+    topics = OutputTopics(
+        typed_topic.get_topic_name(), dead_letter_topic.get_topic_name(), compliance_topic.get_topic_name()
+    )
     first = True
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):
         if first:
@@ -83,10 +87,12 @@ async def normalize_tweets(stream):
 class OutputTopics:
     typed: str
     dead_letter: str
+    compliance: str
 
 
 def route(message, payload: bytes, ingested_at: datetime, topics: OutputTopics) -> None:
-    """Decide one raw message: accepted to the typed topic, rejected to dead letters, else count."""
+    """Decide one raw message: accepted to the typed topic, rejected to dead letters, deletions
+    (counted as filtered, reason "deletion") to the compliance topic, else count."""
     lineage = Lineage(message.topic, message.partition, message.offset)
     cut_from = original_size(message.headers)
     if cut_from is not None:
@@ -100,6 +106,12 @@ def route(message, payload: bytes, ingested_at: datetime, topics: OutputTopics) 
         log.debug("rejected %s@%s:%s: %s", message.topic, message.partition, message.offset, outcome.reason)
         letter, _headers = dead_letter_topic.prepare_value(dead_letter(outcome, payload, lineage), None)
         outbox.add(topics.dead_letter, message.key, letter)
+        return
+    if isinstance(outcome, Deleted):
+        # Not deduplicated: a repeated deletion does no harm, and dedup's table is of tweets seen.
+        counters.filtered_by_reason["deletion"] += 1
+        deletion = outcome.deletion
+        outbox.add(topics.compliance, deletion.id.encode(), orjson.dumps(forgotten_record(deletion, ingested_at)))
         return
     tweet_id = outcome.row["tweet_id"] if isinstance(outcome, Accepted) else outcome.tweet_id
     if seen_tweets.is_duplicate(tweet_id, RawPosition(message.partition, message.offset)):

@@ -92,7 +92,7 @@ def project_topics(settings: Settings) -> dict[str, NewTopic]:
             replication_factor=settings.topic_replication_factor,
             config=config,
         )
-        for name in (settings.topic_raw, settings.topic_typed, settings.topic_dead_letter)
+        for name in (settings.topic_raw, settings.topic_typed, settings.topic_dead_letter, settings.topic_compliance)
     }
 
 

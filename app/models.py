@@ -1,4 +1,4 @@
-"""Typed records carried on the typed and dead-letter topics.
+"""Typed records carried on the typed, dead-letter and compliance topics.
 
 `Tweet` is the bronze row: the Spark sink's schema is derived from it (spark_sink/schema.py) and a
 test checks that the two agree, so the record is the one place a column is added.
@@ -77,3 +77,15 @@ class DeadLetter(faust.Record, serializer="json", isodates=True):
     kafka_topic: Optional[str] = None
     kafka_partition: Optional[int] = None
     kafka_offset: Optional[int] = None
+
+
+class Deletion(faust.Record, serializer="json", isodates=True):
+    """An id X told the lake to delete (tweets.compliance.forgotten_record builds it), keyed by
+    that id; the sink keeps it in the forgotten log."""
+
+    id: str
+    kind: str  # "tweet", or "user": all that user's tweets
+    reason: str
+    source: str  # "batch_compliance" | "v1.1_delete" | "v2_compliance"
+    forgotten_at: datetime
+    requested_at: Optional[datetime] = None

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     topic_raw: str = "tweets.raw"
     topic_typed: str = "tweets.typed"
     topic_dead_letter: str = "tweets.dead-letter"
+    # Deletions from X (stream delete messages, compliance events), keyed by the id they delete:
+    # the worker sends them here, the sink logs them in the lake's forgotten log (LAKE/_forgotten).
+    topic_compliance: str = "tweets.compliance"
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
     topic_retention_ms: int = Field(default=3_600_000, ge=60_000)
@@ -97,6 +100,11 @@ class Settings(BaseSettings):
     # Tasks (and files per hour partition) of each sink micro-batch after the dedup shuffle: match
     # the cores (2 here); raise it on a cluster. A checkpoint keeps the value it started with.
     spark_shuffle_partitions: int = Field(default=2, ge=1)
+    # How often the running sink applies newly forgotten ids (deleted on X: `lake forget`, or delete
+    # messages on the stream) to the files of bronze and quarantine. A deleted tweet leaves bronze
+    # within about this long plus a sink batch, silver and gold at their next batches after that;
+    # one that had not reached bronze yet never appears there.
+    forget_sweep_seconds: float = Field(default=30.0, gt=0)
     # The silver job (spark_sink/silver.py): how often it refines what bronze gained, and at most
     # how many bronze files a micro-batch takes (a backlog is refined in bounded steps).
     silver_trigger_seconds: float = Field(default=10.0, gt=0)

@@ -1,10 +1,11 @@
-"""Topic declarations: the raw topic (bytes as received), the typed topic, the dead-letter topic."""
+"""Topic declarations: the raw topic (bytes as received), the typed topic, the dead-letter topic,
+the compliance topic (what X told the lake to delete)."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 from app.faust_app import app
-from app.models import DeadLetter, Tweet
+from app.models import DeadLetter, Deletion, Tweet
 from app.settings import get_settings
 
 _settings = get_settings()
@@ -33,6 +34,15 @@ dead_letter_topic = app.topic(
     _settings.topic_dead_letter,
     key_type=bytes,
     value_type=DeadLetter,
+    key_serializer="raw",
+    partitions=_settings.topic_partitions,
+    retention=_retention,
+)
+
+compliance_topic = app.topic(
+    _settings.topic_compliance,
+    key_type=bytes,
+    value_type=Deletion,
     key_serializer="raw",
     partitions=_settings.topic_partitions,
     retention=_retention,

@@ -120,6 +120,7 @@ class Bench:
             "topic_raw": f"{prefix}.raw",
             "topic_typed": f"{prefix}.typed",
             "topic_dead_letter": f"{prefix}.dead-letter",
+            "topic_compliance": f"{prefix}.compliance",
             "faust_app_id": prefix,
             "faust_web_port": free_port(),
             "faust_data_dir": stage_dir / ".faust",

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from tweets.normalizer import Accepted, FilterPolicy, Lineage, Rejected, normalize
+from tweets.normalizer import Accepted, Deleted, FilterPolicy, Filtered, Lineage, normalize
 from tweets.payloads import tweet_id_of
 from tweets.topics import TopicMatcher, default_rules_path
 from agents.sources.synthetic import SyntheticTweets
@@ -61,8 +61,10 @@ class TweetPool:
             outcome = normalize(payload, policy=self.policy, lineage=Lineage("bench", 0, len(self.payloads)),
                                 ingested_at=ingested_at)
             kind = type(outcome).__name__.lower()
-            if not isinstance(outcome, (Accepted, Rejected)):
+            if isinstance(outcome, Filtered):
                 kind = f"filtered_{outcome.reason}"
+            elif isinstance(outcome, Deleted):
+                kind = "filtered_deletion"  # as the worker counts it
             self._outcomes[kind] = self._outcomes.get(kind, 0) + 1
             self.payloads.append(payload)
             self.keys.append(tweet_id.encode() if tweet_id else None)

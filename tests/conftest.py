@@ -24,6 +24,7 @@ def isolated_settings(**values) -> Settings:
         topic_raw=f"tweets.raw.{suffix}",
         topic_typed=f"tweets.typed.{suffix}",
         topic_dead_letter=f"tweets.dead-letter.{suffix}",
+        topic_compliance=f"tweets.compliance.{suffix}",
         faust_app_id=f"tweetlake-{suffix}",
         faust_web_port=free_port(),
         **values,

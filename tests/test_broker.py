@@ -61,7 +61,8 @@ def test_the_broker_process_keeps_topics_data_and_groups_across_a_crash(tmp_path
     env = {**os.environ, "BROKER_PORT": str(settings.broker_port), "LOG_LEVEL": "info",
            "KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port), "KAFKA_DATA_DIR": str(settings.kafka_data_dir),
            "TOPIC_RAW": settings.topic_raw, "TOPIC_TYPED": settings.topic_typed,
-           "TOPIC_DEAD_LETTER": settings.topic_dead_letter, "TOPIC_RETENTION_MS": "600000"}
+           "TOPIC_DEAD_LETTER": settings.topic_dead_letter, "TOPIC_COMPLIANCE": settings.topic_compliance,
+           "TOPIC_RETENTION_MS": "600000"}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     log_path = tmp_path / "broker.log"
     servers = settings.bootstrap_servers

@@ -8,7 +8,10 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from tweets.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, detected_language, normalize
+from tweets.compliance import Deletion
+from tweets.normalizer import (
+    Accepted, Deleted, FilterPolicy, Filtered, Lineage, Rejected, detected_language, normalize,
+)
 from tweets.topics import TopicMatcher
 from app.models import SCHEMA_VERSION, Tweet
 
@@ -680,6 +683,53 @@ def test_with_filtering_off_topics_are_still_computed():
 def test_without_a_matcher_there_are_no_topics():
     policy = FilterPolicy(matcher=None, languages=None, max_payload_bytes=512_000)
     assert accept(v2_message(), policy)["topics"] == []
+
+
+# --- deletions ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "deletion"),
+    [
+        ({"delete": {"status": {"id": 1790050670343094273, "id_str": "1790050670343094273"},
+                     "timestamp_ms": "1715616312000"}},
+         Deletion("1790050670343094273", "tweet", "deleted", "v1.1_delete", "2024-05-13T16:05:12.000Z")),
+        ({"data": {"delete": {"tweet": {"id": "1790050670343094273", "author_id": AUTHOR["id"]},
+                              "event_at": "2024-05-13T16:05:12.000Z"}}},
+         Deletion("1790050670343094273", "tweet", "delete", "v2_compliance", "2024-05-13T16:05:12.000Z")),
+        ({"data": {"user_suspend": {"user": {"id": AUTHOR["id"]}, "event_at": "2024-05-13T16:05:12.000Z"}}},
+         Deletion(AUTHOR["id"], "user", "user_suspend", "v2_compliance", "2024-05-13T16:05:12.000Z")),
+        # A batch compliance result on the stream counts as a tweet's.
+        ({"id": "1790050670343094273", "action": "delete", "reason": "deleted"},
+         Deletion("1790050670343094273", "tweet", "deleted", "batch_compliance", None)),
+    ],
+)
+def test_delete_messages_are_deletions_whatever_the_policy(message, deletion):
+    for policy in (POLICY, KEEP_ALL):
+        outcome = normalize(orjson.dumps(message), policy=policy, lineage=LINEAGE, ingested_at=INGESTED_AT)
+        assert outcome == Deleted(deletion)
+
+
+@pytest.mark.parametrize(
+    ("message", "event"),
+    [
+        ({"scrub_geo": {"user_id": 3, "user_id_str": "3", "up_to_status_id": 1, "up_to_status_id_str": "1"}},
+         "scrub_geo"),
+        ({"data": {"user_unprotect": {"user": {"id": AUTHOR["id"]}, "event_at": "2024-05-13T16:05:12.000Z"}}},
+         "user_unprotect"),
+        ({"data": {"withheld": {"tweet": {"id": "1"}, "withheld_in_countries": ["DE"]}}}, "withheld"),
+        ({"id": "1790050670343094273", "action": "keep"}, "keep"),
+    ],
+)
+def test_compliance_messages_that_delete_nothing_are_not_tweets(message, event):
+    outcome = outcome_of(message)
+    assert isinstance(outcome, Rejected) and outcome.reason == "not_a_tweet", outcome
+    assert event in outcome.message
+
+
+@pytest.mark.parametrize("message", [{"data": {"delete": {"tweet": {"id": "12ab"}}}}, {"delete": {"status": {}}}])
+def test_a_delete_message_without_an_x_id_deletes_nothing(message):
+    assert isinstance(outcome_of(message), Rejected)
 
 
 # --- rejections -----------------------------------------------------------------------------------

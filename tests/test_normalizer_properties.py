@@ -1,5 +1,6 @@
-"""normalize() never raises: any bytes, any JSON, and tweet-shaped JSON with fields of any type
-give one of the three outcomes, and the guard for unforeseen errors ("mapping_error") stays unused."""
+"""normalize() never raises: any bytes, any JSON, and tweet-shaped or delete-shaped JSON with
+fields of any type give one of the four outcomes, and the guard for unforeseen errors
+("mapping_error") stays unused."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -8,7 +9,7 @@ import orjson
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tweets.normalizer import Accepted, FilterPolicy, Filtered, Lineage, Rejected, normalize
+from tweets.normalizer import Accepted, Deleted, FilterPolicy, Filtered, Lineage, Rejected, normalize
 from tweets.topics import TopicMatcher
 from agents.sources.synthetic import SyntheticTweets
 from app.models import Tweet
@@ -122,12 +123,15 @@ v1_statuses = objects(
 def check(payload: bytes) -> None:
     for policy in POLICIES:
         outcome = normalize(payload, policy=policy, lineage=Lineage("tweets.raw", 0, 7), ingested_at=datetime.now(timezone.utc))
-        assert isinstance(outcome, (Accepted, Filtered, Rejected))
+        assert isinstance(outcome, (Accepted, Filtered, Deleted, Rejected))
         event(f"{type(outcome).__name__} {getattr(outcome, 'reason', '')}")  # --hypothesis-show-statistics
         if isinstance(outcome, Rejected):
             assert outcome.reason != "mapping_error", outcome.message
         elif isinstance(outcome, Filtered):
             assert outcome.reason in ("language", "off_topic") and outcome.tweet_id.isdigit()
+        elif isinstance(outcome, Deleted):
+            deletion = outcome.deletion
+            assert deletion.id.isdigit() and deletion.kind in ("tweet", "user") and isinstance(deletion.reason, str)
         else:
             row = outcome.row
             assert set(row) == FIELDS
@@ -158,6 +162,26 @@ def test_v2_shaped_json_with_fields_of_any_type(message):
 @given(v1_statuses)
 def test_v1_shaped_json_with_fields_of_any_type(status):
     check(orjson.dumps(status))
+
+
+v2_events = st.fixed_dictionaries({
+    "data": st.dictionaries(
+        st.sampled_from(["delete", "user_delete", "user_protect", "scrub_geo", "withheld", "tweet_edit"]),
+        objects(tweet=objects(id=ids, author_id=ids), user=objects(id=ids), event_at=dates),
+        min_size=1, max_size=2,
+    ) | json_values,
+})
+v1_deletes = st.fixed_dictionaries({
+    "delete": objects(status=objects(id_str=ids, id=ids, user_id=ids), timestamp_ms=ids) | json_values,
+})
+batch_results = objects(("id", "action"), id=ids, action=st.sampled_from(["delete", "scrub_geo"]),
+                        redacted_at=dates, reason=st.sampled_from(["deleted", "suspended"]))
+
+
+@EXAMPLES
+@given(v2_events | v1_deletes | batch_results)
+def test_delete_shaped_json_with_fields_of_any_type(message):
+    check(orjson.dumps(message))
 
 
 SYNTHETIC = [orjson.loads(m) for m in SyntheticTweets(seed=11, malformed_share=0).messages(40)]

@@ -1,5 +1,6 @@
 """The decision on every raw message: a bronze row (Accepted), a tweet the lake does not want
-(Filtered), or something that is not a usable tweet (Rejected, sent to the dead-letter topic).
+(Filtered), X telling the lake to delete a tweet or a user's tweets (Deleted, for the compliance
+topic), or something that is not a usable tweet (Rejected, sent to the dead-letter topic).
 
 Pure: bytes in, an outcome out, no I/O, and it never raises, whatever the bytes are, so one bad
 message can never stop the agent.
@@ -29,6 +30,9 @@ Mapping choices (v2 and v1.1 land in the same columns):
   created_at more than a minute away from it (0001-01-01, a lost time zone) is rejected.
 - A tweet without lang gets a detected language for the language filter only; the row keeps
   X's lang (None), so the lake tells X's languages from guesses.
+- Compliance messages (tweets/compliance.py: v1.1 delete notices, v2 compliance events, batch
+  compliance results, whose ids count as tweet ids here) are told apart first: a deletion is
+  Deleted, one that deletes nothing (scrub_geo, withheld, ...) is Rejected as not_a_tweet.
 """
 from __future__ import annotations
 
@@ -40,8 +44,10 @@ from functools import lru_cache
 
 import orjson
 
+from tweets.compliance import Deletion, Ignored, deletion_of
 from tweets.language import detect_language as detected_language
 from tweets.payloads import PayloadFormat, as_id, detect_format, id_of, tweet_of
+from tweets.timestamps import iso_millis
 from tweets.topics import TopicMatcher
 
 # The version of the bronze row this module builds; app.models.Tweet carries it.
@@ -79,13 +85,21 @@ class Filtered:
 
 
 @dataclass(frozen=True)
+class Deleted:
+    """A compliance message that deletes: it goes to the compliance topic, never to the lake."""
+
+    deletion: Deletion
+
+
+@dataclass(frozen=True)
 class Rejected:
     reason: str  # "too_large" | "not_utf8" | "not_json" | "not_a_tweet" | "missing_field" | "bad_field"
-    # | "created_at_contradicts_id" | "mapping_error"
+    # | "created_at_contradicts_id" | "mapping_error". not_a_tweet also covers compliance messages
+    # that delete nothing (the message names the event).
     message: str
 
 
-Outcome = Accepted | Filtered | Rejected
+Outcome = Accepted | Filtered | Deleted | Rejected
 
 # X's lang values for tweets without language content (undetermined, only media, hashtags,
 # mentions, cashtags, very short text, no linguistic content): the topic decides, not the language.
@@ -143,6 +157,11 @@ def _normalize(
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError as error:
         raise _undecodable(payload, error) from None
+    compliance = deletion_of(obj)
+    if isinstance(compliance, Deletion):
+        return Deleted(compliance)
+    if isinstance(compliance, Ignored):
+        raise _Reject("not_a_tweet", f"compliance message that deletes nothing: {compliance.reason}"[:_MESSAGE_CHARS])
     payload_format = detect_format(obj)
     if payload_format is None:
         raise _Reject("not_a_tweet", _describe(obj))
@@ -169,7 +188,7 @@ def _normalize(
         row["kafka_topic"] = lineage.topic
         row["kafka_partition"] = lineage.partition
         row["kafka_offset"] = lineage.offset
-    row["ingested_at"] = _ingested_iso(ingested_at) if ingested_at else _iso(datetime.now(timezone.utc))
+    row["ingested_at"] = _ingested_iso(ingested_at) if ingested_at else iso_millis(datetime.now(timezone.utc))
     return Accepted(row)
 
 
@@ -197,7 +216,7 @@ def _check_created_at(tweet_id: str, created_at: str) -> None:
     made_ms = (snowflake >> 22) + _SNOWFLAKE_EPOCH_MS
     stated = datetime.fromisoformat(created_at)
     if abs(stated.timestamp() * 1000 - made_ms) > _CREATED_AT_TOLERANCE_MS:
-        made = _iso(datetime.fromtimestamp(made_ms / 1000, timezone.utc))
+        made = iso_millis(datetime.fromtimestamp(made_ms / 1000, timezone.utc))
         raise _Reject(
             "created_at_contradicts_id",
             f"created_at {created_at}, but id {tweet_id} was made at {made}"
@@ -504,8 +523,8 @@ def _created_at(value: object, where: str) -> str:
                 return value
             v1 = _V1_DATE.fullmatch(value)
             if v1 is not None:
-                return _iso(_v1_datetime(v1))
-            return _iso(datetime.fromisoformat(value))
+                return iso_millis(_v1_datetime(v1))
+            return iso_millis(datetime.fromisoformat(value))
         except (ValueError, OverflowError):
             pass
     shown = repr(value)[:40] if isinstance(value, (str, int, float)) else type(value).__name__
@@ -522,16 +541,8 @@ def _v1_datetime(match: re.Match[str]) -> datetime:
     )
 
 
-def _iso(moment: datetime) -> str:
-    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
-    )
-
-
 # The agent passes one ingested_at per batch: format it once.
-_ingested_iso = lru_cache(maxsize=4)(_iso)
+_ingested_iso = lru_cache(maxsize=4)(iso_millis)
 
 
 def _metrics(value: object) -> dict | None:
