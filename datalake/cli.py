@@ -6,6 +6,7 @@
     lake verify                                           keys unique, files readable, partitions right
     lake compact --dt YYYY-MM-DD [--hour HH] [--target-mb N]   merge small files (datalake/compact.py)
     lake replay [--reason R] [--dt YYYY-MM-DD] [--dry-run]   dead letters through the pipeline again
+    lake forget [--users] [--wait S] FILE...              tweets deleted on X leave every zone
 
 `replay` sends the original bytes of quarantined dead letters through the filter/normalize agent
 and the sink again, on a broker, worker and sink of its own (pipeline/replay.py): what is accepted
@@ -24,6 +25,7 @@ import json
 import sys
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 from typing import Callable
 
 import pyarrow as pa
@@ -35,6 +37,8 @@ from datalake import compact as lake_compact
 from datalake import layout
 from datalake.errors import BadInput, LakeError, UnreadableFile
 from datalake.files import DataFile, Lake, as_zone, by_partition, column_range, human_size, iso_utc, journals, plural
+from datalake.forget import count_forgotten
+from datalake.forgotten import read_log
 from datalake.fs import LakeFS, lake_fs_for
 from datalake.layout import BRONZE, GOLD_TABLES, QUARANTINE_DEAD_LETTERS, QUARANTINE_ZONES, REPLAY_JOURNALS, SILVER, ZONES
 from datalake.where import Where
@@ -236,6 +240,15 @@ def verify(lake: Lake, args: argparse.Namespace) -> int:
                      for j in lake_compact.pending_journals(lake, zone)]
     problems += [f"interrupted replay {lake.relative(j)}: run `lake replay` to finish it"
                  for j in journals(lake, REPLAY_JOURNALS)]
+    forgotten = read_log(lake)
+    for zone in (BRONZE, SILVER) + QUARANTINE_ZONES:
+        try:
+            rows = count_forgotten(lake, zone, forgotten)
+        except UnreadableFile:
+            continue  # reported above
+        if rows:
+            problems.append(f"{zone} holds {plural(rows, 'row')} of forgotten tweets (LAKE/{layout.FORGOTTEN.path}): "
+                            "`lake forget` with no files removes them")
     if problems:
         for problem in problems:
             print(problem)
@@ -244,7 +257,8 @@ def verify(lake: Lake, args: argparse.Namespace) -> int:
     zones = [f"{zone} has {plural(rows, 'row')} in {plural(len(files), 'file')} "
              f"({plural(len(by_partition(files)), 'partition')}), every {zone.key} once, every row in its "
              f"created_at partition" for zone, rows, files in checked if zone == BRONZE or files]
-    print(f"OK: {'; '.join(zones)}; {plural(len(quarantine_files), 'quarantine file')} readable")
+    forgetting = f"; none of the {plural(len(forgotten), 'forgotten id')} in any zone" if forgotten else ""
+    print(f"OK: {'; '.join(zones)}; {plural(len(quarantine_files), 'quarantine file')} readable{forgetting}")
     return 0
 
 
@@ -360,6 +374,27 @@ def replay(lake: Lake, args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- forget ------------------------------------------------------------------------------------
+
+
+def forget(lake: Lake, args: argparse.Namespace, settings: Settings) -> int:
+    """The orchestrator (pipeline/forget.py) may start the refine Spark job: imported here, so
+    every other subcommand starts without it."""
+    from datalake.forget import Checkpoints
+    from pipeline import forget as forgetting
+    from pipeline.progress import Progress
+    from tweets.compliance import ComplianceFileError
+
+    fs, root = open_fs(args.checkpoints or layout.checkpoints(args.lake_root, settings.checkpoint_root), settings)
+    run = settings.model_copy(update={"lake_root": args.lake_root})
+    try:
+        report = forgetting.forget(lake, args.files, "user" if args.users else "tweet", Checkpoints(fs, root), run,
+                                   args.wait, Progress())
+    except ComplianceFileError as error:
+        raise BadInput(str(error)) from error
+    return forgetting.print_report(report)
+
+
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -428,8 +463,8 @@ def parser(settings: Settings) -> argparse.ArgumentParser:
     sub.add_argument("--where", metavar="EXPR", help=Where.HELP)
 
     command("verify", verify, "Check every bronze tweet_id and every silver edit_root_id appears once in its zone, "
-                              "every file is readable and every row is in the dt/hour partition of its created_at; "
-                              "exit 1 with a report otherwise.")
+                              "every file is readable, every row is in the dt/hour partition of its created_at and "
+                              "no zone holds a tweet of the forgotten log; exit 1 with a report otherwise.")
 
     sub = command("compact", partial(compact, settings=settings),
                   "Merge a partition's small files of committed batches into files of about --target-mb, "
@@ -456,7 +491,33 @@ def parser(settings: Settings) -> argparse.ArgumentParser:
                                                             "(last stdout line JSON), and change nothing")
     sub.add_argument("--checkpoints", metavar="PATH", help="the sink's checkpoint root: letters in files of "
                      "its uncommitted batches are left alone (default CHECKPOINT_ROOT, else LAKE_ROOT/_checkpoints)")
+    sub = commands.add_parser("forget", parents=[common], help="Remove tweets deleted on X from every zone, "
+                              "from compliance files; the ids are logged so they never come back.",
+                              description=FORGET_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub.set_defaults(run=partial(forget, settings=settings))
+    sub.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                     help="compliance files (plain or gzip), one JSON object a line: batch compliance job results, "
+                          "v1.1 stream delete messages, v2 compliance stream events (none: only finish what the log "
+                          "asks, e.g. after an interrupted run)")
+    sub.add_argument("--users", action="store_true", help="the batch job results are of a users job: each id is a "
+                                                          "user id, and all of that user's tweets go")
+    sub.add_argument("--wait", type=positive(float), default=300.0, metavar="SECONDS",
+                     help="how long to wait for a running sink, silver or gold job to catch up (default 300)")
+    sub.add_argument("--checkpoints", metavar="PATH", help="the sink's checkpoint root: files of its uncommitted "
+                     "batches wait for their commit (default CHECKPOINT_ROOT, else LAKE_ROOT/_checkpoints)")
     return main_parser
+
+
+FORGET_DESCRIPTION = """\
+Remove the tweets X says were deleted (or whose users were deleted, protected or suspended) from
+every zone: their ids go to the forgotten log (LAKE/_forgotten) first, so the sink, the silver job
+and later backfills leave them out; then the files of bronze and quarantine that hold them are
+rewritten without them (crash-safe, safe while the sink runs), and silver and gold are brought up
+to the log by the refine job, or by the running silver and gold jobs. A bad line is reported and
+skipped. The last stdout line is JSON: ids_asked, tweet_ids, user_ids, bad_lines, ignored_lines,
+rows_removed per zone, files_rewritten, pending, seconds. Exit 0 when every zone is clean, 1 if
+something is still pending (run it again), 2 for a file that cannot be read.
+"""
 
 
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:

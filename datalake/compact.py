@@ -26,19 +26,17 @@ error before the rename deletes the temporary file and the journal and leaves th
 A crash leaves the journal behind: the next `lake compact` of the zone first settles it (output in
 place: delete the inputs still there; not in place: delete the temporary file). Until then readers
 see that group twice, and `lake verify` names the duplicates and the journal. One compaction per
-zone at a time: a second one finds `_compactions/<zone>/_lock` and stops; a crashed run leaves the
-lock, to be deleted by hand once no compaction is running. `lake replay` takes the same lock, and
+zone at a time: a second one finds `_compactions/<zone>/_lock` and stops; the lock of a run that
+was killed is taken over by the next run on the same host. `lake replay` takes the same lock, and
 quarantine/dead_letter is not compacted while a replay's journal is pending (it names files there).
 """
 from __future__ import annotations
 
 import json
-import os
 import posixpath
-import socket
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Callable, Iterator
 
 import pyarrow as pa
@@ -47,6 +45,7 @@ import pyarrow.parquet as pq
 from datalake.errors import BadInput, LakeError
 from datalake.files import DataFile, Lake, as_zone, by_partition, human_size, journals, plural, reading
 from datalake.fs import LakeFS
+from datalake.locks import abandoned, holder_record
 from datalake.layout import (
     COMPACTION_JOURNALS, FINAL_NAME, QUARANTINE_DEAD_LETTERS, REPLAY_JOURNALS, SILVER, GOLD_TABLES, Zone, final_names,
     hidden_temporary,
@@ -91,10 +90,19 @@ def latest_committed_batch(fs: LakeFS, checkpoint: str) -> int | None:
             f"no sink checkpoint at {checkpoint}: compaction needs the sink's commit log to know which "
             "batches are final (set CHECKPOINT_ROOT or pass --checkpoints)"
         )
-    commits = posixpath.join(checkpoint, "commits")
-    if not fs.exists(commits):
+    return _newest_entry(fs, posixpath.join(checkpoint, "commits"))
+
+
+def latest_started_batch(fs: LakeFS, checkpoint: str) -> int | None:
+    """The newest batch id in the query's offsets log: the batch in flight when it is newer than
+    the newest commit. None without a checkpoint or a batch."""
+    return _newest_entry(fs, posixpath.join(checkpoint, "offsets"))
+
+
+def _newest_entry(fs: LakeFS, folder: str) -> int | None:
+    if not fs.exists(folder):
         return None
-    return max((int(e.name) for e in fs.list(commits) if e.name.isdigit() and not e.is_dir), default=None)
+    return max((int(e.name) for e in fs.list(folder) if e.name.isdigit() and not e.is_dir), default=None)
 
 
 def is_committed(file: DataFile, latest: int | None) -> bool:
@@ -226,7 +234,8 @@ def settle(lake: Lake, journal: str) -> None:
             entry = json.loads(stream.read())
         except ValueError as error:
             raise LakeError(f"compaction journal {lake.relative(journal)} is not valid JSON: {error}") from error
-    if lake.fs.exists(lake.path(entry["output"])):
+    # A forget that leaves no row of a file has no output: its journal says to delete the input.
+    if entry["output"] is None or lake.fs.exists(lake.path(entry["output"])):
         for relative in entry["inputs"]:
             lake.fs.delete(lake.path(relative))
     else:
@@ -248,25 +257,52 @@ def settle_interrupted(lake: Lake, zone: str, progress: Progress) -> None:
 
 
 @contextmanager
-def zone_lock(lake: Lake, zone: str) -> Iterator[None]:
+def zone_lock(lake: Lake, zone: str, wait_seconds: float = 0.0) -> Iterator[None]:
+    """`_compactions/<zone>/_lock` for the block: one rewrite of a zone's files at a time
+    (compaction, forget, replay). A lock whose holder no longer runs on this host is taken over;
+    one that is held is waited for up to `wait_seconds`, then LakeBusy."""
     folder = lake.path(f"{COMPACTION_JOURNALS}/{zone}")
     lake.fs.mkdirs(folder)
     lock = posixpath.join(folder, "_lock")
-    holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": datetime.now(timezone.utc).isoformat()}
-    try:
-        with lake.fs.create(lock) as stream:
-            stream.write(json.dumps(holder).encode())
-    except FileExistsError:
-        with lake.fs.open(lock) as stream:
-            held_by = stream.read().decode(errors="replace")
-        raise LakeError(
-            f"another compaction of {zone} holds {lake.relative(lock)} ({held_by}); "
-            "if none is running, delete that file and run again"
-        ) from None
+    deadline = time.monotonic() + wait_seconds
+    while not _create_lock(lake, lock):
+        held_by = _lock_holder(lake, lock)
+        if held_by is not None and abandoned(held_by):
+            lake.fs.delete(lock)
+            continue
+        if time.monotonic() >= deadline:
+            raise LakeBusy(
+                f"another rewrite of {zone} (`lake compact`, `lake forget`, `lake replay` or the sink's forget "
+                f"sweep) holds {lake.relative(lock)} ({held_by}); if none is running, delete that file and run again"
+            )
+        time.sleep(0.5)
     try:
         yield
     finally:
         lake.fs.delete(lock)
+
+
+class LakeBusy(LakeError):
+    """Another process is rewriting the zone."""
+
+
+def _create_lock(lake: Lake, lock: str) -> bool:
+    try:
+        with lake.fs.create(lock) as stream:
+            stream.write(json.dumps(holder_record()).encode())
+    except FileExistsError:
+        return False
+    return True
+
+
+def _lock_holder(lake: Lake, lock: str) -> dict | None:
+    try:
+        with lake.fs.open(lock) as stream:
+            return json.loads(stream.read().decode(errors="replace"))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {}
 
 
 def write_json(fs: LakeFS, path: str, value: dict) -> None:

@@ -30,7 +30,11 @@ from datalake.compact import write_json
 from datalake.errors import LakeError
 from datalake.files import DataFile, Lake, journals
 from datalake.fs import LakeFS
-from datalake.layout import REPLAY_JOURNALS, hidden_temporary
+from datalake.forget import count_forgotten, sweep
+from datalake.forgotten import forgotten_rows, log_files, log_path, read_log
+from datalake.layout import (
+    BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, REPLAY_JOURNALS, SINK_ZONES, hidden_temporary,
+)
 
 Progress = Callable[[str], None]
 
@@ -135,3 +139,61 @@ def finish_interrupted(lake: Lake, progress: Progress) -> list[dict]:
         if entry.name.endswith(".json.tmp"):  # killed while writing its journal: the lake is untouched
             lake.fs.delete(entry.path)
     return finished
+
+
+# --- what a run must not bring into the lake ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """Rows of a run left out before landing: `forgotten_tweets` (bronze, typed_unreadable) and
+    `forgotten_letters` (dead letters) by the lake's forgotten log, `already_in_lake` bronze rows
+    of tweet ids bronze holds already (a second backfill of an archive). `logged`: deletions the
+    run itself met, now in the lake's log."""
+
+    forgotten_tweets: int = 0
+    forgotten_letters: int = 0
+    already_in_lake: int = 0
+    logged: int = 0
+
+
+def leave_out_known(stage: Lake, lake: Lake, names: Iterator[str], progress: Progress) -> LeftOut:
+    """Before a run's files land: its deletions join the lake's forgotten log, then its staged
+    files lose the rows of forgotten tweets (in every zone) and bronze's rows of tweet ids the
+    lake's bronze has. The run's sink has finished, so every staged file is final."""
+    logged = 0
+    for path in log_files(stage):
+        with stage.fs.open(path) as stream:
+            logged += pq.ParquetFile(stream).metadata.num_rows
+        target = posixpath.join(log_path(lake), next(names))
+        lake.fs.mkdirs(posixpath.dirname(target))
+        lake.fs.rename(path, target)
+    forgotten = read_log(lake)
+    known = bronze_tweet_ids(lake)
+    by_log = count_forgotten(stage, BRONZE, forgotten)
+
+    def doomed(zone, table: pa.Table) -> pa.Array:
+        rows = forgotten_rows(forgotten, zone, table)
+        if zone == BRONZE and len(known):
+            rows = pc.or_(rows, pc.fill_null(pc.is_in(table.column("tweet_id"), value_set=known), False))
+        return rows
+
+    removed = {zone: sweep(stage, zone, doomed, ALL_COMMITTED, names, progress).rows_removed for zone in SINK_ZONES}
+    left_out = LeftOut(forgotten_tweets=by_log + removed[QUARANTINE_UNREADABLE],
+                       forgotten_letters=removed[QUARANTINE_DEAD_LETTERS],
+                       already_in_lake=removed[BRONZE] - by_log, logged=logged)
+    if removed[BRONZE] or left_out.forgotten_letters:
+        progress(f"left out of this run: {left_out.forgotten_tweets + left_out.forgotten_letters} row(s) of "
+                 f"forgotten tweets, "
+                 f"{left_out.already_in_lake} bronze row(s) of tweet ids the lake has already")
+    return left_out
+
+
+# The newest committed batch to claim for a finished run's staged files: every one of them.
+ALL_COMMITTED = 2**62
+
+
+def bronze_tweet_ids(lake: Lake) -> pa.Array:
+    """Every tweet id of the lake's bronze, once (an Arrow array: a million ids are ~20 MB)."""
+    ids = [lake.read(file, ["tweet_id"]).column("tweet_id").combine_chunks() for file in lake.files(BRONZE)]
+    return pc.unique(pa.concat_arrays(ids)) if ids else pa.array([], pa.string())

@@ -52,9 +52,14 @@ GOLD_COLUMNS = {
     GOLD_DOMAINS_HOURLY: (("domain",), ("tweets",)),
 }
 
+# The forgotten log (datalake/forgotten.py): ids X asked the lake to delete. Not a zone of tweets:
+# its name starts with "_", so readers of the lake skip it. The sink's compliance query publishes into it.
+FORGOTTEN = Zone("_forgotten", (), query="compliance")
+
 ZONES = (BRONZE, SILVER, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE) + GOLD_TABLES
 QUARANTINE_ZONES = (QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
-# What a run of the whole path (a backfill, a replay) writes: the zones of the bronze sink.
+# The zones of the bronze sink: what a run of the whole path (a backfill, a replay) lands, and
+# what `lake forget` rewrites file by file (silver is the silver job's, and gold follows silver).
 SINK_ZONES = (BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
 
 # Folders of the lake that are not zones. Names starting with "_" are skipped by every reader.
@@ -63,7 +68,7 @@ MANIFESTS = "_manifests"  # per zone and batch: the files a batch published, for
 CHECKPOINTS = "_checkpoints"  # the streaming queries' checkpoints, unless CHECKPOINT_ROOT
 RUN_STAGING = "_backfill"  # a backfill's or replay's sink output, before it lands in the zones
 REPLAY_JOURNALS = "_replays"  # `lake replay`: a pending journal names quarantine files
-COMPACTION_JOURNALS = "_compactions"  # `lake compact`: per zone, its lock and pending journals
+COMPACTION_JOURNALS = "_compactions"  # `lake compact`, `lake forget`: per zone, its lock and pending rewrites
 JOB_LOCKS = "_locks"  # a job that must run once per lake (silver, gold) holds <name>.json here
 
 # A file a batch published: part-<batch id>-<n>, and -r<attempt> when a replay of the batch wrote

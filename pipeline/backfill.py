@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
@@ -33,7 +33,8 @@ from app.settings import Settings, get_settings
 from datalake import layout
 from datalake.files import Lake
 from datalake.fs import lake_fs_for
-from datalake.landing import move_files
+from datalake.forget import Checkpoints, Sweeper, checkpoints_of
+from datalake.landing import LeftOut, leave_out_known, move_files
 from datalake.layout import (
     BRONZE, GOLD_TABLES, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, SILVER, SINK_ZONES, Zone,
 )
@@ -66,7 +67,7 @@ two cores), then moves about 1,000 tweets/s end to end. Progress goes to stderr.
 stdout line is one JSON object:
 read (raw messages the worker read = published, pages split), accepted, filtered, duplicates,
 rejected (read = accepted + filtered + duplicates + rejected), bronze_rows (rows this run added
-to bronze), quarantine_rows, silver_rows (rows silver gained: after landing, the silver job and
+to bronze), quarantine_rows, forgotten, already_in_lake, deletions_logged, silver_rows (rows silver gained: after landing, the silver job and
 then the gold job run with the available-now trigger, in one Spark application,
 spark_sink/refine.py; null when a running `make run` holds the lake's silver and gold and refines
 them itself, or with --no-silver), gold_rows (rows of the gold tables once gold has recomputed the
@@ -78,11 +79,12 @@ workers and sink running there filter, deduplicate and write. The JSON then has 
 published, and null for the counts only those processes know. --filter and --lake-root do not
 apply: the running processes use their own settings.
 
-Deduplication: within one backfill, a repeated tweet id is counted once (duplicates). Ids already
-in the lake from earlier runs or the live stream are NOT recognised: the worker's dedup table and
-the sink's dedup state are this run's alone, so backfilling the same archive twice stores its
-tweets twice in bronze (`lake verify` lists such ids). Silver holds each post once whatever
-bronze repeats: a repeat adds no silver row (silver_rows counts only new posts).
+Deduplication: within one backfill, a repeated tweet id is counted once (duplicates). Before the
+run's files land, its bronze rows of tweet ids bronze holds already (an archive backfilled twice,
+tweets the live stream stored) are left out (already_in_lake), and so are the rows of tweets the
+lake's forgotten log names (forgotten: deleted on X, `lake forget`); delete messages met in the
+archives join that log (deletions_logged) and leave the lake's zones too. So bronze_rows +
+typed_unreadable rows + forgotten + already_in_lake = accepted. Silver holds each post once.
 """
 
 WORKER_STALL_SECONDS = 120.0
@@ -236,6 +238,7 @@ class Landed:
     dead_letter_rows: int
     unreadable_rows: int
     files: int
+    left_out: LeftOut = LeftOut()
 
 
 @dataclass(frozen=True)
@@ -310,15 +313,22 @@ def staged(stage: Lake, lake: Lake, names: Iterator[str]) -> Staged:
     return Staged(landed, moves)
 
 
-def land(stage: Lake, lake: Lake, stamp: str) -> Landed:
-    """Count the run's rows, then move its files into the lake's zones."""
-    plan = staged(stage, lake, layout.final_names(stamp))
+def land(stage: Lake, lake: Lake, stamp: str, checkpoints: Checkpoints, progress: Progress) -> Landed:
+    """Leave out what the lake must not get again (datalake.landing.leave_out_known), count the
+    run's rows, then move its files into the lake's zones; deletions the run met are then swept
+    from the lake's own files (a running sink's files of batches in flight: by its own sweeps)."""
+    names = layout.final_names(stamp)
+    left_out = leave_out_known(stage, lake, names, lambda text: progress.show(text, permanent=True))
+    plan = staged(stage, lake, names)
     try:
         move_files(lake.fs, plan.moves)
     except OSError as error:
         raise BackfillError(f"moving the run's files into the lake failed: {error}; the files not moved "
                             f"are still in {stage.root}") from error
-    return plan.landed
+    if left_out.logged:
+        progress.show(f"{left_out.logged} deletion(s) met in the archives: removing them from the lake", permanent=True)
+        Sweeper(lake, checkpoints, lambda text: progress.show(text, permanent=True)).tick()
+    return replace(plan.landed, left_out=left_out)
 
 
 # --- the two ways to run ------------------------------------------------------------------------
@@ -419,6 +429,9 @@ def run_report(run: PipelineRun, landed: Landed) -> dict:
         **{key: counters[key] for key in ("accepted", "filtered", "duplicates", "rejected")},
         "bronze_rows": landed.bronze_rows,
         "quarantine_rows": landed.dead_letter_rows + landed.unreadable_rows,
+        "forgotten": landed.left_out.forgotten_tweets + landed.left_out.forgotten_letters,
+        "already_in_lake": landed.left_out.already_in_lake,
+        "deletions_logged": landed.left_out.logged,
         "lake_files_added": landed.files,
         "filtered_by_reason": counters["filtered_by_reason"],
         "rejected_by_reason": counters["rejected_by_reason"],
@@ -439,7 +452,7 @@ def run_embedded(paths: list[Path], settings: Settings, rate: float | None, prog
     """The whole path on a broker, worker and sink of this run's own."""
     archives = [ArchiveFile(path) for path in paths]
     with pipeline_run(archive_messages(archives, progress), settings, rate, progress) as run:
-        landed = land(run.stage, run.lake, run.stamp)
+        landed = land(run.stage, run.lake, run.stamp, checkpoints_of(settings, run.lake.shown_root), progress)
     report = run_report(run, landed) | _archive_summary(archives)
     started = time.monotonic()
     report["silver_rows"], report["gold_rows"] = refine(settings, run.lake, progress) if silver else (None, None)
@@ -489,12 +502,14 @@ def _problems(report: dict, landed: Landed) -> list[str]:
     decided = sum(report[key] for key in ("accepted", "filtered", "duplicates", "rejected"))
     if decided != report["read"]:
         problems.append(f"accepted + filtered + duplicates + rejected = {decided}, not read = {report['read']}")
-    if landed.bronze_rows + landed.unreadable_rows != report["accepted"]:
+    left_out = landed.left_out
+    if landed.bronze_rows + landed.unreadable_rows + left_out.forgotten_tweets + left_out.already_in_lake != report["accepted"]:
         problems.append(f"{report['accepted']} tweets accepted, {landed.bronze_rows} bronze rows "
-                        f"(+ {landed.unreadable_rows} in quarantine/typed_unreadable)")
+                        f"(+ {landed.unreadable_rows} in quarantine/typed_unreadable, {left_out.forgotten_tweets} "
+                        f"forgotten, {left_out.already_in_lake} in the lake already)")
     if landed.bronze_ids != landed.bronze_rows:
         problems.append(f"{landed.bronze_rows - landed.bronze_ids} bronze rows repeat a tweet id of this run")
-    if landed.dead_letter_rows != report["rejected"]:
+    if landed.dead_letter_rows + left_out.forgotten_letters != report["rejected"]:
         problems.append(f"{report['rejected']} messages rejected, {landed.dead_letter_rows} quarantine rows")
     return problems
 

@@ -1,4 +1,5 @@
-"""The Spark Structured Streaming sink: typed topic -> bronze parquet, dead letters -> quarantine.
+"""The Spark Structured Streaming sink: typed topic -> bronze parquet, dead letters -> quarantine,
+deletions (the compliance topic) -> the forgotten log, which bronze then leaves out.
 
 Started by spark_sink.submit, which adds Spark's Kafka connector (the Procfile's `sink` process):
 
@@ -14,7 +15,8 @@ from pyspark.sql import functions as F
 
 from app.settings import Settings
 from datalake import layout
-from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, ZoneLayout
+from datalake.layout import BRONZE, FORGOTTEN, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, ZoneLayout
+from spark_sink.forgotten import ForgottenLog, SweepThread, deletion_publisher, deletion_rows, post_id_of_bronze
 from spark_sink.kafka_stream import KafkaConnectorMissing, read_kafka_stream
 from spark_sink.metrics import start_metrics_server
 from spark_sink.publish import HadoopFiles, finalize_earlier_run, publish_batch, qualified_lake_root
@@ -119,16 +121,17 @@ def start_query(rows: DataFrame, name: str, publish, zones: list[ZoneLayout], se
     return writer.trigger(processingTime=f"{trigger_seconds} seconds").start()
 
 
-def typed_publisher(bronze: ZoneLayout, quarantine: ZoneLayout):
+def typed_publisher(bronze: ZoneLayout, quarantine: ZoneLayout, forgotten: ForgottenLog):
     """Bronze in one pass over the batch, counting the unreadable records on the way (an
     observation, not a cache of the whole batch); only a batch that has some is computed again
-    for the quarantine, which is rare: the worker writes every typed record."""
+    for the quarantine, which is rare: the worker writes every typed record. Tweets the forgotten
+    log names (as it is when the batch starts) are left out."""
 
     def publish(batch: DataFrame, batch_id: int) -> int:
         observation = Observation(f"typed-{batch_id}")
         observed = batch.observe(observation, F.count(F.when(~F.col("readable"), 1)).alias("unreadable"))
-        published = publish_batch(bronze_rows(observed), batch_id, bronze, BRONZE.partitions,
-                                  plain_columns=BRONZE_PLAIN_COLUMNS)
+        rows = forgotten.without(bronze_rows(observed), post_id_of_bronze())
+        published = publish_batch(rows, batch_id, bronze, BRONZE.partitions, plain_columns=BRONZE_PLAIN_COLUMNS)
         if observation.get["unreadable"]:
             published += publish_batch(unreadable_rows(batch), batch_id, quarantine, QUARANTINE_UNREADABLE.partitions,
                                        plain_columns=("value",))
@@ -150,27 +153,39 @@ def run(settings: Settings, available_now: bool) -> None:
     lake_root = qualified_lake_root(settings.lake_root)
     typed = typed_rows(kafka_records(spark, settings, settings.topic_typed), settings.sink_dedup_window)
     dead_letters = dead_letter_rows(kafka_records(spark, settings, settings.topic_dead_letter))
-    bronze, unreadable, dead = (ZoneLayout(lake_root, zone) for zone in (BRONZE, QUARANTINE_UNREADABLE, QUARANTINE_DEAD_LETTERS))
+    deletions = deletion_rows(kafka_records(spark, settings, settings.topic_compliance))
+    bronze, unreadable, dead, forgotten = (ZoneLayout(lake_root, zone) for zone in
+                                           (BRONZE, QUARANTINE_UNREADABLE, QUARANTINE_DEAD_LETTERS, FORGOTTEN))
     queries = [
-        start_query(typed, BRONZE.query, typed_publisher(bronze, unreadable), [bronze, unreadable], settings,
+        start_query(deletions, FORGOTTEN.query, deletion_publisher(lake_root), [forgotten], settings,
                     available_now, settings.sink_trigger_seconds),
+        start_query(typed, BRONZE.query, typed_publisher(bronze, unreadable, ForgottenLog(spark, lake_root)),
+                    [bronze, unreadable], settings, available_now, settings.sink_trigger_seconds),
         start_query(dead_letters, QUARANTINE_DEAD_LETTERS.query, dead_letter_publisher(dead), [dead], settings,
                     available_now, settings.sink_dead_letter_trigger_seconds),
     ]
-    log.info("sink running: %s -> %s/%s (trigger %s), %s -> %s/%s (trigger %s)",
+    sweeps = None
+    if not available_now:
+        sweeps = SweepThread(settings)
+        sweeps.start()
+    log.info("sink running: %s -> %s/%s (trigger %s), %s -> %s/%s (trigger %s), %s -> %s/%s; forget sweeps %s",
              settings.topic_typed, lake_root, BRONZE,
              "available-now" if available_now else f"{settings.sink_trigger_seconds}s",
              settings.topic_dead_letter, lake_root, QUARANTINE_DEAD_LETTERS,
-             "available-now" if available_now else f"{settings.sink_dead_letter_trigger_seconds}s")
-    await_queries(spark, queries, listener)
+             "available-now" if available_now else f"{settings.sink_dead_letter_trigger_seconds}s",
+             settings.topic_compliance, lake_root, FORGOTTEN,
+             "off (available-now)" if available_now else f"every {settings.forget_sweep_seconds}s")
+    await_queries(spark, queries, listener, on_end=sweeps.stop if sweeps else lambda: None)
 
 
 def main(argv: list[str] | None = None) -> int:
     return job_main(
         argv, "python -m spark_sink.submit",
-        "Stream the typed topic into bronze parquet (partitioned dt=YYYY-MM-DD/hour=HH) and the dead-letter topic "
-        "into quarantine/, under LAKE_ROOT, with checkpoints so a restart neither loses nor repeats rows. Settings "
-        "come from the environment and .env.",
+        "Stream the typed topic into bronze parquet (partitioned dt=YYYY-MM-DD/hour=HH), the dead-letter topic "
+        "into quarantine/ and the compliance topic into the forgotten log (_forgotten/), under LAKE_ROOT, with "
+        "checkpoints so a restart neither loses nor repeats rows; forgotten tweets are left out of bronze, and "
+        "every FORGET_SWEEP_SECONDS removed from the files of bronze and quarantine. Settings come from the "
+        "environment and .env.",
         "process everything in the topics now, then exit (for backfills and tests)",
         run, {KafkaConnectorMissing: 2},
     )

@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
-from datetime import datetime, timezone
-
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,6 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from app.settings import Settings
 from datalake import layout
+from datalake.locks import abandoned, holder_record
 from datalake.layout import Zone, ZoneLayout
 from spark_sink.metrics import start_metrics_server
 from spark_sink.publish import HadoopFiles, finalize_earlier_run, qualified_lake_root
@@ -40,11 +38,11 @@ class JobLock:
         self.files = HadoopFiles(spark, self.path)
 
     def acquire(self) -> None:
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": datetime.now(timezone.utc).isoformat()}
+        me = holder_record()
         if self.files.create_exclusive(self.path, json.dumps(me)):
             return
         holder = self.holder()
-        if holder.get("host") == me["host"] and not _alive(int(holder.get("pid", 0))):
+        if abandoned(holder):
             log.warning("taking over %s from pid %s, which no longer runs", self.path, holder.get("pid"))
             self.files.delete(self.path)
             if self.files.create_exclusive(self.path, json.dumps(me)):
@@ -61,19 +59,6 @@ class JobLock:
     def release(self) -> None:
         if self.holder().get("pid") == os.getpid():
             self.files.delete(self.path)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 
 @dataclass(frozen=True)

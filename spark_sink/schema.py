@@ -98,3 +98,12 @@ def silver_file_arrow_schema():
 
     schema = to_arrow_schema(silver_schema(), timezone="UTC")
     return pa.schema([field for field in schema if field.name not in PARTITION_COLUMNS])
+
+
+def forgotten_log_schema() -> T.StructType:
+    """The forgotten log's columns (datalake.forgotten.LOG_SCHEMA, the one definition)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from datalake.forgotten import LOG_SCHEMA
+
+    return from_arrow_schema(LOG_SCHEMA)

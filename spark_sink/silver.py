@@ -16,6 +16,10 @@ Each micro-batch:
   4. writes a journal (the batch's manifest) naming the staged files' zone paths and the files
      they replace, then moves the staged files in, deletes the replaced files, and deletes the
      staging folder.
+Forgotten tweets (datalake/forgotten.py): the stream also follows the forgotten log, so a new log
+file brings a batch; its ids' silver rows are found by a scan of silver's id columns and their
+files rewritten without them in step 3 (gold then recomputes those hours), and posts the log names
+are never taken in from bronze.
 A replay of a batch whose journal exists finishes that journal instead of deciding again (its
 decision read silver as it was before the batch). Readers see each post once except for the
 moments between step 4's moves and deletes; after a crash there, until the job restarts.
@@ -33,13 +37,16 @@ from datetime import timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from app.settings import Settings
-from datalake.layout import BRONZE, PARTITION_COLUMNS, SILVER, ZoneLayout
+from datalake.forgotten import TWEET, USER
+from datalake.layout import BRONZE, FORGOTTEN, PARTITION_COLUMNS, SILVER, ZoneLayout
+from spark_sink.forgotten import ForgottenLog
 from spark_sink.publish import (
     HadoopFiles, finish_journal, moves_into_zone, stage_batch,
 )
-from spark_sink.schema import bronze_schema, silver_schema
+from spark_sink.schema import bronze_schema, forgotten_log_schema, silver_schema
 from spark_sink.submit import LAKE_BUSY
 from spark_sink.lake_job import LakeBusy, LakeJob, run_lake_job
 from spark_sink.session import job_main
@@ -52,17 +59,32 @@ log = logging.getLogger("tweetlake.silver")
 SILVER_PLAIN_COLUMNS = ("edit_root_id", "tweet_id", "text", "text_clean")
 # X allows edits for an hour after the post: every version of a post is within these hours of another.
 EDIT_WINDOW = timedelta(hours=1)
+# The stream's column that marks a row of the forgotten log (its kind) among bronze's rows.
+FORGET_KIND = "forget_kind"
+FORGET = "forget"
 
 
 def bronze_stream(spark: SparkSession, lake_root: str, settings: Settings) -> DataFrame:
-    """Bronze's files as they appear; a file deleted before it is read (replaced by a replay or a
-    compaction, whose new files bring its rows) is skipped."""
+    """Bronze's files as they appear (a file deleted before it is read, replaced by a replay, a
+    compaction or a forget, whose new files bring its rows, is skipped), and with them the
+    forgotten log's new files, as marker rows (FORGET_KIND set: the id in tweet_id or author_id)."""
     spark.conf.set("spark.sql.files.ignoreMissingFiles", "true")
-    return (
+    bronze = (
         spark.readStream.schema(bronze_schema())
         .option("maxFilesPerTrigger", settings.silver_max_files_per_trigger)
         .parquet(f"{lake_root}/{BRONZE.path}")
+        .withColumn(FORGET_KIND, F.lit(None).cast(T.StringType()))
     )
+    log_folder = f"{lake_root}/{FORGOTTEN.path}"
+    HadoopFiles(spark, log_folder).mkdirs(log_folder)
+    log_rows = spark.readStream.schema(forgotten_log_schema()).parquet(log_folder)
+    ids = {"tweet_id": TWEET, "author_id": USER}
+    markers = log_rows.select(
+        *[F.when(F.col("kind") == ids[field.name], F.col("id")).alias(field.name) if field.name in ids
+          else F.lit(None).cast(field.dataType).alias(field.name) for field in bronze_schema().fields],
+        F.col("kind").alias(FORGET_KIND),
+    )
+    return bronze.unionByName(markers)
 
 
 def candidate_partitions(posts: DataFrame) -> list[str]:
@@ -81,14 +103,18 @@ class SilverWriter:
         self.zone = ZoneLayout(lake_root, SILVER)
         self.files = HadoopFiles(spark, self.zone.data)
         self.keep_manifests = keep_manifests
+        self.forgotten = ForgottenLog(spark, lake_root)
 
-    def __call__(self, bronze: DataFrame, batch_id: int) -> None:
+    def __call__(self, arrived: DataFrame, batch_id: int) -> None:
         manifest = self.zone.manifest(batch_id)
         if self.files.exists(manifest):
             log.warning("silver: batch %d is a replay: finishing its journal", batch_id)
             self.finish(json.loads(self.files.read_text(manifest)))
             return
-        posts = newest_versions(bronze).persist()
+        markers = [row.asDict() for row in arrived.where(F.col(FORGET_KIND).isNotNull())
+                   .select("tweet_id", "author_id", FORGET_KIND).collect()]
+        bronze = arrived.where(F.col(FORGET_KIND).isNull()).drop(FORGET_KIND)
+        posts = self.forgotten.without(newest_versions(bronze), F.col("edit_root_id")).persist()
         try:
             decided = decide(posts, self.existing(candidate_partitions(posts))).persist()
             counts: dict[str, int] = {}
@@ -97,8 +123,12 @@ class SilverWriter:
                 counts[row["action"]] = counts.get(row["action"], 0) + row["count"]
                 if row["action"] in (REPLACE, RESOURCE):
                     replaced.add(row["file"])
+            doomed = self.forgotten_posts(markers)
+            if doomed:
+                counts[FORGET] = len(doomed)
+                replaced.update(file for _, file in doomed)
             replaced = sorted(replaced)
-            rows = self.rows_to_write(decided, replaced)
+            rows = self.rows_to_write(decided, replaced, [key for key, _ in doomed])
             staged = stage_batch(rows, batch_id, self.zone, PARTITION_COLUMNS, SILVER_PLAIN_COLUMNS)
             decided.unpersist()
         finally:
@@ -109,9 +139,10 @@ class SilverWriter:
         self.files.mkdirs(self.zone.manifests)
         self.files.write_text_atomically(manifest, json.dumps(journal))
         self.finish(journal)
-        log.info("silver: batch %d: %d new, %d replaced by a newer version, %d with new sources, %d repeats; "
-                 "%d file(s) written, %d rewritten", batch_id, counts.get(INSERT, 0), counts.get(REPLACE, 0),
-                 counts.get(RESOURCE, 0), counts.get(NOTHING, 0), len(moves), len(replaced))
+        log.info("silver: batch %d: %d new, %d replaced by a newer version, %d with new sources, %d repeats, "
+                 "%d forgotten; %d file(s) written, %d rewritten", batch_id, counts.get(INSERT, 0),
+                 counts.get(REPLACE, 0), counts.get(RESOURCE, 0), counts.get(NOTHING, 0), counts.get(FORGET, 0),
+                 len(moves), len(replaced))
 
     def existing(self, partitions: list[str]) -> DataFrame | None:
         paths = [f"{self.zone.data}/{p}" for p in partitions if self.files.exists(f"{self.zone.data}/{p}")]
@@ -122,14 +153,30 @@ class SilverWriter:
     def read(self, paths: list[str]) -> DataFrame:
         return self.spark.read.schema(silver_schema()).option("basePath", self.zone.data).parquet(*paths)
 
-    def rows_to_write(self, decided: DataFrame, replaced: list[str]) -> DataFrame:
-        """New and newer rows, enriched; the rows of replaced files that stay, with their new
-        sources where those changed."""
+    def forgotten_posts(self, markers: list[dict]) -> list[tuple[str, str]]:
+        """(edit_root_id, file) of each silver row the newly logged ids forget (the rule of
+        datalake/forgotten.py); a scan of silver's id columns, only in a batch that has markers."""
+        tweets = sorted({m["tweet_id"] for m in markers if m[FORGET_KIND] == TWEET and m["tweet_id"]})
+        users = sorted({m["author_id"] for m in markers if m[FORGET_KIND] == USER and m["author_id"]})
+        if not (tweets or users) or not self.files.list_files(self.zone.data, ".parquet"):
+            return []
+        current = self.read([self.zone.data]).select(
+            "edit_root_id", "tweet_id", "author_id", F.col("_metadata.file_path").alias("file"))
+        hit = (F.col("tweet_id").isin(tweets) | F.col("edit_root_id").isin(tweets)) if tweets else F.lit(False)
+        if users:
+            hit = hit | F.col("author_id").isin(users)
+        return [(row["edit_root_id"], row["file"]) for row in current.where(hit).select("edit_root_id", "file").collect()]
+
+    def rows_to_write(self, decided: DataFrame, replaced: list[str], forgotten: list[str]) -> DataFrame:
+        """New and newer rows, enriched; the rows of replaced files that stay (not replaced by a
+        newer version, not forgotten), with their new sources where those changed."""
         enriched = enriched_rows(enrichment_input(decided))
         if not replaced:
             return enriched
         changed = decided.where(F.col("action").isin(REPLACE, RESOURCE)).select("edit_root_id", "action", "sources")
         current = self.read(replaced)
+        if forgotten:
+            current = current.where(~F.col("edit_root_id").isin(forgotten))
         kept = (current.join(changed, "edit_root_id", "left")
                 .where(F.col("action").isNull() | (F.col("action") == RESOURCE))
                 .withColumn("source_tweet_ids", F.coalesce(F.col("sources"), F.col("source_tweet_ids")))

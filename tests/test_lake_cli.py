@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -408,8 +409,21 @@ def test_a_held_lock_stops_a_second_compaction(tmp_path, capsys):
     before = files_in(tmp_path)
     code, _, err = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01")
     assert code == 1
-    assert "another compaction of bronze holds _compactions/bronze/_lock" in err and "elsewhere" in err
+    assert "another rewrite of bronze" in err and "holds _compactions/bronze/_lock" in err and "elsewhere" in err
     assert files_in(tmp_path) == before
+
+
+def test_the_lock_of_a_killed_compaction_is_taken_over(tmp_path, capsys):
+    small_lake(tmp_path)
+    commit(tmp_path, 0, 1, 2, 3)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = tmp_path / "_compactions/bronze/_lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
+    code, out, _ = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01")
+    assert code == 0 and "->" in out
+    assert not lock.exists()
 
 
 def interrupted(tmp_path: Path, renamed: bool) -> tuple[Path, list[Path]]:

@@ -28,3 +28,13 @@ def test_spark_types_follow_the_annotations():
 
 def test_bronze_adds_the_partition_columns():
     assert bronze_schema().fieldNames()[-2:] == ["dt", "hour"]
+
+
+def test_the_compliance_record_is_what_the_forgotten_log_holds():
+    """The worker sends app.models.Deletion; the sink reads it with the log's schema (datalake.forgotten)."""
+    from app.models import Deletion
+    from spark_sink.schema import forgotten_log_schema, record_schema
+
+    log_fields = {field.name: field.dataType for field in forgotten_log_schema().fields}
+    record_fields = {field.name: field.dataType for field in record_schema(Deletion).fields}
+    assert record_fields == log_fields
