@@ -113,6 +113,19 @@ def render(results: dict) -> str:
             + f"; the dashboard's peak RSS {dashboard['dashboard_peak_rss_mb']} MB.",
             "",
         ]
+    forget = stages.get("forget")
+    if forget and "error" not in forget:
+        runs = {name: forget[f"forget_{name}"] for name in ("spread", "newest_hour")}
+        lines += [
+            f"Forget 1,000 tweet ids from a lake of {_num(forget['bronze_rows'])} tweets ({forget['bronze_files']} bronze "
+            "files, silver and gold built by the refine job in "
+            f"{forget['build_silver_gold_s']} s): ids spread over the week {runs['spread']['wall_s']} s "
+            f"({runs['spread']['files_rewritten']} bronze files rewritten), ids of the newest hour "
+            f"{runs['newest_hour']['wall_s']} s ({runs['newest_hour']['files_rewritten']} files), each with the refine "
+            f"job that rewrites silver and recomputes gold; `lake verify` {forget['verify_s']} s "
+            f"({'OK' if forget['verify_ok'] else 'FAILED'}).",
+            "",
+        ]
     lines += [
         "| goal | target | measured | met |",
         "|---|---|---|---|",

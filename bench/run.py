@@ -27,9 +27,11 @@ from bench.harness import Bench, BenchConfig
 from bench.monitor import SystemLoad, TreeMonitor, machine_info
 from bench.report import render
 
-STAGES = ("raw_broker", "seed_pattern", "ingest", "normalize", "sink", "e2e", "silver", "dashboard", "soak")
-# The soak stage takes ~30 minutes, the dashboard's about one (it builds a lake of 1M rows): only when asked for.
-OPT_IN_STAGES = ("dashboard", "soak")
+STAGES = ("raw_broker", "seed_pattern", "ingest", "normalize", "sink", "e2e", "silver", "dashboard", "forget",
+          "soak")
+# The soak stage takes ~30 minutes, the dashboard's and forget's several each (they build lakes of 1M rows):
+# only when asked for.
+OPT_IN_STAGES = ("dashboard", "forget", "soak")
 DEFAULT_STAGES = tuple(stage for stage in STAGES if stage not in OPT_IN_STAGES)
 # "No growth": under 0.5 MB a minute (5 MB over ten minutes) in the second half of the soak.
 SOAK_FLAT_MB_PER_MIN = 0.5
@@ -51,8 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "--set soak_rate=500 tweets/s for --set soak_minutes=30, topics kept --set "
             "soak_retention_ms=300000, memory and broker disk sampled every 10 s, dedup window "
             "--set soak_dedup_window_seconds=120), dashboard (opt-in: 1M silver rows and their gold, the page's "
-            "load time in headless Chromium, cold and warm, and each JSON endpoint's latency). On 2 cores the "
-            "default run (all but soak and dashboard) takes about "
+            "load time in headless Chromium, cold and warm, and each JSON endpoint's latency), forget (opt-in: "
+            "`lake forget` of 1,000 ids from a lake of 1M tweets, spread over a week and within one hour). On 2 "
+            "cores the default run (all but the opt-in stages) takes about "
             "3.5 minutes, --quick (or BENCH_QUICK=1) about 1.5."
         ),
     )
