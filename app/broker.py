@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from app.settings import Settings, get_settings
@@ -41,22 +42,25 @@ def admin_client(bootstrap_servers: str) -> AdminClient:
 
 
 def wait_for_broker(bootstrap_servers: str, timeout: float = 60.0,
-                    process: subprocess.Popen | None = None) -> None:
-    """Block until a metadata request succeeds, or raise TimeoutError (RuntimeError at once if
-    the broker `process` we started exits meanwhile)."""
+                    process: subprocess.Popen | None = None, brokers: int = 1) -> None:
+    """Block until a metadata request succeeds and lists at least `brokers` live brokers, or raise
+    TimeoutError (RuntimeError at once if the broker `process` we started exits meanwhile)."""
     deadline = time.monotonic() + timeout
     admin = admin_client(bootstrap_servers)
-    last_error: Exception | None = None
+    last_error: Exception | str | None = None
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"the embedded Kafka broker exited with code {process.returncode} before it "
                                f"answered on {bootstrap_servers}: see its output in KAFKA_DATA_DIR/kafka.out")
         try:
-            admin.list_topics(timeout=2.0)
-            return
+            live = len(admin.list_topics(timeout=2.0).brokers)
         except Exception as error:  # librdkafka raises KafkaException with varying codes
             last_error = error
-            time.sleep(0.2)
+        else:
+            if live >= brokers:
+                return
+            last_error = f"{live} of {brokers} brokers registered"
+        time.sleep(0.2)
     raise TimeoutError(f"Kafka at {bootstrap_servers} did not answer within {timeout:.0f}s: {last_error}")
 
 
@@ -67,20 +71,31 @@ def wait_for_topics(settings: Settings, timeout: float = 60.0) -> None:
     admin = admin_client(settings.bootstrap_servers)
     wanted = set(project_topics(settings))
     while time.monotonic() < deadline:
-        existing = set(admin.list_topics(timeout=5.0).topics)
-        if wanted <= existing:
+        if wanted <= usable_topics(admin):
             return
         time.sleep(0.3)
     raise TimeoutError(f"topics {sorted(wanted)} not all present after {timeout:.0f}s")
 
 
+def usable_topics(admin: AdminClient) -> set[str]:
+    """Topics whose every partition has a leader (right after creation a cluster's may not yet)."""
+    topics = admin.list_topics(timeout=5.0).topics
+    return {name for name, topic in topics.items()
+            if topic.error is None and topic.partitions
+            and all(partition.leader >= 0 for partition in topic.partitions.values())}
+
+
 def topic_config(settings: Settings) -> dict[str, str]:
-    """Retention that really deletes: segments roll often enough for whole ones to expire."""
-    return {
+    """Retention that really deletes: segments roll often enough for whole ones to expire; and the
+    in-sync replicas an acks=all write needs, when set (else the broker's default)."""
+    config = {
         "retention.ms": str(settings.topic_retention_ms),
         "segment.ms": str(settings.segment_ms),
         "segment.bytes": str(settings.topic_segment_bytes),
     }
+    if settings.topic_min_insync_replicas is not None:
+        config["min.insync.replicas"] = str(settings.topic_min_insync_replicas)
+    return config
 
 
 def project_topics(settings: Settings) -> dict[str, NewTopic]:
@@ -96,17 +111,27 @@ def project_topics(settings: Settings) -> dict[str, NewTopic]:
     }
 
 
-def create_topics(settings: Settings) -> list[str]:
-    """Create missing project topics with their partition counts; return the ones created."""
+def create_topics(settings: Settings, timeout: float = 60.0) -> list[str]:
+    """Create missing project topics with their partition counts; return the ones created. Waits
+    until the cluster has a broker per replica; a topic another process created meanwhile (two
+    workers starting together) is fine."""
     admin = admin_client(settings.bootstrap_servers)
     existing = set(admin.list_topics(timeout=10.0).topics)
     missing = [topic for name, topic in project_topics(settings).items() if name not in existing]
     if not missing:
         return []
+    wait_for_broker(settings.bootstrap_servers, timeout, brokers=settings.topic_replication_factor)
+    created = []
     for name, future in admin.create_topics(missing, operation_timeout=10.0).items():
-        future.result()
+        try:
+            future.result()
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            continue
         log.info("created topic %s", name)
-    return [topic.topic for topic in missing]
+        created.append(name)
+    return created
 
 
 class Broker:

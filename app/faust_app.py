@@ -1,13 +1,17 @@
 """The Faust application: one object, configured from settings, shared by every agent.
 
 `faust -A app worker` discovers the agents (`autodiscover`) and, as the worker initialises,
-installs the Faust patches (`app.faust_patches`).
+installs the Faust patches (`app.faust_patches`) and makes its producer idempotent.
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import faust
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaDriverProducer
 
 from app.faust_patches import install_worker_patches
+from app.faust_patches.pinned import install_for_pinned_faust
 from app.heap import keep_heap_trimmed
 from app.settings import Settings, get_settings
 
@@ -16,6 +20,20 @@ AGENT_MODULES = ["agents.ingest", "agents.normalize", "agents.metrics"]
 
 def broker_urls(settings: Settings) -> list[str]:
     return [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
+
+
+def _idempotent_producer_settings(self) -> Mapping[str, Any]:
+    """What Faust 0.15.3's `Producer._settings_extra` gives aiokafka under exactly_once only."""
+    return {"acks": "all", "enable_idempotence": True}
+
+
+def produce_idempotently() -> bool:
+    """Every producer Faust creates is idempotent: a send retried after a lost reply or a leader
+    change is written once. Faust exposes no setting for it outside exactly_once; aiokafka keeps
+    one request in flight per broker, so its sequence numbers stay in order for the outbox's
+    record batches too (agents/outbox.py)."""
+    return install_for_pinned_faust(AIOKafkaDriverProducer, "_settings_extra", _idempotent_producer_settings,
+                                    "idempotent producer (enable_idempotence)")
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -43,6 +61,9 @@ def create_app(settings: Settings) -> faust.App:
         # Room for two or more take_events batches between the fetcher and the agent (Faust's
         # default 4,096 is one), so the agent does not wait on the fetcher between batches.
         stream_buffer_maxsize=settings.faust_stream_buffer,
+        # Acknowledged once every in-sync replica has the record (TOPIC_MIN_INSYNC_REPLICAS of them
+        # at least): Faust's default, written out because idempotence requires it.
+        producer_acks=-1,
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
         # web_host is only the advertised name; web_bind is the address the server listens on.
@@ -55,6 +76,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.on_worker_init.connect
     def _install_patches(sender: faust.App, **_kwargs) -> None:
         install_worker_patches()
+        produce_idempotently()
 
     # Otherwise RSS keeps the high-water mark of every backlog (glibc keeps freed pages).
     keep_heap_trimmed(app, settings.heap_trim_seconds)

@@ -20,10 +20,12 @@ from engines.hdfs import HdfsError, HdfsLayout, fs_shell, running_hdfs
 REPO = Path(__file__).resolve().parents[1]
 
 
-def hdfs_layout(settings: Settings) -> HdfsLayout:
-    """The HDFS_* settings as the engine's layout; a relative data folder is the checkout's."""
+def hdfs_layout(settings: Settings, datanodes: int = 1) -> HdfsLayout:
+    """The HDFS_* settings as the engine's layout (one DataNode: `make hdfs`); a relative data folder is
+    the checkout's."""
     data_dir = settings.hdfs_data_dir if settings.hdfs_data_dir.is_absolute() else REPO / settings.hdfs_data_dir
-    return HdfsLayout(settings.hdfs_host, settings.hdfs_port, settings.hdfs_http_port, data_dir, settings.hdfs_heap_mb)
+    return HdfsLayout(settings.hdfs_host, settings.hdfs_port, settings.hdfs_http_port, data_dir, settings.hdfs_heap_mb,
+                      datanodes=datanodes)
 
 
 def serve(layout: HdfsLayout) -> int:
@@ -33,9 +35,9 @@ def serve(layout: HdfsLayout) -> int:
         with running_hdfs(layout, log_to_files=False) as cluster:
             print(f"HDFS ready: {cluster.uri} (WebHDFS {cluster.webhdfs_url}), data in {cluster.layout.data_dir}; "
                   "Ctrl-C stops it", flush=True)
-            while cluster.namenode.alive() and cluster.datanode.alive():
+            while all(daemon.alive() for daemon in cluster.daemons):
                 time.sleep(0.5)
-            gone = cluster.namenode if not cluster.namenode.alive() else cluster.datanode
+            gone = next(daemon for daemon in cluster.daemons if not daemon.alive())
             print(f"error: the {gone.name} exited with code {gone.popen.returncode}; stopping HDFS", file=sys.stderr)
             return 1
     except KeyboardInterrupt:

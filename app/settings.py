@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     topic_compliance: str = "tweets.compliance"
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
+    # Replicas that must have a record before acks=all producers hear it was written (the topics'
+    # min.insync.replicas); unset: the broker's default (1). `make cluster`: 2 of 3.
+    topic_min_insync_replicas: Optional[int] = Field(default=None, ge=1)
     topic_retention_ms: int = Field(default=3_600_000, ge=60_000)
     # Retention deletes whole closed segments only: segments roll at least this often (unset: a
     # sixth of the retention) or at this size, so disk stays near what retention promises.
@@ -87,6 +90,10 @@ class Settings(BaseSettings):
     lake_root: str = "./lake"
     checkpoint_root: Optional[str] = None
     spark_master: str = "local[*]"
+    # On a Spark cluster (spark://, yarn, k8s://): cores one job may take (unset: the cluster's
+    # default, on standalone all of them, which leaves none for the next job) and each executor's memory.
+    spark_cores_max: Optional[int] = Field(default=None, ge=1)
+    spark_executor_memory: str = "1g"
     sink_trigger_seconds: float = Field(default=5.0, gt=0)
     # Dead letters are few and not latency-bound: a rarer trigger saves each micro-batch's fixed
     # cost (~0.7 s of CPU, measured) from competing with bronze.

@@ -126,6 +126,10 @@ def publish(outgoing: Iterable[Outgoing], bootstrap_servers: str, topic: str, ra
     reject as too large."""
     producer = Producer({
         "bootstrap.servers": bootstrap_servers,
+        # Every in-sync replica has a message before it counts as delivered, and a retried send is
+        # written once (librdkafka keeps the order with up to 5 requests in flight).
+        "acks": "all",
+        "enable.idempotence": True,
         "linger.ms": 20,
         "batch.size": 1 << 20,
         "queue.buffering.max.kbytes": 1 << 18,

@@ -10,6 +10,10 @@ spark_sink/refine.py, silver then gold, available-now (the backfill's).
 Spark's Kafka source is not in the pyspark wheel: its connector jars (`engines/poms/spark-kafka.xml`,
 fetched by `make jars`) go on `--jars`, or SINK_SPARK_PACKAGES hands `--packages` coordinates to
 Spark instead (a cluster that resolves them itself).
+
+On a spark:// master (`make cluster`'s standalone cluster, engines/spark_standalone.py) the
+executors run this venv's Python, which imports the project from any folder (the editable install
+of `make venv`): its workers must see the same filesystem paths, as on one machine or one image.
 """
 from __future__ import annotations
 
@@ -22,18 +26,26 @@ from engines.jars import JarsMissing, jar_paths
 
 REPO = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+LOG4J = REPO / "config/log4j2.properties"
+LOOPBACK = {"127.0.0.1", "localhost"}
 JOBS = {"bronze": REPO / "spark_sink/bronze.py", "silver": REPO / "spark_sink/silver.py",
         "gold": REPO / "spark_sink/gold.py", "refine": REPO / "spark_sink/refine.py"}
 # The exit code of a job that runs once per lake (silver, gold) when another one holds the lake.
 LAKE_BUSY = 3
 
 
+def master_hosts(master: str) -> list[str]:
+    """The hosts of a spark:// master URL (several for a standby pair: spark://h1:7077,h2:7077)."""
+    return [address.rsplit(":", 1)[0] for address in master.removeprefix("spark://").split(",")]
+
+
 def sink_command(settings: Settings, *job_args: str, job: str = "bronze", web_ui: bool = True,
                  driver_java_options: str = "") -> list[str]:
     """spark-submit of a job (JOBS) on SPARK_MASTER, bronze's with the Kafka connector; JarsMissing
-    (naming `make jars`) if its jars are not fetched. A local master stays on the loopback interface;
-    `web_ui=False` spares tests the UI's start-up and port."""
-    command = [str(SPARK_SUBMIT), "--master", settings.spark_master]
+    (naming `make jars`) if its jars are not fetched. A local master, or a spark:// one on 127.0.0.1,
+    keeps the driver on the loopback interface; `web_ui=False` spares tests the UI's start-up and port."""
+    master = settings.spark_master
+    command = [str(SPARK_SUBMIT), "--master", master]
     if job == "bronze" and settings.sink_spark_packages:
         command += ["--packages", settings.sink_spark_packages]
     elif job == "bronze":
@@ -43,11 +55,21 @@ def sink_command(settings: Settings, *job_args: str, job: str = "bronze", web_ui
         command += ["--conf", f"spark.hadoop.dfs.replication={settings.lake_replication}"]
     if not web_ui:
         command += ["--conf", "spark.ui.enabled=false"]
-    if settings.spark_master.startswith("local"):
+    if not master.startswith("local"):
+        # Uncapped, a job on a standalone cluster takes every core and the next job gets none.
+        if settings.spark_cores_max is not None:
+            command += ["--conf", f"spark.cores.max={settings.spark_cores_max}"]
+        command += ["--conf", f"spark.executor.memory={settings.spark_executor_memory}"]
+    if master.startswith("spark://"):
+        # Executors start Python workers with the driver's interpreter: this venv's has pyarrow and
+        # the project; a python3 from PATH fails with only "Python worker failed to connect back".
+        command += ["--conf", f"spark.pyspark.python={sys.executable}",
+                    "--conf", f"spark.executor.extraJavaOptions=-Dlog4j2.configurationFile={LOG4J}"]
+    if master.startswith("local") or (master.startswith("spark://") and set(master_hosts(master)) <= LOOPBACK):
         command += ["--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1"]
     command += [
         "--driver-java-options",
-        f"-Dlog4j2.configurationFile={REPO / 'config/log4j2.properties'} {driver_java_options}".strip(),
+        f"-Dlog4j2.configurationFile={LOG4J} {driver_java_options}".strip(),
         str(JOBS[job]),
         *job_args,
     ]
