@@ -51,7 +51,8 @@ from spark_sink.submit import LAKE_BUSY
 from spark_sink.lake_job import LakeBusy, LakeJob, run_lake_job
 from spark_sink.session import job_main
 from spark_sink.silver_rows import (
-    INSERT, NOTHING, REPLACE, RESOURCE, decide, enriched_rows, enrichment_input, existing_keys, newest_versions,
+    BRONZE_READS, INSERT, NOTHING, REPLACE, RESOURCE, decide, enriched_rows, enrichment_input, existing_keys,
+    newest_versions,
 )
 
 log = logging.getLogger("tweetlake.silver")
@@ -111,9 +112,12 @@ class SilverWriter:
             log.warning("silver: batch %d is a replay: finishing its journal", batch_id)
             self.finish(json.loads(self.files.read_text(manifest)))
             return
-        markers = [row.asDict() for row in arrived.where(F.col(FORGET_KIND).isNotNull())
+        # One scan of the batch's files: its columns silver reads, kept while the markers are
+        # picked out and the posts computed (a second action over `arrived` would read them again).
+        slim = arrived.select(*BRONZE_READS, FORGET_KIND).persist()
+        markers = [row.asDict() for row in slim.where(F.col(FORGET_KIND).isNotNull())
                    .select("tweet_id", "author_id", FORGET_KIND).collect()]
-        bronze = arrived.where(F.col(FORGET_KIND).isNull()).drop(FORGET_KIND)
+        bronze = slim.where(F.col(FORGET_KIND).isNull()).drop(FORGET_KIND)
         posts = self.forgotten.without(newest_versions(bronze), F.col("edit_root_id")).persist()
         try:
             decided = decide(posts, self.existing(candidate_partitions(posts))).persist()
@@ -133,6 +137,7 @@ class SilverWriter:
             decided.unpersist()
         finally:
             posts.unpersist()
+            slim.unpersist()
         moves = moves_into_zone(self.files, staged, self.zone, batch_id, attempt=0)
         journal = {"batch_id": batch_id, "files": [target for _, target in moves], "moves": moves,
                    "replaces": replaced, "counts": counts}

@@ -19,6 +19,8 @@ from spark_sink.schema import SILVER_FROM_BRONZE, silver_schema
 SILVER_SCHEMA_VERSION = 1
 # The bronze columns the enrichment reads besides those silver keeps.
 ENRICHMENT_INPUTS = ("retweeted_text", "lang", "hashtags", "topics")
+# The bronze columns silver reads at all (newest_versions): `raw`, the biggest, is not among them.
+BRONZE_READS = tuple(dict.fromkeys(SILVER_FROM_BRONZE + ENRICHMENT_INPUTS + ("referenced_tweets",)))
 # What tweets.enrich.Enricher.enrich() reads of a row.
 ENRICHER_READS = ("text", "retweeted_text", "lang", "hashtags", "urls")
 INSERT, REPLACE, RESOURCE, NOTHING = "insert", "replace", "resource", "nothing"
@@ -44,7 +46,7 @@ def newest_versions(bronze: DataFrame) -> DataFrame:
     keyed = bronze.select(
         edit_root_id(history, F.col("tweet_id")).alias("edit_root_id"),
         version(history, F.col("tweet_id")).alias("version"),
-        F.struct(*[F.col(name) for name in SILVER_FROM_BRONZE + ENRICHMENT_INPUTS + ("referenced_tweets",)]).alias("row"),
+        F.struct(*[F.col(name) for name in BRONZE_READS]).alias("row"),
         F.col("tweet_id"),
     )
     return (
