@@ -10,7 +10,7 @@ export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help venv jars chromium hdfs run test test-fast backfill lake-stats bench bench-soak clean
+.PHONY: help venv jars chromium hdfs run cluster test test-fast backfill lake-stats bench bench-soak clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ hdfs: $(STAMP) $(JARS_STAMP) ## single-node HDFS on 127.0.0.1 (RPC :9000, WebHDF
 
 run: $(STAMP) $(JARS_STAMP) ## run Kafka, the Faust worker, the bronze/silver/gold Spark jobs and the dashboard (:8050) on the embedded default (Ctrl-C stops)
 	$(BIN)/honcho start -f Procfile
+
+cluster: $(STAMP) $(JARS_STAMP) ## the pipeline on a local multi-node cluster: 3 Kafka brokers (:9092-9094), HDFS NameNode (:9000/:9870) + 3 DataNodes, Spark master (:7077, UI :8080) + 2 workers, 2 Faust workers (Ctrl-C stops)
+	$(BIN)/python -m app.cluster up
 
 chromium: ## Debian's chromium for the dashboard's browser test (apt-get install, if missing)
 	command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }
@@ -63,5 +66,5 @@ bench: $(STAMP) $(JARS_STAMP) ## benchmarks of every stage, ~3.5 min (BENCH_QUIC
 bench-soak: $(STAMP) $(JARS_STAMP) ## broker + worker + sink at 500 tweets/s for 30 min, 5-min retention, memory and disk sampled; bench/results/soak.json
 	timeout --signal=TERM --kill-after=60 2700 $(BIN)/python -m bench.run --stages soak --output bench/results/soak.json
 
-clean: ## remove the local lake, checkpoints, Faust state and the embedded Kafka's and HDFS's data
-	rm -rf lake .faust .kafka .hdfs
+clean: ## remove the local lake, checkpoints, Faust state, the embedded Kafka's and HDFS's data and `make cluster`'s
+	rm -rf lake .faust .kafka .hdfs .cluster .spark

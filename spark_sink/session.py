@@ -105,3 +105,5 @@ def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # py4j logs every callback (the progress listener's included) at INFO.
     logging.getLogger("py4j").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # The `hdfs` package (the forget sweeps' WebHDFS client on an hdfs:// lake) logs every call at INFO.
+    logging.getLogger("hdfs").setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -1,0 +1,314 @@
+"""`make cluster`: the whole pipeline as a local multi-node deployment, every node its own process
+on 127.0.0.1: 3 Kafka brokers (KRaft, a 3-voter quorum), an HDFS NameNode and 3 DataNodes, a Spark
+standalone master and 2 workers, 2 Faust workers, and the sink, silver and gold jobs submitted to
+that master with the lake and checkpoints on HDFS; then the dashboard.
+
+    python -m app.cluster up               the whole set with honcho (`make cluster`; Ctrl-C stops all)
+    python -m app.cluster node NAME        one node in the foreground: what each Procfile line runs
+    python -m app.cluster env              the settings the pipeline's processes get, as KEY=VALUE
+
+The layout (ports, data folder) is written to DATA/layout.json by `up` and read by `node`; `up`
+writes DATA/Procfile and DATA/cluster.env beside it. The same commands start the nodes of the
+fault test (tests/test_cluster.py), on free ports. Nothing is installed by hand: the JVMs come
+from the jars `make jars` fetched and the pyspark wheel.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+DEFAULT_DATA_DIR = REPO / ".cluster"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class ClusterLayout:
+    """Every node's ports and the data folder; the defaults are the ports `make cluster` promises."""
+
+    data_dir: str = str(DEFAULT_DATA_DIR)
+    kafka_ports: tuple[int, ...] = (9092, 9093, 9094)
+    kafka_controller_ports: tuple[int, ...] = (19092, 19093, 19094)
+    namenode_port: int = 9000
+    namenode_http_port: int = 9870
+    datanodes: int = 3
+    spark_master_port: int = 7077
+    spark_ui_port: int = 8080
+    spark_worker_ui_ports: tuple[int, ...] = (8081, 8082)
+    faust_web_ports: tuple[int, ...] = (6066, 6068)
+    dashboard_port: int = 8050
+    spark_metrics_port: int = 6067
+    topic_partitions: int = 8  # more than workers: a worker's partitions move to the others
+    extra_settings: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path, **values) -> "ClusterLayout":
+        """A layout of ports nobody listens on now (tests run beside other brokers and HDFS)."""
+        return cls(
+            data_dir=str(data_dir),
+            kafka_ports=tuple(free_port() for _ in range(3)),
+            kafka_controller_ports=tuple(free_port() for _ in range(3)),
+            namenode_port=free_port(), namenode_http_port=free_port(),
+            spark_master_port=free_port(), spark_ui_port=free_port(),
+            spark_worker_ui_ports=(free_port(), free_port()),
+            faust_web_ports=(free_port(), free_port()),
+            dashboard_port=free_port(),
+            spark_metrics_port=0,
+            **values,
+        )
+
+    @property
+    def path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"{HOST}:{port}" for port in self.kafka_ports)
+
+    @property
+    def namenode_uri(self) -> str:
+        return f"hdfs://{HOST}:{self.namenode_port}"
+
+    @property
+    def lake_root(self) -> str:
+        return f"{self.namenode_uri}/lake"
+
+    @property
+    def spark_master(self) -> str:
+        return f"spark://{HOST}:{self.spark_master_port}"
+
+    def settings_env(self) -> dict[str, str]:
+        """The settings every pipeline process of the cluster reads (app/settings.py names)."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "TOPIC_PARTITIONS": str(self.topic_partitions),
+            "TOPIC_REPLICATION_FACTOR": "3",
+            "TOPIC_MIN_INSYNC_REPLICAS": "2",
+            "LAKE_ROOT": self.lake_root,
+            "HDFS_NAMENODE_URL": f"http://{HOST}:{self.namenode_http_port}",
+            "HDFS_REPLICATION": "3",
+            "SPARK_MASTER": self.spark_master,
+            "SPARK_CORES_MAX": "1",
+            "SPARK_METRICS_PORT": str(self.spark_metrics_port),
+            "DASHBOARD_PORT": str(self.dashboard_port),
+            # The Spark jobs' Hadoop client reads the cluster's hdfs-site.xml (its write-pipeline
+            # settings keep a writer going when one of the 3 DataNodes dies).
+            "HADOOP_CONF_DIR": str(self.path / "hdfs" / "conf"),
+            **self.extra_settings,
+        }
+
+    def save(self) -> Path:
+        self.path.mkdir(parents=True, exist_ok=True)
+        target = self.path / "layout.json"
+        target.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return target
+
+    @classmethod
+    def load(cls, data_dir: Path) -> "ClusterLayout":
+        values = json.loads((data_dir / "layout.json").read_text())
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
+
+
+NODES = ("kafka-1", "kafka-2", "kafka-3", "namenode", "datanode-1", "datanode-2", "datanode-3",
+         "spark-master", "spark-worker-1", "spark-worker-2")
+PIPELINE = ("worker-1", "worker-2", "sink", "silver", "gold", "dashboard")
+
+
+def pipeline_command(layout: ClusterLayout, name: str) -> tuple[list[str], dict[str, str]]:
+    """The command and extra environment of a pipeline process (after the cluster's settings)."""
+    python = sys.executable
+    if name.startswith("worker-"):
+        index = int(name.split("-")[1])
+        env = {"FAUST_WEB_PORT": str(layout.faust_web_ports[index - 1]),
+               "FAUST_DATA_DIR": str(layout.path / f"faust-{index}")}
+        if index > 1:
+            env["SOURCE"] = "none"  # one ingestion source for the set: the first worker's
+        return [python, "-m", "app.cluster", "--data-dir", str(layout.path), "worker", str(index)], env
+    if name in ("sink", "silver", "gold"):
+        job = [] if name == "sink" else [name]
+        return [python, "-m", "app.cluster", "--data-dir", str(layout.path), "job", *job], {}
+    if name == "dashboard":
+        return [python, "-m", "app.cluster", "--data-dir", str(layout.path), "dashboard"], {}
+    raise KeyError(f"no pipeline process {name!r}: {', '.join(PIPELINE)}")
+
+
+def procfile(layout: ClusterLayout) -> str:
+    python = sys.executable
+    lines = [f"{name}: exec {python} -m app.cluster --data-dir {layout.path} node {name}" for name in NODES]
+    for name in PIPELINE:
+        command, env = pipeline_command(layout, name)
+        assignments = " ".join(f"{key}={value}" for key, value in env.items())
+        lines.append(f"{name}: exec env {assignments} {' '.join(command)}".replace("env  ", ""))
+    return "\n".join(lines) + "\n"
+
+
+def kafka_nodes(layout: ClusterLayout) -> list:
+    from engines.kafka import cluster_nodes
+
+    heap = int(os.environ.get("KAFKA_HEAP_MB", "512"))
+    return cluster_nodes(HOST, layout.kafka_ports, layout.kafka_controller_ports, layout.path / "kafka", heap,
+                         layout.topic_partitions)
+
+
+def hdfs_layout(layout: ClusterLayout):
+    from engines.hdfs import HdfsLayout
+
+    heap = int(os.environ.get("HDFS_HEAP_MB", "384"))
+    return HdfsLayout(HOST, layout.namenode_port, layout.namenode_http_port, layout.path / "hdfs", heap,
+                      datanodes=layout.datanodes, replication=3)
+
+
+def spark_layout(layout: ClusterLayout):
+    from engines.spark_standalone import StandaloneLayout
+
+    return StandaloneLayout(HOST, layout.spark_master_port, layout.spark_ui_port, workers=2,
+                            data_dir=layout.path / "spark", worker_ui_ports=layout.spark_worker_ui_ports)
+
+
+def node_command(layout: ClusterLayout, name: str) -> list[str]:
+    """Prepare node `name` (its config; its storage formatted on the first start) and return its
+    JVM's command line."""
+    role, _, number = name.rpartition("-") if name[-1].isdigit() else (name, "", "")
+    index = int(number) if number else 0
+    if role == "kafka":
+        from engines.kafka import format_storage, server_command, shared_cluster_id
+
+        node = kafka_nodes(layout)[index - 1]
+        format_storage(node, shared_cluster_id(layout.path / "kafka"))
+        return server_command(node)
+    if role == "spark-master":
+        from engines.spark_standalone import master_command
+
+        return master_command(spark_layout(layout))
+    if role == "spark-worker":
+        from engines.spark_standalone import worker_command
+
+        spark = spark_layout(layout)
+        worker = index - 1  # the engine numbers its workers from 0
+        for folder in ("work", "local"):
+            (spark.worker_dir(worker) / folder).mkdir(parents=True, exist_ok=True)
+        return worker_command(spark, worker)
+    if role == "namenode":
+        from engines.hdfs import namenode_command
+
+        return namenode_command(hdfs_layout(layout))
+    if role == "datanode":
+        from engines.hdfs import datanode_command
+
+        return datanode_command(hdfs_layout(layout), index)
+    raise KeyError(f"no node {name!r}: {', '.join(NODES)}")
+
+
+def run_node(layout: ClusterLayout, name: str) -> int:
+    """Replace this process by the node's JVM, so the supervisor's signals, and a test's SIGKILL,
+    reach the JVM itself."""
+    command = node_command(layout, name)
+    os.execvp(command[0], command)
+
+
+def wait_for_hdfs(layout: ClusterLayout, timeout: float) -> None:
+    """Until the NameNode is out of safe mode with all DataNodes live, and the lake's folder exists
+    (the pipeline's processes start beside the nodes and must not fail on a NameNode still starting)."""
+    from engines.hdfs import health, namenode_bean
+
+    hdfs = hdfs_layout(layout)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ready = (health(hdfs).live_datanodes >= layout.datanodes
+                     and not namenode_bean(hdfs, "NameNodeInfo").get("Safemode"))
+        except (OSError, ValueError, KeyError):  # still starting
+            ready = False
+        if ready:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"HDFS at {layout.namenode_uri} not ready with {layout.datanodes} DataNodes "
+                               f"after {timeout:.0f}s")
+        time.sleep(1)
+    from hdfs import InsecureClient
+
+    InsecureClient(f"http://{HOST}:{layout.namenode_http_port}").makedirs("/lake")
+
+
+def wait_for_spark_workers(layout: ClusterLayout, timeout: float) -> None:
+    from engines.spark_standalone import alive_workers, master_state
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if alive_workers(master_state(spark_layout(layout))):
+                return
+        except (OSError, ValueError):  # still starting
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no Spark worker alive at {layout.spark_master} after {timeout:.0f}s")
+        time.sleep(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.cluster", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="the cluster's data (default .cluster/)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="write the layout and run every node and pipeline process with honcho")
+    node = commands.add_parser("node", help="run one node in the foreground")
+    node.add_argument("name", choices=NODES)
+    commands.add_parser("env", help="print the pipeline's settings as KEY=VALUE lines")
+    worker = commands.add_parser("worker", help="create the topics if missing, then run a Faust worker")
+    worker.add_argument("index", type=int)
+    job = commands.add_parser("job", help="wait for the topics, then submit a Spark job to the master")
+    job.add_argument("job", nargs="?", default="bronze", choices=("bronze", "silver", "gold"))
+    commands.add_parser("dashboard", help="wait for HDFS, then run the dashboard")
+    args = parser.parse_args(argv)
+
+    if args.command == "up":
+        layout = ClusterLayout(data_dir=str(args.data_dir.resolve()))
+        layout.save()
+        (layout.path / "Procfile").write_text(procfile(layout))
+        (layout.path / "cluster.env").write_text("".join(f"{k}={v}\n" for k, v in layout.settings_env().items()))
+        honcho = Path(sys.executable).parent / "honcho"
+        os.execv(honcho, [str(honcho), "start", "-f", str(layout.path / "Procfile"), "-e",
+                          str(layout.path / "cluster.env"), "-d", str(REPO)])
+    layout = ClusterLayout.load(args.data_dir.resolve())
+    if args.command == "env":
+        print("".join(f"{k}={v}\n" for k, v in layout.settings_env().items()), end="")
+        return 0
+    if args.command == "node":
+        return run_node(layout, args.name)
+    os.environ.update(layout.settings_env() | {k: v for k, v in os.environ.items() if k in layout.settings_env()})
+    wait_for_hdfs(layout, timeout=300)
+    if args.command == "dashboard":
+        os.execv(sys.executable, [sys.executable, "-m", "dashboard"])
+    if args.command == "worker":
+        from app.broker import create_topics, wait_for_broker
+        from app.settings import get_settings
+
+        settings = get_settings()
+        wait_for_broker(settings.bootstrap_servers, timeout=120)
+        create_topics(settings)
+        faust = Path(sys.executable).parent / "faust"
+        os.execv(faust, [str(faust), "-A", "app", "worker", "-l", "info", "--web-port", os.environ["FAUST_WEB_PORT"]])
+    from app.broker import wait_for_topics
+    from app.settings import get_settings
+
+    wait_for_topics(get_settings(), timeout=300)
+    wait_for_spark_workers(layout, timeout=300)
+    job = [] if args.job == "bronze" else [args.job]
+    os.execv(sys.executable, [sys.executable, "-m", "spark_sink.submit", *job])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""The pipeline on a local multi-node deployment (app/cluster.py: 3 Kafka brokers, an HDFS NameNode
+and 3 DataNodes, a Spark master and 2 workers, 2 Faust workers, the sink on the Spark master),
+every node its own process, on free ports. While tweets flow at a modest rate, one broker, one
+DataNode, one Spark worker and one Faust worker are SIGKILLed in turn and restarted, each
+rejoining; after the run every produced tweet is in bronze exactly once and every malformed
+message in quarantine, read through WebHDFS with pyarrow and with Spark."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from confluent_kafka import Producer
+
+from agents.sources.synthetic import SyntheticTweets
+from app.broker import admin_client, create_topics
+from app.cluster import NODES, ClusterLayout, hdfs_layout, pipeline_command
+from app.settings import Settings
+from datalake.files import Lake
+from datalake.fs import WebHdfsFS
+from engines.hdfs import health
+from tests.processes import Process, wait_until
+from tweets.payloads import tweet_id_of
+
+pytestmark = pytest.mark.integration
+
+RATE = 30.0  # tweets a second
+MALFORMED_EVERY = 50
+DOWN_SECONDS = 15.0  # how long a killed node stays down while tweets flow
+OUTPUT = Path(__file__).parent / "output" / "cluster_faults.json"
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+
+
+@dataclass
+class Cluster:
+    layout: ClusterLayout
+    env: dict[str, str]
+    workdir: Path
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(_env_file=None, **{k.lower(): v for k, v in self.env.items() if k.lower() in Settings.model_fields})
+
+    def command(self, name: str) -> tuple[list[str], dict[str, str]]:
+        if name in NODES:
+            return [sys.executable, "-m", "app.cluster", "--data-dir", str(self.layout.path), "node", name], {}
+        return pipeline_command(self.layout, name)
+
+    def start(self, name: str) -> Process:
+        command, extra = self.command(name)
+        self.processes[name] = Process(name, command, self.env | extra, self.workdir)
+        return self.processes[name]
+
+    def kill(self, name: str) -> None:
+        self.processes[name].kill()
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop(timeout=20)
+
+
+def http_json(url: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return json.loads(reply.read())
+    except (OSError, ValueError):
+        return None
+
+
+def brokers_up(cluster: Cluster) -> int:
+    try:
+        return len(admin_client(cluster.layout.bootstrap_servers).list_topics(timeout=3).brokers)
+    except Exception:  # noqa: BLE001 - librdkafka's errors while brokers start
+        return 0
+
+
+def in_sync_everywhere(cluster: Cluster, topic: str) -> bool:
+    try:
+        metadata = admin_client(cluster.layout.bootstrap_servers).list_topics(topic, timeout=5)
+    except Exception:  # noqa: BLE001
+        return False
+    partitions = metadata.topics[topic].partitions.values()
+    return bool(partitions) and all(len(p.isrs) == 3 for p in partitions)
+
+
+def live_datanodes(cluster: Cluster) -> int:
+    try:
+        return health(hdfs_layout(cluster.layout)).live_datanodes
+    except (OSError, ValueError):
+        return 0
+
+
+def fully_replicated(cluster: Cluster) -> bool:
+    """Every DataNode live and every block with its 3 replicas again (the blocks written while one
+    was down included)."""
+    try:
+        state = health(hdfs_layout(cluster.layout))
+    except (OSError, ValueError):
+        return False
+    return state.live_datanodes == 3 and state.replicated
+
+
+def alive_spark_workers(cluster: Cluster) -> int:
+    state = http_json(f"http://127.0.0.1:{cluster.layout.spark_ui_port}/json/")
+    return sum(1 for w in (state or {}).get("workers", []) if w.get("state") == "ALIVE")
+
+
+def worker_counters(cluster: Cluster, index: int) -> dict | None:
+    return http_json(f"http://127.0.0.1:{cluster.layout.faust_web_ports[index - 1]}/counters/")
+
+
+def lake(cluster: Cluster) -> Lake:
+    return Lake(WebHdfsFS(f"http://127.0.0.1:{cluster.layout.namenode_http_port}", None), "/lake")
+
+
+def zone_rows(cluster: Cluster, zone: str) -> int:
+    try:
+        the_lake = lake(cluster)
+        return sum(the_lake.metadata(f).num_rows for f in the_lake.files(zone))
+    except Exception:  # noqa: BLE001 - a file replaced while listed, the lake not there yet
+        return -1
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("cluster")
+    layout = ClusterLayout.on_free_ports(workdir / "data", topic_partitions=6, extra_settings={
+        "SOURCE": "none", "SINK_TRIGGER_SECONDS": "2", "SINK_DEAD_LETTER_TRIGGER_SECONDS": "5",
+        "FAUST_SESSION_TIMEOUT": "10", "KAFKA_HEAP_MB": "384", "HDFS_HEAP_MB": "256"})
+    layout.save()
+    env = clean_env() | layout.settings_env()
+    running = Cluster(layout, env, workdir)
+    try:
+        for name in NODES:
+            running.start(name)
+        nodes = tuple(running.processes.values())
+        wait_until(lambda: brokers_up(running) == 3, 180, "3 Kafka brokers", nodes)
+        wait_until(lambda: live_datanodes(running) == 3, 180, "3 live DataNodes", nodes)
+        wait_until(lambda: alive_spark_workers(running) == 2, 180, "2 Spark workers", nodes)
+        create_topics(running.settings)
+        yield running
+    finally:
+        running.stop()
+
+
+class Feed(threading.Thread):
+    """Clean tweets (and every MALFORMED_EVERY-th message malformed) to the raw topic at RATE,
+    acks=all and idempotent; `ids` are the tweets delivered, `malformed` the bad ones delivered."""
+
+    def __init__(self, cluster: Cluster):
+        super().__init__(daemon=True)
+        self.topic = cluster.settings.topic_raw
+        self.producer = Producer({"bootstrap.servers": cluster.layout.bootstrap_servers, "acks": "all",
+                                  "enable.idempotence": True, "log_level": 2})
+        self.tweets = SyntheticTweets(seed=71, off_topic_share=0.0, non_english_share=0.0, malformed_share=0.0)
+        self.ids: set[str] = set()
+        self.malformed = 0
+        self.failed = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        sent = 0
+        started = time.monotonic()
+        while not self.stopping.is_set():
+            sent += 1
+            if sent % MALFORMED_EVERY == 0:
+                self.producer.produce(self.topic, b'{"data": {"id": "1", "text": cut', on_delivery=self._bad)
+            else:
+                message = next(self.tweets.messages(1))
+                tweet_id = tweet_id_of(message)
+                self.producer.produce(self.topic, message, tweet_id.encode(),
+                                      on_delivery=lambda error, _m, tid=tweet_id: self._tweet(error, tid))
+            self.producer.poll(0)
+            time.sleep(max(0.0, sent / RATE - (time.monotonic() - started)))
+        self.producer.flush(120)
+
+    def _tweet(self, error, tweet_id: str) -> None:
+        if error is None:
+            self.ids.add(tweet_id)
+        else:
+            self.failed += 1
+
+    def _bad(self, error, _message) -> None:
+        if error is None:
+            self.malformed += 1
+        else:
+            self.failed += 1
+
+
+@pytest.mark.timeout(900)  # the cluster's start and stop (13 JVMs on 2 cores) count in
+def test_every_tweet_once_after_a_broker_a_datanode_a_spark_worker_and_a_faust_worker_are_killed(cluster, spark):
+    for name in ("worker-1", "worker-2", "sink"):
+        cluster.start(name)
+    everything = tuple(cluster.processes.values())
+    wait_until(lambda: worker_counters(cluster, 1) is not None and worker_counters(cluster, 2) is not None, 180,
+               "both Faust workers", everything)
+    feed = Feed(cluster)
+    feed.start()
+    wait_until(lambda: zone_rows(cluster, "bronze") > 0, 300, "the sink's first bronze rows", everything)
+
+    rejoined = {
+        "kafka-2": lambda: brokers_up(cluster) == 3 and in_sync_everywhere(cluster, cluster.settings.topic_raw),
+        "datanode-2": lambda: fully_replicated(cluster),
+        "spark-worker-1": lambda: alive_spark_workers(cluster) == 2,
+        "worker-2": lambda: worker_counters(cluster, 2) is not None,
+    }
+    faults = []
+    for name, back in rejoined.items():
+        before = len(feed.ids)
+        began = time.monotonic()
+        cluster.kill(name)
+        time.sleep(DOWN_SECONDS)
+        bronze_while_down = zone_rows(cluster, "bronze")
+        cluster.start(name)
+        wait_until(back, 240, f"{name} to rejoin", tuple(p for n, p in cluster.processes.items() if n != name))
+        faults.append({"killed": name, "produced_while_down_and_rejoining": len(feed.ids) - before,
+                       "bronze_rows_after_down": bronze_while_down,
+                       "rejoined_after_s": round(time.monotonic() - began - DOWN_SECONDS, 1)})
+    feed.stopping.set()
+    feed.join(180)
+    assert feed.failed == 0, f"{feed.failed} messages were not acknowledged with acks=all"
+
+    wait_until(lambda: zone_rows(cluster, "bronze") >= len(feed.ids)
+               and zone_rows(cluster, "quarantine/dead_letter") >= feed.malformed, 300,
+               f"{len(feed.ids)} tweets in bronze and {feed.malformed} dead letters", tuple(cluster.processes.values()))
+    time.sleep(cluster.settings.sink_trigger_seconds * 3)  # nothing more may arrive
+
+    the_lake = lake(cluster)
+    ids = pa.concat_arrays([the_lake.read(f, ["tweet_id"]).column("tweet_id").combine_chunks()
+                            for f in the_lake.files("bronze")]).to_pylist()
+    assert len(ids) == len(set(ids)) and set(ids) == feed.ids
+    letters = sum(the_lake.metadata(f).num_rows for f in the_lake.files("quarantine/dead_letter"))
+    assert letters == feed.malformed
+    bronze = spark.read.parquet(f"{cluster.layout.lake_root}/bronze")
+    assert bronze.count() == bronze.select("tweet_id").distinct().count() == len(feed.ids)
+    OUTPUT.parent.mkdir(exist_ok=True)
+    OUTPUT.write_text(json.dumps({"tweets": len(feed.ids), "malformed": feed.malformed, "rate": RATE,
+                                  "down_seconds": DOWN_SECONDS, "faults": faults}, indent=2) + "\n")
+    assert all(fault["produced_while_down_and_rejoining"] > 0 for fault in faults), faults
