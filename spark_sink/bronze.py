@@ -91,9 +91,22 @@ def unreadable_rows(typed: DataFrame) -> DataFrame:
     )
 
 
-def dead_letter_rows(records: DataFrame) -> DataFrame:
+def dead_letter_rows(records: DataFrame, dedup_window: str) -> DataFrame:
+    """The letters, each raw message's once within the window: a worker that dies before it
+    commits its offsets decides those messages again (at-least-once), and its letters would
+    otherwise be in quarantine twice. A letter the worker did not trace to a raw position is kept
+    whatever it repeats (its dedup key is its own topic offset)."""
+    letter = F.col("letter")
+    source = F.concat_ws(":", letter["kafka_topic"], letter["kafka_partition"], letter["kafka_offset"])
+    traced = letter["kafka_topic"].isNotNull() & letter["kafka_partition"].isNotNull() & letter["kafka_offset"].isNotNull()
     return (
-        records.select(F.from_json(F.col("value").cast("string"), dead_letter_schema()).alias("letter"))
+        records.select(F.from_json(F.col("value").cast("string"), dead_letter_schema()).alias("letter"),
+                       F.col("partition"), F.col("offset"))
+        .withColumn("dedup_key", F.when(traced, source).otherwise(
+            F.concat_ws(":", F.lit("letter"), F.col("partition"), F.col("offset"))))
+        .withColumn("seen_at", F.coalesce(letter["failed_at"], F.current_timestamp()))
+        .withWatermark("seen_at", dedup_window)
+        .dropDuplicatesWithinWatermark(["dedup_key"])
         .select("letter.*")
         .withColumn("dt", F.date_format(F.coalesce(F.col("failed_at"), F.current_timestamp()), "yyyy-MM-dd"))
     )
@@ -152,7 +165,8 @@ def run(settings: Settings, available_now: bool) -> None:
     spark.streams.addListener(listener)
     lake_root = qualified_lake_root(settings.lake_root)
     typed = typed_rows(kafka_records(spark, settings, settings.topic_typed), settings.sink_dedup_window)
-    dead_letters = dead_letter_rows(kafka_records(spark, settings, settings.topic_dead_letter))
+    dead_letters = dead_letter_rows(kafka_records(spark, settings, settings.topic_dead_letter),
+                                    settings.sink_dedup_window)
     deletions = deletion_rows(kafka_records(spark, settings, settings.topic_compliance))
     bronze, unreadable, dead, forgotten = (ZoneLayout(lake_root, zone) for zone in
                                            (BRONZE, QUARANTINE_UNREADABLE, QUARANTINE_DEAD_LETTERS, FORGOTTEN))
