@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from confluent_kafka import Producer
 
 from app.broker import Broker, admin_client, create_topics
 from pipeline.processes import REPO, Process, free_port, settings_env, start_sink, start_worker
+from pipeline.processes import wait_for  # noqa: F401 - the stages import it from here
 from app.settings import Settings
 from bench.monitor import TreeMonitor
 from bench.workload import TweetPool, filter_policy
@@ -83,6 +83,7 @@ class Bench:
         self._broker: Broker | None = None
         self._processes: list[Process] = []
         self.broker_monitor: TreeMonitor | None = None
+        self.measured: dict[str, dict] = {}  # each finished stage's results, for stages that compare
         base = Settings(_env_file=None, kafka_bootstrap_servers=None, broker_port=self.port)
         self.pool = TweetPool(seed=config.seed, clean=config.clean, policy=filter_policy(base))
 
@@ -180,10 +181,12 @@ class Bench:
 
     # --- producing -------------------------------------------------------------------------------
 
-    def produce(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]], **config) -> int:
-        """Pre-load a topic as fast as librdkafka goes; returns how many were delivered."""
+    def produce(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]], bootstrap_servers: str | None = None,
+                **config) -> int:
+        """Pre-load a topic as fast as librdkafka goes (on the run's broker unless told another);
+        returns how many were delivered."""
         producer = Producer({
-            "bootstrap.servers": self.bootstrap_servers,
+            "bootstrap.servers": bootstrap_servers or self.bootstrap_servers,
             "linger.ms": 5,
             "queue.buffering.max.messages": 500_000,
             "log_level": 2,
@@ -209,23 +212,6 @@ class Bench:
         if remaining or failed:
             raise RuntimeError(f"{remaining} undelivered, {len(failed)} failed producing to {topic}: {failed[:3]}")
         return count
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, processes: tuple[Process, ...] = (),
-             interval: float = 0.1) -> float:
-    """Poll until condition() holds; returns the monotonic time it did. Raises on timeout or when a
-    process exits early, with the end of its log."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return time.monotonic()
-        for process in processes:
-            if not process.alive():
-                raise RuntimeError(f"{process.name} exited while waiting for {what}:\n{process.log_tail(3000)}")
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {p.name} ---\n{p.log_tail(3000)}" for p in processes)
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
-        time.sleep(interval)
 
 
 def rate(count: float, seconds: float) -> float | None:

@@ -100,6 +100,20 @@ def render(results: dict) -> str:
             f"{soak['spark_driver_rss_second_half_slope_mb_per_min']} MB/min.",
             "",
         ]
+    cluster = stages.get("cluster")
+    if cluster and "error" not in cluster:
+        versus = cluster.get("vs_single") or {}
+        lines += [
+            f"On `make cluster`'s deployment ({cluster['kafka_brokers']} brokers, replication 3, "
+            f"{cluster['datanodes']} DataNodes, Spark standalone, {cluster['faust_workers']} Faust workers over "
+            f"{cluster['topic_partitions']} partitions; nodes up in {cluster['nodes_up_s']} s): "
+            f"{_num(cluster['e2e_tweets_per_s'])} tweets/s sustained ({versus.get('tweets_per_s')}x the single "
+            f"deployment's); latency at {_num(cluster['offered_tweets_per_s'])} tweets/s offered p50 "
+            f"{cluster['e2e_latency_p50_s']} s, p99 {cluster['e2e_latency_p99_s']} s ({versus.get('latency_p99')}x); "
+            f"CPU per 1,000 burst tweets {versus.get('cpu_per_1000_burst')}x; peak RSS summed over its processes "
+            f"{_num(cluster['peak_rss_mb_sum'])} MB.",
+            "",
+        ]
     dashboard = stages.get("dashboard")
     if dashboard and "error" not in dashboard:
         lines += [

@@ -27,11 +27,11 @@ from bench.harness import Bench, BenchConfig
 from bench.monitor import SystemLoad, TreeMonitor, machine_info
 from bench.report import render
 
-STAGES = ("raw_broker", "seed_pattern", "ingest", "normalize", "sink", "e2e", "silver", "dashboard", "forget",
-          "soak")
-# The soak stage takes ~30 minutes, the dashboard's and forget's several each (they build lakes of 1M rows):
-# only when asked for.
-OPT_IN_STAGES = ("dashboard", "forget", "soak")
+STAGES = ("raw_broker", "seed_pattern", "ingest", "normalize", "sink", "e2e", "cluster", "silver", "dashboard",
+          "forget", "soak")
+# The soak stage takes ~30 minutes, the dashboard's and forget's several each (they build lakes of 1M rows),
+# the cluster's starts 13 JVMs: only when asked for.
+OPT_IN_STAGES = ("cluster", "dashboard", "forget", "soak")
 DEFAULT_STAGES = tuple(stage for stage in STAGES if stage not in OPT_IN_STAGES)
 # "No growth": under 0.5 MB a minute (5 MB over ten minutes) in the second half of the soak.
 SOAK_FLAT_MB_PER_MIN = 0.5
@@ -49,7 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "send().get() per tweet), ingest (agents.ingest.publish_raw via the Faust app), normalize "
             "(one worker, until /counters/ read == N), sink (spark-submit --available-now), silver (the silver "
             "job --available-now over N landed bronze rows, against bare nlp.pipe), e2e (worker + "
-            "streaming sink: sustained rate, then latency at a fixed rate), soak (opt-in: worker + sink at "
+            "streaming sink: sustained rate, then latency at a fixed rate), cluster (opt-in: the e2e measurement on `make "
+            "cluster`'s deployment on free ports, 3 brokers, HDFS with 3 DataNodes, Spark standalone, 2 Faust workers; "
+            "with e2e in the same run it is compared to it), soak (opt-in: worker + sink at "
             "--set soak_rate=500 tweets/s for --set soak_minutes=30, topics kept --set "
             "soak_retention_ms=300000, memory and broker disk sampled every 10 s, dedup window "
             "--set soak_dedup_window_seconds=120), dashboard (opt-in: 1M silver rows and their gold, the page's "
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if load.foreign_at_start:
         log(f"note: the machine is shared: {len(load.foreign_at_start)} pipeline-like processes of others are running")
     bench = Bench(config, workdir, log)
-    measured: dict[str, dict] = {}
+    measured = bench.measured
     failed = False
     started = time.monotonic()
     try:
@@ -196,6 +198,9 @@ def collect(config: BenchConfig, measured: dict, bench: Bench, load: dict, wall:
         "worker_rss_after_tweets": {"normalize": get("normalize", "tweets"),
                                     "e2e": (get("e2e", "worker_counters") or {}).get("read")},
         "spark_tree_rss_mb": largest(get("sink", "spark_tree_peak_rss_mb"), get("e2e", "spark_tree_peak_rss_mb")),
+        "cluster_e2e_tweets_per_s": get("cluster", "e2e_tweets_per_s"),
+        "cluster_e2e_latency_p99_s": get("cluster", "e2e_latency_p99_s"),
+        "cluster_vs_single": get("cluster", "vs_single"),
         "silver_tweets_per_s": get("silver", "silver_tweets_per_s"),
         "silver_tweets_per_s_under_load": get("silver", "silver_tweets_per_s_under_load"),
         "silver_lag_s": get("silver", "silver_lag_s"),

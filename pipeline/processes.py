@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 from app.settings import Settings
 from spark_sink.submit import sink_command
@@ -108,3 +110,20 @@ def start_sink(settings: Settings, workdir: Path, *extra_args: str, name: str = 
     command = sink_command(settings.model_copy(update=overrides), *extra_args, job=job, web_ui=False,
                            driver_java_options=driver_java_options)
     return Process(name, command, settings_env(settings, **overrides), workdir)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, processes: tuple[Process, ...] = (),
+             interval: float = 0.1) -> float:
+    """Poll until condition() holds; returns the monotonic time it did. Raises on timeout or when a
+    process exits early, with the end of its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return time.monotonic()
+        for process in processes:
+            if not process.alive():
+                raise RuntimeError(f"{process.name} exited while waiting for {what}:\n{process.log_tail(3000)}")
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {p.name} ---\n{p.log_tail(3000)}" for p in processes)
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
+        time.sleep(interval)

@@ -7,12 +7,8 @@ message in quarantine, read through WebHDFS with pyarrow and with Spark."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 import threading
 import time
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,13 +16,11 @@ import pytest
 from confluent_kafka import Producer
 
 from agents.sources.synthetic import SyntheticTweets
-from app.broker import admin_client, create_topics
-from app.cluster import NODES, ClusterLayout, hdfs_layout, pipeline_command
-from app.settings import Settings
+from app.cluster import ClusterLayout
 from datalake.files import Lake
 from datalake.fs import WebHdfsFS
-from engines.hdfs import health
-from tests.processes import Process, wait_until
+from pipeline.cluster import LocalCluster
+from tests.processes import wait_until
 from tweets.payloads import tweet_id_of
 
 pytestmark = pytest.mark.integration
@@ -37,94 +31,11 @@ DOWN_SECONDS = 15.0  # how long a killed node stays down while tweets flow
 OUTPUT = Path(__file__).parent / "output" / "cluster_faults.json"
 
 
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-
-
-@dataclass
-class Cluster:
-    layout: ClusterLayout
-    env: dict[str, str]
-    workdir: Path
-    processes: dict[str, Process] = field(default_factory=dict)
-
-    @property
-    def settings(self) -> Settings:
-        return Settings(_env_file=None, **{k.lower(): v for k, v in self.env.items() if k.lower() in Settings.model_fields})
-
-    def command(self, name: str) -> tuple[list[str], dict[str, str]]:
-        if name in NODES:
-            return [sys.executable, "-m", "app.cluster", "--data-dir", str(self.layout.path), "node", name], {}
-        return pipeline_command(self.layout, name)
-
-    def start(self, name: str) -> Process:
-        command, extra = self.command(name)
-        self.processes[name] = Process(name, command, self.env | extra, self.workdir)
-        return self.processes[name]
-
-    def kill(self, name: str) -> None:
-        self.processes[name].kill()
-
-    def stop(self) -> None:
-        for process in reversed(list(self.processes.values())):
-            process.stop(timeout=20)
-
-
-def http_json(url: str) -> dict | None:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return json.loads(reply.read())
-    except (OSError, ValueError):
-        return None
-
-
-def brokers_up(cluster: Cluster) -> int:
-    try:
-        return len(admin_client(cluster.layout.bootstrap_servers).list_topics(timeout=3).brokers)
-    except Exception:  # noqa: BLE001 - librdkafka's errors while brokers start
-        return 0
-
-
-def in_sync_everywhere(cluster: Cluster, topic: str) -> bool:
-    try:
-        metadata = admin_client(cluster.layout.bootstrap_servers).list_topics(topic, timeout=5)
-    except Exception:  # noqa: BLE001
-        return False
-    partitions = metadata.topics[topic].partitions.values()
-    return bool(partitions) and all(len(p.isrs) == 3 for p in partitions)
-
-
-def live_datanodes(cluster: Cluster) -> int:
-    try:
-        return health(hdfs_layout(cluster.layout)).live_datanodes
-    except (OSError, ValueError):
-        return 0
-
-
-def fully_replicated(cluster: Cluster) -> bool:
-    """Every DataNode live and every block with its 3 replicas again (the blocks written while one
-    was down included)."""
-    try:
-        state = health(hdfs_layout(cluster.layout))
-    except (OSError, ValueError):
-        return False
-    return state.live_datanodes == 3 and state.replicated
-
-
-def alive_spark_workers(cluster: Cluster) -> int:
-    state = http_json(f"http://127.0.0.1:{cluster.layout.spark_ui_port}/json/")
-    return sum(1 for w in (state or {}).get("workers", []) if w.get("state") == "ALIVE")
-
-
-def worker_counters(cluster: Cluster, index: int) -> dict | None:
-    return http_json(f"http://127.0.0.1:{cluster.layout.faust_web_ports[index - 1]}/counters/")
-
-
-def lake(cluster: Cluster) -> Lake:
+def lake(cluster: LocalCluster) -> Lake:
     return Lake(WebHdfsFS(f"http://127.0.0.1:{cluster.layout.namenode_http_port}", None), "/lake")
 
 
-def zone_rows(cluster: Cluster, zone: str) -> int:
+def zone_rows(cluster: LocalCluster, zone: str) -> int:
     try:
         the_lake = lake(cluster)
         return sum(the_lake.metadata(f).num_rows for f in the_lake.files(zone))
@@ -138,17 +49,9 @@ def cluster(tmp_path_factory):
     layout = ClusterLayout.on_free_ports(workdir / "data", topic_partitions=6, extra_settings={
         "SOURCE": "none", "SINK_TRIGGER_SECONDS": "2", "SINK_DEAD_LETTER_TRIGGER_SECONDS": "5",
         "FAUST_SESSION_TIMEOUT": "10", "KAFKA_HEAP_MB": "384", "HDFS_HEAP_MB": "256"})
-    layout.save()
-    env = clean_env() | layout.settings_env()
-    running = Cluster(layout, env, workdir)
+    running = LocalCluster(layout, workdir)
     try:
-        for name in NODES:
-            running.start(name)
-        nodes = tuple(running.processes.values())
-        wait_until(lambda: brokers_up(running) == 3, 180, "3 Kafka brokers", nodes)
-        wait_until(lambda: live_datanodes(running) == 3, 180, "3 live DataNodes", nodes)
-        wait_until(lambda: alive_spark_workers(running) == 2, 180, "2 Spark workers", nodes)
-        create_topics(running.settings)
+        running.start_nodes()
         yield running
     finally:
         running.stop()
@@ -158,7 +61,7 @@ class Feed(threading.Thread):
     """Clean tweets (and every MALFORMED_EVERY-th message malformed) to the raw topic at RATE,
     acks=all and idempotent; `ids` are the tweets delivered, `malformed` the bad ones delivered."""
 
-    def __init__(self, cluster: Cluster):
+    def __init__(self, cluster: LocalCluster):
         super().__init__(daemon=True)
         self.topic = cluster.settings.topic_raw
         self.producer = Producer({"bootstrap.servers": cluster.layout.bootstrap_servers, "acks": "all",
@@ -203,17 +106,17 @@ def test_every_tweet_once_after_a_broker_a_datanode_a_spark_worker_and_a_faust_w
     for name in ("worker-1", "worker-2", "sink"):
         cluster.start(name)
     everything = tuple(cluster.processes.values())
-    wait_until(lambda: worker_counters(cluster, 1) is not None and worker_counters(cluster, 2) is not None, 180,
+    wait_until(lambda: cluster.worker_counters(1) is not None and cluster.worker_counters(2) is not None, 180,
                "both Faust workers", everything)
     feed = Feed(cluster)
     feed.start()
     wait_until(lambda: zone_rows(cluster, "bronze") > 0, 300, "the sink's first bronze rows", everything)
 
     rejoined = {
-        "kafka-2": lambda: brokers_up(cluster) == 3 and in_sync_everywhere(cluster, cluster.settings.topic_raw),
-        "datanode-2": lambda: fully_replicated(cluster),
-        "spark-worker-1": lambda: alive_spark_workers(cluster) == 2,
-        "worker-2": lambda: worker_counters(cluster, 2) is not None,
+        "kafka-2": lambda: cluster.brokers_up() == 3 and cluster.in_sync_everywhere(cluster.settings.topic_raw),
+        "datanode-2": cluster.fully_replicated,
+        "spark-worker-1": lambda: cluster.alive_spark_workers() == 2,
+        "worker-2": lambda: cluster.worker_counters(2) is not None,
     }
     faults = []
     for name, back in rejoined.items():

@@ -76,7 +76,7 @@ def run(bench: Bench) -> dict:
     count = int(rate * config.soak_minutes * 60)
     settings = bench.stage_settings("soak", dedup_window_seconds=config.soak_dedup_window_seconds,
                                     topic_retention_ms=config.soak_retention_ms)
-    watcher = BronzeWatcher(Path(settings.lake_root) / "bronze")
+    watcher = BronzeWatcher(settings)
     messages = bench.pool.messages(0, count)
     worker = bench.start_worker(settings, name="soak-worker")
     sink = bench.start_sink(settings, name="soak-sink")
@@ -109,7 +109,7 @@ def run(bench: Bench) -> dict:
     try:
         wait_for(lambda: counters(settings) != {}, 120, "the soak worker's web server", processes)
         sampler.start()
-        _published_at, publish_s = _publish_at_rate(bench, settings.topic_raw, messages, rate, watcher)
+        _published_at, publish_s = _publish_at_rate(bench.bootstrap_servers, settings.topic_raw, messages, rate, watcher)
         wait_for(lambda: counters(settings).get("read", 0) >= count, 120, "the soak worker read everything",
                  processes, interval=POLL_S)
         stop.set()
