@@ -3,8 +3,10 @@ latency at a fixed rate; the same tweets) on `make cluster`'s deployment, starte
 3 Kafka brokers (replication 3, min ISR 2, producers acks=all and idempotent), an HDFS NameNode and
 3 DataNodes (replication 3), a Spark master and 2 workers with the sink submitted to it, 2 Faust
 workers over 8 partitions, bronze on HDFS and read back through WebHDFS. Run it with `e2e` in the
-same run: its latency phase then offers e2e's rate (when the cluster's burst rate allows), and
-`cluster_vs_single` puts the two side by side. The run's own broker stays up, idle.
+same run: its latency phase then offers e2e's rate if the cluster drained its burst at twice that
+(else half its drain rate), and `cluster_vs_single` puts the two side by side; `--e2e-rate` times
+both at one rate. The run's own broker stays up, idle. Results of the recorded run:
+`python -m bench.run --stages e2e,cluster --e2e-rate 500 --output bench/results/cluster.json`.
 """
 from __future__ import annotations
 

@@ -88,8 +88,10 @@ def run(bench: Bench) -> dict:
 
 def measure(bench: Bench, running: Running, compare_at: float | None = None) -> dict:
     """Warm-up, a burst, then latency at a fixed rate: --e2e-rate if given, else half the burst's
-    rate, or `compare_at` (the rate another pipeline's latency was measured at) when that is lower.
-    The same tweets of the pool each time, so two pipelines measured are comparable."""
+    sustained rate. With `compare_at` (the rate another pipeline's latency was measured at), the
+    lower of that and half the burst's drain rate (tweets over the whole burst, latency included),
+    so a slower pipeline is not timed saturated. The same tweets of the pool each time, so two
+    pipelines measured are comparable."""
     config = bench.config
     settings, processes = running.settings, running.processes
     watcher = BronzeWatcher(settings)
@@ -149,8 +151,10 @@ def measure(bench: Bench, running: Running, compare_at: float | None = None) -> 
     })
 
     # 3. Latency at a fixed rate below saturation.
-    half = max(50.0, round(e2e_rate / 2, -1))
-    offered = config.e2e_rate or (min(compare_at, half) if compare_at else half)
+    if compare_at:
+        offered = config.e2e_rate or min(compare_at, max(50.0, round(drain_rate / 2, -1)))
+    else:
+        offered = config.e2e_rate or max(50.0, round(e2e_rate / 2, -1))
     count = int(offered * config.e2e_latency_seconds)
     start, stop = stop, stop + count
     messages = pool.messages(start, stop)
