@@ -10,7 +10,7 @@ export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help venv jars chromium hdfs run cluster test test-fast backfill lake-stats bench bench-soak clean
+.PHONY: help venv jars chromium hdfs run cluster test test-fast backfill lake-stats bench bench-soak bench-cluster clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ bench: $(STAMP) $(JARS_STAMP) ## benchmarks of every stage, ~3.5 min (BENCH_QUIC
 
 bench-soak: $(STAMP) $(JARS_STAMP) ## broker + worker + sink at 500 tweets/s for 30 min, 5-min retention, memory and disk sampled; bench/results/soak.json
 	timeout --signal=TERM --kill-after=60 2700 $(BIN)/python -m bench.run --stages soak --output bench/results/soak.json
+
+bench-cluster: $(STAMP) $(JARS_STAMP) ## e2e tweets/s and latency on make cluster's deployment (free ports) against the single one, both at 200 tweets/s; bench/results/cluster.json
+	timeout --signal=TERM --kill-after=60 1800 $(BIN)/python -m bench.run --stages e2e,cluster --e2e-rate 200 --output bench/results/cluster.json
 
 clean: ## remove the local lake, checkpoints, Faust state, the embedded Kafka's and HDFS's data and `make cluster`'s
 	rm -rf lake .faust .kafka .hdfs .cluster .spark

@@ -47,11 +47,31 @@ class ClusterLayout:
     spark_master_port: int = 7077
     spark_ui_port: int = 8080
     spark_worker_ui_ports: tuple[int, ...] = (8081, 8082)
-    faust_web_ports: tuple[int, ...] = (6066, 6068)
+    faust_web_ports: tuple[int, ...] = (6066, 6070)  # 6067-6069 are the Spark jobs' metrics
     dashboard_port: int = 8050
     spark_metrics_port: int = 6067
     topic_partitions: int = 8  # more than workers: a worker's partitions move to the others
     extra_settings: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        seen: dict[int, str] = {}
+        for port, what in self.ports():
+            if port in seen:
+                raise ValueError(f"port {port} is given to both the {seen[port]} and the {what}")
+            seen[port] = what
+
+    def ports(self) -> list[tuple[int, str]]:
+        """Every port the cluster listens on that the layout names (DataNodes take free ones)."""
+        ports = [(p, f"Kafka broker {i}") for i, p in enumerate(self.kafka_ports, 1)]
+        ports += [(p, f"Kafka controller {i}") for i, p in enumerate(self.kafka_controller_ports, 1)]
+        ports += [(self.namenode_port, "NameNode RPC"), (self.namenode_http_port, "NameNode HTTP"),
+                  (self.spark_master_port, "Spark master"), (self.spark_ui_port, "Spark master UI")]
+        ports += [(p, f"Spark worker {i} UI") for i, p in enumerate(self.spark_worker_ui_ports, 1)]
+        ports += [(p, f"Faust worker {i}") for i, p in enumerate(self.faust_web_ports, 1)]
+        ports.append((self.dashboard_port, "dashboard"))
+        if self.spark_metrics_port:  # one port per job from this one (Settings.spark_metrics_port_of)
+            ports += [(self.spark_metrics_port + i, f"{job} job's metrics") for i, job in enumerate(("bronze", "silver", "gold"))]
+        return ports
 
     @classmethod
     def on_free_ports(cls, data_dir: Path, **values) -> "ClusterLayout":

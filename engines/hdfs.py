@@ -8,11 +8,8 @@ keeps its blocks in a folder of its own, so one killed and started again rejoins
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,12 +19,13 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import Callable, Iterator
 from xml.sax.saxutils import escape
 
 import psutil
 
 from engines import jars
+from engines.daemon import Daemon, find_java, log_hint, port_in_use
 
 REPO = Path(__file__).resolve().parents[1]
 LOG4J = REPO / "config" / "hadoop-log4j.properties"
@@ -39,7 +37,6 @@ FS_SHELL = "org.apache.hadoop.fs.FsShell"
 # ~240 MB RSS for the NameNode and ~215 MB for the DataNode.
 JVM_FLAGS = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.net.preferIPv4Stack=true")
 WEBAPPS = ("hdfs", "datanode", "static")
-_PR_SET_PDEATHSIG = 1
 # With several DataNodes: a silent one is stale after 3 s (new blocks and reads avoid it while there are
 # others) and dead 2 x recheck + 10 x heartbeat = 20 s after its last heartbeat, by the NameNode's check
 # every 5 s: measured 19.2-19.8 s after a SIGKILL (Hadoop's defaults: 30 s stale, 10.5 min dead).
@@ -193,76 +190,11 @@ def write_site(path: Path, values: dict[str, str]) -> None:
 
 
 def java_command(main_class: str, classpath: str, heap_mb: int, log_dir: Path, *args: str) -> list[str]:
-    java = shutil.which("java", path=str(Path(os.environ["JAVA_HOME"]) / "bin")) if os.environ.get("JAVA_HOME") else None
-    java = java or shutil.which("java")
+    java = find_java()
     if java is None:
         raise HdfsError("no `java` on PATH (or in JAVA_HOME): HDFS needs a Java 17 runtime")
     return [java, f"-Xmx{heap_mb}m", *JVM_FLAGS, f"-Dlog4j.configuration={LOG4J.as_uri()}",
             f"-Dhadoop.log.dir={log_dir}", "-cp", classpath, main_class, *args]
-
-
-def _die_with_parent() -> None:
-    """Linux: the JVM gets SIGTERM if the Python process that started it dies, so none is orphaned."""
-    try:
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-
-
-@dataclass
-class Daemon:
-    """One JVM in a process group of its own (so Ctrl-C in the terminal reaches only the Python parent)."""
-
-    name: str
-    popen: subprocess.Popen
-    log_path: Path | None
-
-    @classmethod
-    def start(cls, name: str, command: list[str], log_dir: Path | None) -> Daemon:
-        log: IO[bytes] | None = None
-        log_path = None
-        if log_dir is not None:
-            log_path = log_dir / f"{name}.log"
-            log = open(log_path, "ab")
-        try:
-            popen = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT if log else None,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
-        finally:
-            if log is not None:
-                log.close()
-        return cls(name, popen, log_path)
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL to the group, as a crash would: no shutdown hook runs."""
-        if self.alive():
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.popen.wait()
-
-    def log_tail(self, chars: int = 3000) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM to the group (Hadoop's shutdown hooks close the edit log), SIGKILL if it lingers."""
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            if not self.alive():
-                break
-            try:
-                os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.popen.wait(wait)
-            except subprocess.TimeoutExpired:
-                continue
-        self.popen.wait()
 
 
 @dataclass(frozen=True)
@@ -391,7 +323,7 @@ class HdfsCluster:
             for daemon in self.daemons:
                 if not daemon.alive():
                     raise HdfsError(f"the {daemon.name} exited with code {daemon.popen.returncode}"
-                                    + _log_hint(daemon))
+                                    + log_hint(daemon))
             try:
                 if done():
                     return
@@ -399,25 +331,15 @@ class HdfsCluster:
                 pass
             time.sleep(0.25)
         raise HdfsError(f"HDFS at {self.uri} was not ready after {timeout:.0f} s ({what})"
-                        + "".join(_log_hint(daemon) for daemon in self.daemons))
-
-
-def _log_hint(daemon: Daemon) -> str:
-    tail = daemon.log_tail()
-    if tail:
-        return f"\n--- {daemon.log_path} (tail) ---\n{tail}"
-    return ""
+                        + "".join(log_hint(daemon) for daemon in self.daemons))
 
 
 def check_ports_free(layout: HdfsLayout) -> None:
     for port, what in ((layout.port, "NameNode RPC (HDFS_PORT)"), (layout.http_port, "NameNode HTTP/WebHDFS (HDFS_HTTP_PORT)")):
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Hadoop binds: TIME_WAIT is no conflict
-            try:
-                probe.bind((layout.host, port))
-            except OSError as error:
-                raise HdfsError(f"port {port} on {layout.host} for the {what} is already in use ({error.strerror}): "
-                                f"is another HDFS running? Stop it, or set {what.split('(')[1][:-1]} to a free port") from None
+        busy = port_in_use(layout.host, port)
+        if busy:
+            raise HdfsError(f"port {port} on {layout.host} for the {what} is already in use ({busy}): "
+                            f"is another HDFS running? Stop it, or set {what.split('(')[1][:-1]} to a free port")
 
 
 def format_namenode(layout: HdfsLayout, classpath: str, log_dir: Path | None) -> None:
@@ -426,7 +348,7 @@ def format_namenode(layout: HdfsLayout, classpath: str, log_dir: Path | None) ->
     formatting = Daemon.start("namenode-format", command, log_dir)
     if formatting.popen.wait() != 0 or not layout.formatted:
         raise HdfsError(f"formatting the NameNode in {layout.data_dir / 'name'} failed "
-                        f"(exit {formatting.popen.returncode})" + _log_hint(formatting))
+                        f"(exit {formatting.popen.returncode})" + log_hint(formatting))
 
 
 def _daemon_classpath(layout: HdfsLayout, datanode: int | None) -> str:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
-import socket
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -29,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Collection, Iterator, Sequence
 from urllib.parse import urlsplit
 
-from engines.hdfs import Daemon
+from engines.daemon import Daemon, find_java, log_hint, port_in_use
 
 MASTER = "org.apache.spark.deploy.master.Master"
 WORKER = "org.apache.spark.deploy.worker.Worker"
@@ -124,8 +122,7 @@ def spark_home() -> Path:
 
 
 def _check_java() -> None:
-    java_home = os.environ.get("JAVA_HOME")
-    if not (shutil.which("java", path=str(Path(java_home) / "bin")) if java_home else shutil.which("java")):
+    if find_java() is None:
         raise SparkClusterError("no `java` on PATH (or in JAVA_HOME): Spark needs a Java 17 runtime")
 
 
@@ -163,14 +160,11 @@ def worker_command(layout: StandaloneLayout, index: int) -> list[str]:
 
 def check_ports_free(layout: StandaloneLayout) -> None:
     for port, what in layout.ports():
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((layout.host, port))
-            except OSError as error:
-                raise SparkClusterError(f"port {port} on {layout.host} for the Spark {what} is already in use "
-                                        f"({error.strerror}): is another Spark cluster running? Stop it, "
-                                        "or give the layout other ports") from None
+        busy = port_in_use(layout.host, port)
+        if busy:
+            raise SparkClusterError(f"port {port} on {layout.host} for the Spark {what} is already in use "
+                                    f"({busy}): is another Spark cluster running? Stop it, "
+                                    "or give the layout other ports")
 
 
 def start_master(layout: StandaloneLayout, log_to_files: bool = True) -> Daemon:
@@ -211,11 +205,6 @@ def alive_workers(state: dict) -> dict[int, str]:
             for worker in state.get("workers", []) if worker.get("state") == "ALIVE"}
 
 
-def _log_hint(daemon: Daemon) -> str:
-    tail = daemon.log_tail()
-    return f"\n--- {daemon.log_path} (tail) ---\n{tail}" if tail else ""
-
-
 def _wait(layout: StandaloneLayout, done: Callable[[dict], bool], what: str, timeout: float,
           daemons: Sequence[Daemon]) -> dict:
     """Poll the master's state until `done(state)`; a daemon that exits meanwhile fails at once."""
@@ -224,7 +213,7 @@ def _wait(layout: StandaloneLayout, done: Callable[[dict], bool], what: str, tim
         for daemon in daemons:
             if not daemon.alive():
                 raise SparkClusterError(f"the {daemon.name} exited with code {daemon.popen.returncode} while "
-                                        f"waiting for {what}" + _log_hint(daemon))
+                                        f"waiting for {what}" + log_hint(daemon))
         try:
             state = master_state(layout)
         except (OSError, ValueError):
@@ -233,7 +222,7 @@ def _wait(layout: StandaloneLayout, done: Callable[[dict], bool], what: str, tim
             return state
         if time.monotonic() > deadline:
             raise SparkClusterError(f"no {what} at {layout.ui_url} after {timeout:.0f} s"
-                                    + "".join(_log_hint(daemon) for daemon in daemons))
+                                    + "".join(log_hint(daemon) for daemon in daemons))
         time.sleep(0.25)
 
 

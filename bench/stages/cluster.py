@@ -5,8 +5,9 @@ latency at a fixed rate; the same tweets) on `make cluster`'s deployment, starte
 workers over 8 partitions, bronze on HDFS and read back through WebHDFS. Run it with `e2e` in the
 same run: its latency phase then offers e2e's rate if the cluster drained its burst at twice that
 (else half its drain rate), and `cluster_vs_single` puts the two side by side; `--e2e-rate` times
-both at one rate. The run's own broker stays up, idle. Results of the recorded run:
-`python -m bench.run --stages e2e,cluster --e2e-rate 500 --output bench/results/cluster.json`.
+both at one rate. The run's own broker stays up, idle. `make bench-cluster` runs both at 200
+tweets/s, a rate both sustain on 2 cores (at 500 the cluster fell behind), into
+bench/results/cluster.json.
 """
 from __future__ import annotations
 
