@@ -17,21 +17,43 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engines.daemon import port_in_use
+
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = REPO / ".cluster"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports nobody listens on, below the kernel's ephemeral range when it leaves
+    room: a port the OS hands out for outgoing connections can be taken by one between this check
+    and the node's bind (seen: a broker's listener, bound last, lost its port to a connection of
+    another JVM of the cluster)."""
+    try:
+        ephemeral_low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    picked: list[int] = []
+    if ephemeral_low > 20000 + 10 * count:
+        candidates = random.sample(range(20000, ephemeral_low), min(20 * count, ephemeral_low - 20000))
+        picked = [port for port in candidates if port_in_use(HOST, port) is None][:count]
+    while len(picked) < count:  # no room below the range: whatever the OS gives
+        with socket.socket() as probe:
+            probe.bind((HOST, 0))
+            port = probe.getsockname()[1]
+        if port not in picked:
+            picked.append(port)
+    return picked
 
 
 @dataclass(frozen=True)
@@ -76,15 +98,16 @@ class ClusterLayout:
     @classmethod
     def on_free_ports(cls, data_dir: Path, **values) -> "ClusterLayout":
         """A layout of ports nobody listens on now (tests run beside other brokers and HDFS)."""
+        ports = iter(free_ports(15))
         return cls(
             data_dir=str(data_dir),
-            kafka_ports=tuple(free_port() for _ in range(3)),
-            kafka_controller_ports=tuple(free_port() for _ in range(3)),
-            namenode_port=free_port(), namenode_http_port=free_port(),
-            spark_master_port=free_port(), spark_ui_port=free_port(),
-            spark_worker_ui_ports=(free_port(), free_port()),
-            faust_web_ports=(free_port(), free_port()),
-            dashboard_port=free_port(),
+            kafka_ports=(next(ports), next(ports), next(ports)),
+            kafka_controller_ports=(next(ports), next(ports), next(ports)),
+            namenode_port=next(ports), namenode_http_port=next(ports),
+            spark_master_port=next(ports), spark_ui_port=next(ports),
+            spark_worker_ui_ports=(next(ports), next(ports)),
+            faust_web_ports=(next(ports), next(ports)),
+            dashboard_port=next(ports),
             spark_metrics_port=0,
             **values,
         )
@@ -307,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "node":
         return run_node(layout, args.name)
-    os.environ.update(layout.settings_env() | {k: v for k, v in os.environ.items() if k in layout.settings_env()})
+    for key, value in layout.settings_env().items():  # a setting given in the environment wins
+        os.environ.setdefault(key, value)
     wait_for_hdfs(layout, timeout=300)
     if args.command == "dashboard":
         os.execv(sys.executable, [sys.executable, "-m", "dashboard"])

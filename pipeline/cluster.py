@@ -57,17 +57,21 @@ class LocalCluster:
         for each in names:
             self.processes.pop(each).stop(timeout=20)
 
-    def alive(self) -> tuple[Process, ...]:
+    def all_processes(self) -> tuple[Process, ...]:
         return tuple(self.processes.values())
 
     def start_nodes(self, timeout: float = 180.0) -> None:
         """Every Kafka broker, HDFS and Spark node, until all have joined; then the topics."""
         for name in NODES:
             self.start(name)
-        wait_for(lambda: self.brokers_up() == len(self.layout.kafka_ports), timeout, "3 Kafka brokers", self.alive())
-        wait_for(lambda: self.live_datanodes() == self.layout.datanodes, timeout, "every DataNode", self.alive())
+        nodes = self.all_processes()
+        wait_for(lambda: self.brokers_up() == len(self.layout.kafka_ports), timeout, "every Kafka broker", nodes)
+        wait_for(lambda: self.live_datanodes() == self.layout.datanodes, timeout, "every DataNode", nodes)
         wait_for(lambda: self.alive_spark_workers() == len(self.layout.spark_worker_ui_ports), timeout,
-                 "every Spark worker", self.alive())
+                 "every Spark worker", nodes)
+        dead = [process for process in self.all_processes() if not process.alive()]
+        if dead:  # a node that joined, then failed (a port taken meanwhile, say)
+            raise RuntimeError("; ".join(f"{p.name} exited after it joined:\n{p.log_tail(3000)}" for p in dead))
         create_topics(self.settings)
 
     # --- probes: has a node joined? ------------------------------------------------------------

@@ -29,7 +29,7 @@ def test_a_layout_that_gives_one_port_twice_is_refused(tmp_path):
         ClusterLayout(data_dir=str(tmp_path), faust_web_ports=(6066, 6068))
 
 
-def test_free_port_layouts_are_distinct_and_saved_layouts_load_back(tmp_path):
+def test_a_free_port_layout_saved_loads_back(tmp_path):
     layout = ClusterLayout.on_free_ports(tmp_path / "data", topic_partitions=6, extra_settings={"SOURCE": "none"})
     layout.save()
     assert ClusterLayout.load(tmp_path / "data") == layout
@@ -40,3 +40,17 @@ def test_the_procfile_runs_every_node_and_pipeline_process(tmp_path):
     assert [line.split(":")[0] for line in lines] == [*NODES, *PIPELINE]
     worker_2 = next(line for line in lines if line.startswith("worker-2:"))
     assert "FAUST_WEB_PORT=6070" in worker_2 and "SOURCE=none" in worker_2
+
+
+def test_free_ports_are_distinct_unused_and_below_the_ephemeral_range():
+    import socket
+
+    from app.cluster import EPHEMERAL_RANGE, free_ports
+
+    low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    with socket.socket() as taken:  # a port somebody listens on is never handed out
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = free_ports(15)
+        assert len(set(ports)) == 15 and taken.getsockname()[1] not in ports
+    assert all(20000 <= port < low for port in ports)

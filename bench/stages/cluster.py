@@ -59,8 +59,8 @@ def run(bench: Bench) -> dict:
         monitors.update({name: TreeMonitor(process.popen.pid, interval=1.0).start()
                          for name, process in cluster.processes.items()})
         wait_for(lambda: all(cluster.worker_counters(i) is not None for i in (1, 2)), 180, "both Faust workers",
-                 cluster.alive())
-        running = Running(cluster.settings, layout.bootstrap_servers, cluster.alive(), cluster.tweets_read,
+                 cluster.all_processes())
+        running = Running(cluster.settings, layout.bootstrap_servers, cluster.all_processes(), cluster.tweets_read,
                           cpu_seconds, launched, producer_config={"acks": "all", "enable.idempotence": True})
         result.update(measure(bench, running, compare_at=single.get("offered_tweets_per_s")))
         result["worker_counters"] = {f"worker-{i}": cluster.worker_counters(i) for i in (1, 2)}
