@@ -12,7 +12,7 @@ SINK_TRIGGER_SECONDS) -> rows readable in bronze by pyarrow.
    0.25 s, so latencies are late by up to 0.25 s plus one poll.
 Tweets the worker filters or rejects never reach bronze: only the ones the pure normalize() accepts
 (the same prediction the pipeline tests use) are waited for and timed, but every tweet counts in
-tweets/s.
+tweets/s. `measure` is the part the cluster stage (bench/stages/cluster.py) shares.
 """
 from __future__ import annotations
 
