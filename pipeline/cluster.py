@@ -51,11 +51,10 @@ class LocalCluster:
     def kill(self, name: str) -> None:
         self.processes[name].kill()
 
-    def stop(self, name: str | None = None) -> None:
-        """Stop one process, or all of them, the pipeline's before the nodes'."""
-        names = [name] if name else list(reversed(self.processes))
-        for each in names:
-            self.processes.pop(each).stop(timeout=20)
+    def stop(self) -> None:
+        """Stop every process, the pipeline's before the nodes'."""
+        for name in reversed(list(self.processes)):
+            self.processes.pop(name).stop(timeout=20)
 
     def all_processes(self) -> tuple[Process, ...]:
         return tuple(self.processes.values())
