@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Kafka, Spark's Kafka connector and Hadoop jars (engines/poms/), fetched by Maven into JARS_DIR.
+# Kafka, Spark's Kafka connector, Delta Lake and Hadoop jars (engines/poms/), fetched by Maven into JARS_DIR.
 JARS_STAMP := $(VENV)/.jars-$(shell cat engines/poms/*.xml | sha256sum | cut -c1-12)
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
@@ -28,7 +28,7 @@ $(JARS_STAMP): $(STAMP) engines/poms/*.xml
 	$(BIN)/python -m engines.jars
 	rm -f $(VENV)/.jars-* && touch $(JARS_STAMP)
 
-jars: $(JARS_STAMP) ## fetch the pinned Kafka, Spark-Kafka and Hadoop jars from Maven Central (cached)
+jars: $(JARS_STAMP) ## fetch the pinned Kafka, Spark-Kafka, Delta Lake and Hadoop jars from Maven Central (cached)
 
 hdfs: $(STAMP) $(JARS_STAMP) ## single-node HDFS on 127.0.0.1 (RPC :9000, WebHDFS :9870, data in .hdfs/; Ctrl-C stops)
 	$(BIN)/python -m app.hdfs
@@ -57,7 +57,7 @@ endif
 backfill: $(STAMP) $(JARS_STAMP) ## ingest archive files like the live stream: make backfill FILES="a.jsonl b.gz" [FILTER=none]
 	$(BIN)/python -m pipeline.backfill $(FILES) $(if $(FILTER),--filter $(FILTER))
 
-lake-stats: $(STAMP) ## summary of the lake (bronze rows, files, time range, quarantine) as JSON
+lake-stats: $(STAMP) ## summary of the lake's Delta tables (bronze rows, files, time range, quarantine, silver, gold) as JSON
 	$(BIN)/lake stats --json
 
 bench: $(STAMP) $(JARS_STAMP) ## benchmarks of every stage, ~3.5 min (BENCH_QUICK=1: ~1.5 min); bench/results/latest.json

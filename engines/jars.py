@@ -1,4 +1,5 @@
-"""Jars of the engines, fetched from Maven Central by Maven and cached outside the checkout.
+"""Jars of the engines (Kafka, Spark's Kafka connector, Delta Lake, Hadoop), fetched from Maven
+Central by Maven and cached outside the checkout.
 
 Each engine has a pom in `engines/poms/` that pins its versions. `python -m engines.jars` copies
 each engine's runtime jars into `JARS_DIR/<engine>-<pom digest>/` (default
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 POMS = Path(__file__).resolve().parent / "poms"
-ENGINES = ("kafka", "spark-kafka", "hadoop")
+ENGINES = ("kafka", "spark-kafka", "hadoop", "delta")
 DEFAULT_JARS_DIR = Path.home() / ".cache" / "tweetlake" / "jars"
 _DONE = ".complete"
 
@@ -62,7 +63,7 @@ def fetch(engine: str, quiet: bool = True) -> Path:
         return folder
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise JarsMissing("Maven (`mvn`) is not installed: it fetches the Kafka, Spark-Kafka and Hadoop jars")
+        raise JarsMissing("Maven (`mvn`) is not installed: it fetches the Kafka, Spark-Kafka, Delta and Hadoop jars")
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     command = [mvn, "-B", "-Dstyle.color=never", *(["-q"] if quiet else []), "-f", str(pom(engine)),
@@ -80,7 +81,7 @@ def fetch(engine: str, quiet: bool = True) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m engines.jars",
-        description="Fetch the pinned engine jars (Kafka, Spark's Kafka connector, Hadoop) from Maven "
+        description="Fetch the pinned engine jars (Kafka, Spark's Kafka connector, Delta Lake, Hadoop) from Maven "
                     f"Central into JARS_DIR (default {DEFAULT_JARS_DIR}). Cached: a second run does nothing.",
     )
     parser.add_argument("engines", nargs="*", choices=[[], *ENGINES], metavar="ENGINE",
