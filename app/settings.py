@@ -99,7 +99,8 @@ class Settings(BaseSettings):
     # cost (~0.7 s of CPU, measured) from competing with bronze.
     sink_dead_letter_trigger_seconds: float = Field(default=30.0, gt=0)
     # Maven coordinates for spark-submit --packages (a cluster that resolves them itself), e.g.
-    # org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0; unset: the jars `make jars` fetched.
+    # org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0,io.delta:delta-spark_4.2_2.13:4.4.0; unset:
+    # the jars `make jars` fetched.
     sink_spark_packages: Optional[str] = None
     sink_max_offsets_per_trigger: int = Field(default=200_000, ge=1)
     sink_fail_on_data_loss: bool = False
@@ -107,17 +108,25 @@ class Settings(BaseSettings):
     # Tasks (and files per hour partition) of each sink micro-batch after the dedup shuffle: match
     # the cores (2 here); raise it on a cluster. A checkpoint keeps the value it started with.
     spark_shuffle_partitions: int = Field(default=2, ge=1)
-    # How often the running sink applies newly forgotten ids (deleted on X: `lake forget`, or delete
-    # messages on the stream) to the files of bronze and quarantine. A deleted tweet leaves bronze
-    # within about this long plus a sink batch, silver and gold at their next batches after that;
-    # one that had not reached bronze yet never appears there.
-    forget_sweep_seconds: float = Field(default=30.0, gt=0)
+    # The lake's Delta tables (datalake/layout.py). Files no current version uses (rows a DELETE
+    # or MERGE replaced, compacted small files) stay this long for time travel and slow readers,
+    # then the jobs' scheduled VACUUM removes them: deleted tweets' text is gone from disk within
+    # about this plus LAKE_MAINTENANCE_SECONDS. Keep it above the gold job's lag behind silver.
+    lake_retention_hours: float = Field(default=24.0, ge=0)
+    # How long each table's _delta_log keeps its commit files (at least LAKE_RETENTION_HOURS: a
+    # version cannot be read without its commit); older ones go at the next log checkpoint.
+    lake_log_retention_hours: float = Field(default=24.0, gt=0)
+    # How often each job VACUUMs its tables.
+    lake_maintenance_seconds: float = Field(default=3600.0, gt=0)
+    # How often each job OPTIMIZEs its tables: merges the small files its micro-batches wrote, so a
+    # partition has at most about this many seconds of micro-batch files plus its merged ones.
+    lake_optimize_seconds: float = Field(default=300.0, gt=0)
     # The silver job (spark_sink/silver.py): how often it refines what bronze gained, and at most
-    # how many bronze files a micro-batch takes (a backlog is refined in bounded steps).
+    # how many of bronze's files a micro-batch takes (a backlog is refined in bounded steps).
     silver_trigger_seconds: float = Field(default=10.0, gt=0)
     silver_max_files_per_trigger: int = Field(default=200, ge=1)
-    # The gold job (spark_sink/gold.py): how often it recomputes the hours silver changed, and at
-    # most how many silver batch journals a micro-batch takes.
+    # The gold job (spark_sink/gold.py): how often it recomputes the hours silver's change feed
+    # shows changed, and at most how many of silver's data and change files a micro-batch takes.
     gold_trigger_seconds: float = Field(default=15.0, gt=0)
     gold_max_files_per_trigger: int = Field(default=50, ge=1)
     # Prometheus metrics of the Spark jobs' micro-batches, on 127.0.0.1 (spark_sink/metrics.py):
@@ -126,10 +135,6 @@ class Settings(BaseSettings):
     # The dashboard (dashboard/): its port on 127.0.0.1 and how often the page refreshes itself.
     dashboard_port: int = Field(default=8050, ge=1, le=65535)
     dashboard_refresh_seconds: float = Field(default=10.0, gt=0)
-    # WebHDFS for the `lake` command when LAKE_ROOT is hdfs:// (the sink uses Spark's Hadoop client);
-    # unset: http://<LAKE_ROOT's host>:<hdfs_http_port>.
-    hdfs_namenode_url: Optional[str] = None
-    hdfs_user: Optional[str] = None
 
     # The single-node HDFS of `make hdfs` (engines/hdfs.py): NameNode RPC and HTTP (WebHDFS) ports,
     # its data folder, and each daemon's JVM heap.

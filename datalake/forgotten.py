@@ -1,31 +1,29 @@
-"""The forgotten log: every id X told the lake to delete, kept at LAKE/_forgotten so that the
-sink, the silver job, a later backfill and `lake verify` all know what must never be stored.
+"""The forgotten log: every id X told the lake to delete, kept in the Delta table LAKE/_forgotten
+so that the sink, the silver job, a later backfill and `lake verify` all know what must never be
+stored.
 
-The log is append-only parquet (LOG_SCHEMA), one file per append: the sink publishes the
-deletions of a micro-batch as part-<batch>-<n>.parquet, `lake forget` and a backfill's landing
-write part-c<time>-<n>.parquet. It holds ids only (no text), so keeping it does not keep what
+The log is append-only: the sink's compliance query appends the deletions of a micro-batch,
+`lake forget` those of its files. It holds ids only (no text), so keeping it does not keep what
 was deleted.
 
 The rule, written here once (spark_sink/forgotten.py is its Spark twin, tested against this one):
 a row is forgotten when its tweet_id or the id of its post (the first id of its edit history;
-silver's edit_root_id) is a forgotten tweet id, or its author_id a forgotten user id.
+silver's edit_root_id) is a forgotten tweet id, or its author_id a forgotten user id. A quarantined
+message is read as far as it can be for those ids.
 """
 from __future__ import annotations
 
 import base64
-import posixpath
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from datalake import layout
-from datalake.files import Lake
-from datalake.layout import QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, Zone
+from datalake.lake import Lake
+from datalake.layout import FORGOTTEN, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, Zone
 from tweets.payloads import as_id, detect_format, id_of, tweet_of
 
 TWEET, USER = "tweet", "user"
@@ -65,48 +63,27 @@ class Forgotten:
         return pc.fill_null(pc.is_in(ids, value_set=pa.array(sorted(self.tweets), pa.string())), False)
 
 
-def log_path(lake: Lake) -> str:
-    return lake.path(layout.FORGOTTEN.path)
+def read_log(lake: Lake) -> Forgotten:
+    """Every id of the log (empty while it has no table)."""
+    table = lake.read(FORGOTTEN, ["id", "kind"])
+    if table is None:
+        return Forgotten()
+    ids = {kind: set(pc.filter(table.column("id"), pc.equal(table.column("kind"), kind)).to_pylist())
+           for kind in (TWEET, USER)}
+    for found in ids.values():
+        found.discard(None)
+    return Forgotten(frozenset(ids[TWEET]), frozenset(ids[USER]))
 
 
-def log_files(lake: Lake) -> list[str]:
-    folder = log_path(lake)
-    if not lake.fs.exists(folder):
-        return []
-    return [e.path for e in lake.fs.list(folder)
-            if not e.is_dir and not layout.hidden(e.name) and e.name.endswith(".parquet")]
-
-
-def read_log(lake: Lake, files: Iterable[str] | None = None) -> Forgotten:
-    tweets: set[str] = set()
-    users: set[str] = set()
-    for path in log_files(lake) if files is None else files:
-        with lake.fs.open(path) as stream:
-            table = pq.ParquetFile(stream).read(columns=["id", "kind"])
-        for kind, ids in ((TWEET, tweets), (USER, users)):
-            ids.update(pc.filter(table.column("id"), pc.equal(table.column("kind"), kind)).to_pylist())
-    tweets.discard(None)
-    users.discard(None)
-    return Forgotten(frozenset(tweets), frozenset(users))
-
-
-def append(lake: Lake, rows: list[dict], stamp: str | None = None) -> str | None:
-    """Write `rows` (LOG_SCHEMA's columns; forgotten_at defaults to now) as one new log file,
-    under a hidden name first, so a reader never sees half of it; its path, None if no rows."""
+def append(lake: Lake, rows: list[dict], metadata: dict | None = None) -> int:
+    """Append `rows` (LOG_SCHEMA's columns; forgotten_at defaults to now) in one commit; how many."""
     if not rows:
-        return None
+        return 0
     now = datetime.now(timezone.utc)
     table = pa.Table.from_pylist([{**row, "forgotten_at": row.get("forgotten_at") or now} for row in rows],
                                  schema=LOG_SCHEMA)
-    folder = log_path(lake)
-    lake.fs.mkdirs(folder)
-    path = posixpath.join(folder, next(layout.final_names(stamp)))
-    temporary = layout.hidden_temporary(path)
-    lake.fs.delete(temporary)
-    with lake.fs.create(temporary) as sink:
-        pq.write_table(table, sink, compression="snappy")
-    lake.fs.rename(temporary, path)
-    return path
+    lake.append(FORGOTTEN, table, metadata)
+    return table.num_rows
 
 
 # --- which rows of a zone's table are forgotten ------------------------------------------------

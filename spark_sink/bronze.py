@@ -1,32 +1,39 @@
-"""The Spark Structured Streaming sink: typed topic -> bronze parquet, dead letters -> quarantine,
-deletions (the compliance topic) -> the forgotten log, which bronze then leaves out.
+"""The Spark Structured Streaming sink: typed topic -> bronze, dead letters -> quarantine,
+deletions (the compliance topic) -> the forgotten log; every one a Delta table.
 
-Started by spark_sink.submit, which adds Spark's Kafka connector (the Procfile's `sink` process):
+Started by spark_sink.submit, which adds Spark's Kafka connector and Delta (the Procfile's `sink`):
 
-    python -m spark_sink.submit [--available-now]
+    python -m spark_sink.submit [--available-now] [--run NAME] [--dead-letters-to URI]
+
+Bronze holds each tweet id once, whoever writes it (this sink, a backfill's, a replay's): each
+micro-batch is an insert-only MERGE on tweet_id, restricted to the hour partitions the batch's
+rows are in, so a tweet bronze already has is not written again, and committed once per batch
+(spark_sink/tables.py). Forgotten tweets (the log as the batch starts) are left out, and ids
+logged while it ran are deleted after its commit.
 """
 from __future__ import annotations
 
 import logging
 import sys
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from app.settings import Settings
 from datalake import layout
-from datalake.layout import BRONZE, FORGOTTEN, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, ZoneLayout
-from spark_sink.forgotten import ForgottenLog, SweepThread, deletion_publisher, deletion_rows, post_id_of_bronze
+from datalake.forgotten import TWEET, USER, Forgotten
+from datalake.layout import BRONZE, FORGOTTEN, PARTITION_COLUMNS, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE
+from spark_sink.forgotten import ForgottenLog, delete_ids, deletion_rows, post_id_of_bronze, valid_deletions
 from spark_sink.kafka_stream import KafkaConnectorMissing, read_kafka_stream
+from spark_sink.maintenance import Maintenance
 from spark_sink.metrics import start_metrics_server
-from spark_sink.publish import HadoopFiles, finalize_earlier_run, publish_batch, qualified_lake_root
-from spark_sink.schema import dead_letter_schema, tweet_schema
+from spark_sink.schema import bronze_schema, dead_letter_schema, dead_letter_table_schema, tweet_schema, unreadable_schema
 from spark_sink.session import ProgressLog, await_queries, job_main, spark_session
+from spark_sink.tables import (
+    QueryId, SparkLake, append_once, batch_commit, partition_filter, remove_folder, retrying,
+)
 
 log = logging.getLogger("tweetlake.sink")
-
-# Columns of (nearly) unique values: written without a parquet dictionary.
-BRONZE_PLAIN_COLUMNS = ("tweet_id", "text", "raw", "retweeted_text", "conversation_id")
 
 def kafka_records(spark: SparkSession, settings: Settings, topic: str) -> DataFrame:
     return read_kafka_stream(
@@ -81,14 +88,19 @@ def bronze_rows(typed: DataFrame) -> DataFrame:
 
 def unreadable_rows(typed: DataFrame) -> DataFrame:
     """Typed records the Tweet schema could not read: kept in quarantine, never dropped."""
-    return typed.where(~F.col("readable")).select(
+    rows = typed.where(~F.col("readable")).select(
         F.lit("typed_unreadable").alias("reason"),
         F.col("value"),
         F.col("topic").alias("kafka_topic"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
-        F.date_format(F.current_timestamp(), "yyyy-MM-dd").alias("dt"),
     )
+    return rows.select("*", letter_id(rows.columns), F.date_format(F.current_timestamp(), "yyyy-MM-dd").alias("dt"))
+
+
+def letter_id(columns: list[str]):
+    """A quarantined message's id: the hash of all it holds (a replayed batch computes the same)."""
+    return F.sha2(F.to_json(F.struct(*columns)), 256).alias("letter_id")
 
 
 def dead_letter_rows(records: DataFrame, dedup_window: str) -> DataFrame:
@@ -108,100 +120,178 @@ def dead_letter_rows(records: DataFrame, dedup_window: str) -> DataFrame:
         .withWatermark("seen_at", dedup_window)
         .dropDuplicatesWithinWatermark(["dedup_key"])
         .select("letter.*")
-        .withColumn("dt", F.date_format(F.coalesce(F.col("failed_at"), F.current_timestamp()), "yyyy-MM-dd"))
+        .select("*", letter_id([field.name for field in dead_letter_schema().fields]),
+                F.date_format(F.coalesce(F.col("failed_at"), F.current_timestamp()), "yyyy-MM-dd").alias("dt"))
     )
 
 
-def start_query(rows: DataFrame, name: str, publish, zones: list[ZoneLayout], settings: Settings,
-                available_now: bool, trigger_seconds: float):
+class Writer:
+    """A query's foreachBatch: what it shares (the lake, the forgotten log, the query's id) and the
+    commit info it leaves (the query, the batch, and with --run, the run and its counts)."""
+
+    def __init__(self, lake: SparkLake, forgotten: ForgottenLog, query: str, run: str | None):
+        self.lake = lake
+        self.forgotten = forgotten
+        self.query = QueryId(query)
+        self.run = run
+
+    def metadata(self, batch_id: int, **counts: int) -> dict:
+        return {"query": self.query.name, "batch": batch_id, **({"run": self.run, **counts} if self.run else {})}
+
+
+class TypedWriter(Writer):
+    """Bronze from the typed topic: an insert-only MERGE per batch; the records the Tweet schema
+    could not read to quarantine/typed_unreadable."""
+
+    def __init__(self, lake: SparkLake, forgotten: ForgottenLog, run: str | None):
+        super().__init__(lake, forgotten, BRONZE.query, run)
+        lake.ensure(BRONZE, bronze_schema())
+        self.bronze = lake.uri(BRONZE)
+        self.unreadable = lake.uri(QUARANTINE_UNREADABLE)
+        lake.ensure(QUARANTINE_UNREADABLE, unreadable_schema())
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        app = self.query.get()
+        seen = self.forgotten.snapshot()
+        parsed = batch.persist()
+        try:
+            readable = bronze_rows(parsed)
+            tweets = seen.without(readable, post_id_of_bronze())
+            counts = {}
+            if self.run:
+                rows = readable.count()
+                counts = {"rows": rows, "forgotten": rows - tweets.count() if seen.ids else 0}
+            places = [tuple(row) for row in tweets.select(*PARTITION_COLUMNS).distinct().collect()]
+            if places or counts.get("rows"):
+                self.merge(tweets, places, app, batch_id, self.metadata(batch_id, **counts))
+                self.forgotten.forget_since(seen, BRONZE)
+            unreadable = unreadable_rows(parsed)
+            if not unreadable.isEmpty():
+                kept = seen.without_messages(unreadable, QUARANTINE_UNREADABLE)
+                letters = {}
+                if self.run:
+                    total = unreadable.count()
+                    letters = {"rows": total, "forgotten": total - kept.count() if seen.ids else 0}
+                append_once(kept, self.unreadable, app, batch_id, self.metadata(batch_id, **letters))
+        finally:
+            parsed.unpersist()
+
+    def merge(self, tweets: DataFrame, places: list[tuple[str, ...]], app: str, batch_id: int, metadata: dict) -> None:
+        condition = f"t.tweet_id = s.tweet_id AND ({partition_filter(places, PARTITION_COLUMNS, 't')})"
+        with batch_commit(tweets, self.bronze, app, batch_id, metadata) as bronze:
+            retrying(f"bronze batch {batch_id}", lambda: (
+                bronze.alias("t").merge(tweets.alias("s"), condition).whenNotMatchedInsertAll().execute()))
+        log.info("bronze: batch %d merged into %d hour partition(s)", batch_id, len(places))
+
+
+class DeadLetterWriter(Writer):
+    """quarantine/dead_letter (or --dead-letters-to: a replay's own table) from the dead-letter topic."""
+
+    def __init__(self, lake: SparkLake, forgotten: ForgottenLog, run: str | None, uri: str | None):
+        super().__init__(lake, forgotten, QUARANTINE_DEAD_LETTERS.query, run)
+        self.uri = uri or lake.uri(QUARANTINE_DEAD_LETTERS)
+        if uri:  # a replay's own table: what an earlier replay left there was landed or abandoned
+            remove_folder(lake.spark, uri)
+        lake.ensure(QUARANTINE_DEAD_LETTERS, dead_letter_table_schema(), self.uri)
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        app = self.query.get()
+        seen = self.forgotten.snapshot()
+        kept = seen.without_messages(batch, QUARANTINE_DEAD_LETTERS)
+        counts = {}
+        if self.run:
+            rows = batch.count()
+            counts = {"rows": rows, "forgotten": rows - kept.count() if seen.ids else 0}
+        if not counts.get("rows") and batch.isEmpty():
+            return
+        append_once(kept, self.uri, app, batch_id, self.metadata(batch_id, **counts))
+        self.forgotten.forget_since(seen, QUARANTINE_DEAD_LETTERS, self.uri)
+
+
+class DeletionWriter(Writer):
+    """The forgotten log from the compliance topic; the ids it logs then leave bronze and
+    quarantine (silver follows the log itself, gold follows silver)."""
+
+    def __init__(self, lake: SparkLake, forgotten: ForgottenLog, run: str | None, dead_letters: str | None):
+        super().__init__(lake, forgotten, FORGOTTEN.query, run)
+        self.dead_letters = dead_letters
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        app = self.query.get()
+        valid = valid_deletions(batch)
+        rows = [row.asDict() for row in valid.select("id", "kind").collect()]
+        invalid = batch.count() - len(rows)
+        if invalid:
+            log.warning("compliance: batch %d: %d record(s) without an id or kind left out", batch_id, invalid)
+        if not rows:
+            return
+        append_once(valid.coalesce(1), self.forgotten.uri, app, batch_id, self.metadata(batch_id, rows=len(rows)))
+        ids = Forgotten(frozenset(r["id"] for r in rows if r["kind"] == TWEET),
+                        frozenset(r["id"] for r in rows if r["kind"] == USER))
+        for zone, uri in ((BRONZE, None), (QUARANTINE_UNREADABLE, None), (QUARANTINE_DEAD_LETTERS, self.dead_letters)):
+            delete_ids(self.lake, zone, ids, uri)
+
+
+def start_query(rows: DataFrame, writer: Writer, settings: Settings, available_now: bool, trigger_seconds: float):
+    name = writer.query.name
     checkpoint = f"{layout.checkpoints(settings.lake_root, settings.checkpoint_root)}/{name}"
-    spark = rows.sparkSession
-    if not HadoopFiles(spark, checkpoint).exists(f"{checkpoint}/offsets"):
-        for zone in zones:
-            finalize_earlier_run(spark, zone)
-
-    def publish_logged(batch: DataFrame, batch_id: int) -> None:
-        published = publish(batch, batch_id)
-        log.info("%s: batch %d published %d file(s)", name, batch_id, published)
-
-    writer = (
-        rows.writeStream.queryName(name)
-        .foreachBatch(publish_logged)
-        .option("checkpointLocation", checkpoint)
-    )
-    if available_now:
-        return writer.trigger(availableNow=True).start()
-    return writer.trigger(processingTime=f"{trigger_seconds} seconds").start()
+    stream = rows.writeStream.queryName(name).foreachBatch(writer).option("checkpointLocation", checkpoint)
+    query = stream.trigger(**({"availableNow": True} if available_now else {"processingTime": f"{trigger_seconds} seconds"}))
+    started = query.start()
+    writer.query.set(started)
+    return started
 
 
-def typed_publisher(bronze: ZoneLayout, quarantine: ZoneLayout, forgotten: ForgottenLog):
-    """Bronze in one pass over the batch, counting the unreadable records on the way (an
-    observation, not a cache of the whole batch); only a batch that has some is computed again
-    for the quarantine, which is rare: the worker writes every typed record. Tweets the forgotten
-    log names (as it is when the batch starts) are left out."""
-
-    def publish(batch: DataFrame, batch_id: int) -> int:
-        observation = Observation(f"typed-{batch_id}")
-        observed = batch.observe(observation, F.count(F.when(~F.col("readable"), 1)).alias("unreadable"))
-        rows = forgotten.without(bronze_rows(observed), post_id_of_bronze())
-        published = publish_batch(rows, batch_id, bronze, BRONZE.partitions, plain_columns=BRONZE_PLAIN_COLUMNS)
-        if observation.get["unreadable"]:
-            published += publish_batch(unreadable_rows(batch), batch_id, quarantine, QUARANTINE_UNREADABLE.partitions,
-                                       plain_columns=("value",))
-        return published
-
-    return publish
-
-
-def dead_letter_publisher(quarantine: ZoneLayout):
-    return lambda batch, batch_id: publish_batch(batch, batch_id, quarantine, QUARANTINE_DEAD_LETTERS.partitions,
-                                                 plain_columns=("raw_base64",))
-
-
-def run(settings: Settings, available_now: bool) -> None:
+def run(settings: Settings, args) -> None:
     spark = spark_session(settings, "tweetlake-sink")
     start_metrics_server(settings, "bronze")
     listener = ProgressLog()
     spark.streams.addListener(listener)
-    lake_root = qualified_lake_root(settings.lake_root)
     typed = typed_rows(kafka_records(spark, settings, settings.topic_typed), settings.sink_dedup_window)
     dead_letters = dead_letter_rows(kafka_records(spark, settings, settings.topic_dead_letter),
                                     settings.sink_dedup_window)
     deletions = deletion_rows(kafka_records(spark, settings, settings.topic_compliance))
-    bronze, unreadable, dead, forgotten = (ZoneLayout(lake_root, zone) for zone in
-                                           (BRONZE, QUARANTINE_UNREADABLE, QUARANTINE_DEAD_LETTERS, FORGOTTEN))
+    lake = SparkLake(spark, settings)
+    forgotten = ForgottenLog(lake)
+    available_now = args.available_now
     queries = [
-        start_query(deletions, FORGOTTEN.query, deletion_publisher(lake_root), [forgotten], settings,
+        start_query(deletions, DeletionWriter(lake, forgotten, args.run, args.dead_letters_to), settings,
                     available_now, settings.sink_trigger_seconds),
-        start_query(typed, BRONZE.query, typed_publisher(bronze, unreadable, ForgottenLog(spark, lake_root)),
-                    [bronze, unreadable], settings, available_now, settings.sink_trigger_seconds),
-        start_query(dead_letters, QUARANTINE_DEAD_LETTERS.query, dead_letter_publisher(dead), [dead], settings,
+        start_query(typed, TypedWriter(lake, forgotten, args.run), settings, available_now,
+                    settings.sink_trigger_seconds),
+        start_query(dead_letters, DeadLetterWriter(lake, forgotten, args.run, args.dead_letters_to), settings,
                     available_now, settings.sink_dead_letter_trigger_seconds),
     ]
-    sweeps = None
-    if not available_now:
-        sweeps = SweepThread(settings)
-        sweeps.start()
-    log.info("sink running: %s -> %s/%s (trigger %s), %s -> %s/%s (trigger %s), %s -> %s/%s; forget sweeps %s",
-             settings.topic_typed, lake_root, BRONZE,
+    maintenance = None if available_now else Maintenance(lake, (BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE))
+    if maintenance:
+        maintenance.start()
+    log.info("sink running: %s -> %s (trigger %s), %s -> %s (trigger %s), %s -> %s; %s",
+             settings.topic_typed, lake.uri(BRONZE),
              "available-now" if available_now else f"{settings.sink_trigger_seconds}s",
-             settings.topic_dead_letter, lake_root, QUARANTINE_DEAD_LETTERS,
+             settings.topic_dead_letter, args.dead_letters_to or lake.uri(QUARANTINE_DEAD_LETTERS),
              "available-now" if available_now else f"{settings.sink_dead_letter_trigger_seconds}s",
-             settings.topic_compliance, lake_root, FORGOTTEN,
-             "off (available-now)" if available_now else f"every {settings.forget_sweep_seconds}s")
-    await_queries(spark, queries, listener, on_end=sweeps.stop if sweeps else lambda: None)
+             settings.topic_compliance, lake.uri(FORGOTTEN),
+             f"run {args.run}" if args.run else "live")
+    await_queries(spark, queries, listener, on_end=maintenance.stop if maintenance else lambda: None)
+
+
+def arguments(parser) -> None:
+    parser.add_argument("--run", metavar="NAME", help="a backfill's or replay's name: its commits carry it and "
+                        "what each batch read and left out (forgotten), for its summary")
+    parser.add_argument("--dead-letters-to", metavar="URI", help="write dead letters to this Delta table instead of "
+                        "quarantine/dead_letter (a replay lands them itself)")
 
 
 def main(argv: list[str] | None = None) -> int:
     return job_main(
         argv, "python -m spark_sink.submit",
-        "Stream the typed topic into bronze parquet (partitioned dt=YYYY-MM-DD/hour=HH), the dead-letter topic "
-        "into quarantine/ and the compliance topic into the forgotten log (_forgotten/), under LAKE_ROOT, with "
-        "checkpoints so a restart neither loses nor repeats rows; forgotten tweets are left out of bronze, and "
-        "every FORGET_SWEEP_SECONDS removed from the files of bronze and quarantine. Settings come from the "
-        "environment and .env.",
+        "Stream the typed topic into the Delta table bronze (partitioned dt=YYYY-MM-DD/hour=HH; each tweet id "
+        "once: an insert-only MERGE per micro-batch), the dead-letter topic into quarantine/dead_letter and the "
+        "compliance topic into the forgotten log (_forgotten), under LAKE_ROOT, each micro-batch committed "
+        "exactly once; forgotten tweets are left out of bronze and quarantine, and deleted from them when the "
+        "stream deletes them. Settings come from the environment and .env.",
         "process everything in the topics now, then exit (for backfills and tests)",
-        run, {KafkaConnectorMissing: 2},
+        run, {KafkaConnectorMissing: 2}, arguments,
     )
 
 

@@ -39,6 +39,8 @@ class QueryMetrics:
         self.offsets_behind = gauge("kafka_offsets_behind_latest",
                                     "Records in the topic after the last micro-batch's end offsets.",
                                     ("query", "topic"))
+        self.end_offset = gauge("kafka_end_offset", "The next offset the query reads, per topic partition "
+                                "(what it has written up to; the dashboard's sink lag).", ("query", "topic", "partition"))
 
     def record(self, progress) -> None:
         """Take one StreamingQueryProgress (the event of a completed micro-batch)."""
@@ -54,6 +56,9 @@ class QueryMetrics:
         for source in progress.sources:
             for topic, behind in kafka_offsets_behind(source.endOffset, source.latestOffset).items():
                 self.offsets_behind.labels(name, topic).set(behind)
+            for topic, partitions in _kafka_offsets(source.endOffset).items():
+                for partition, offset in partitions.items():
+                    self.end_offset.labels(name, topic, partition).set(offset)
 
 
 def kafka_offsets_behind(end_offset: str | None, latest_offset: str | None) -> dict[str, int]:

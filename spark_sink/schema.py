@@ -91,13 +91,41 @@ def silver_schema() -> T.StructType:
     )
 
 
-def silver_file_arrow_schema():
-    """Silver's columns as its parquet files hold them (the partition values are folder names)."""
-    import pyarrow as pa
+def silver_arrow_schema():
+    """Silver's columns in Arrow, dt and hour included (what deltalake writes and reads)."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    schema = to_arrow_schema(silver_schema(), timezone="UTC")
-    return pa.schema([field for field in schema if field.name not in PARTITION_COLUMNS])
+    return to_arrow_schema(silver_schema(), timezone="UTC")
+
+
+def dead_letter_table_schema() -> T.StructType:
+    """quarantine/dead_letter: the worker's letters, their letter_id (a hash of the letter, by
+    which `lake forget` and `lake replay` delete one) and the day they failed."""
+    return T.StructType(dead_letter_schema().fields + [T.StructField("letter_id", T.StringType()),
+                                                       T.StructField("dt", T.StringType())])
+
+
+def unreadable_schema() -> T.StructType:
+    """quarantine/typed_unreadable: typed records the Tweet schema could not read, as text."""
+    return T.StructType([
+        T.StructField("reason", T.StringType()),
+        T.StructField("value", T.StringType()),
+        T.StructField("kafka_topic", T.StringType()),
+        T.StructField("kafka_partition", T.IntegerType()),
+        T.StructField("kafka_offset", T.LongType()),
+        T.StructField("letter_id", T.StringType()),
+        T.StructField("dt", T.StringType()),
+    ])
+
+
+def gold_schema(table) -> T.StructType:
+    """A gold table (datalake.layout.GOLD_COLUMNS): its group columns, its counts, dt and hour."""
+    from datalake.layout import GOLD_COLUMNS
+
+    groups, counts = GOLD_COLUMNS[table]
+    return T.StructType([T.StructField(name, T.StringType()) for name in groups]
+                        + [T.StructField(name, T.LongType()) for name in counts]
+                        + [T.StructField(column, T.StringType()) for column in PARTITION_COLUMNS])
 
 
 def forgotten_log_schema() -> T.StructType:

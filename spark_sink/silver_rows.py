@@ -61,24 +61,21 @@ def newest_versions(bronze: DataFrame) -> DataFrame:
 
 
 def existing_keys(silver: DataFrame) -> DataFrame:
-    """The key, version, sources and file of silver rows, to decide against."""
+    """The key, version and sources of silver rows, to decide against."""
     history = F.col("edit_history_tweet_ids")
     return silver.select(
         F.col("edit_root_id"),
         version(history, F.col("tweet_id")).alias("existing_version"),
         F.col("source_tweet_ids").alias("existing_sources"),
-        F.col("_metadata.file_path").alias("file"),
     )
 
 
 def decide(posts: DataFrame, existing: DataFrame | None) -> DataFrame:
     """Each post of the batch with what it does to silver: insert (a new post), replace (a newer
     version), resource (an older version or a repeat under a new id: only the sources change)
-    or nothing (a repeat); `sources` is the row's source_tweet_ids afterwards, `file` the silver
-    file holding its current row."""
+    or nothing (a repeat); `sources` is the row's source_tweet_ids afterwards."""
     if existing is None:
-        return (posts.withColumn("action", F.lit(INSERT)).withColumn("sources", F.col("seen_ids"))
-                .withColumn("file", F.lit(None).cast(T.StringType())))
+        return posts.withColumn("action", F.lit(INSERT)).withColumn("sources", F.col("seen_ids"))
     joined = posts.join(existing, "edit_root_id", "left")
     sources = F.array_sort(F.array_union(F.coalesce(F.col("existing_sources"), F.array()), F.col("seen_ids")))
     new_ids = F.size(F.array_except(F.col("seen_ids"), F.coalesce(F.col("existing_sources"), F.array())))

@@ -7,9 +7,10 @@ bronze (the default): spark_sink/bronze.py, the typed topic into bronze. silver:
 spark_sink/silver.py, bronze into silver. gold: spark_sink/gold.py, silver into gold. refine:
 spark_sink/refine.py, silver then gold, available-now (the backfill's).
 
-Spark's Kafka source is not in the pyspark wheel: its connector jars (`engines/poms/spark-kafka.xml`,
-fetched by `make jars`) go on `--jars`, or SINK_SPARK_PACKAGES hands `--packages` coordinates to
-Spark instead (a cluster that resolves them itself).
+Neither Spark's Kafka source nor Delta Lake is in the pyspark wheel: their jars
+(`engines/poms/spark-kafka.xml`, `engines/poms/delta.xml`, fetched by `make jars`) go on `--jars`,
+or SINK_SPARK_PACKAGES hands `--packages` coordinates to Spark instead (a cluster that resolves
+them itself, e.g. org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0,io.delta:delta-spark_4.2_2.13:4.4.0).
 
 On a spark:// master (`make cluster`'s standalone cluster, engines/spark_standalone.py) the
 executors run this venv's Python, which imports the project from any folder (the editable install
@@ -29,7 +30,8 @@ SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 LOG4J = REPO / "config/log4j2.properties"
 LOOPBACK = {"127.0.0.1", "localhost"}
 JOBS = {"bronze": REPO / "spark_sink/bronze.py", "silver": REPO / "spark_sink/silver.py",
-        "gold": REPO / "spark_sink/gold.py", "refine": REPO / "spark_sink/refine.py"}
+        "gold": REPO / "spark_sink/gold.py", "refine": REPO / "spark_sink/refine.py",
+        "convert": REPO / "spark_sink/convert.py"}
 # The exit code of a job that runs once per lake (silver, gold) when another one holds the lake.
 LAKE_BUSY = 3
 
@@ -41,15 +43,16 @@ def master_hosts(master: str) -> list[str]:
 
 def sink_command(settings: Settings, *job_args: str, job: str = "bronze", web_ui: bool = True,
                  driver_java_options: str = "") -> list[str]:
-    """spark-submit of a job (JOBS) on SPARK_MASTER, bronze's with the Kafka connector; JarsMissing
-    (naming `make jars`) if its jars are not fetched. A local master, or a spark:// one on 127.0.0.1,
+    """spark-submit of a job (JOBS) on SPARK_MASTER with Delta Lake, bronze's with the Kafka
+    connector too; JarsMissing (naming `make jars`) if their jars are not fetched. A local master, or a spark:// one on 127.0.0.1,
     keeps the driver on the loopback interface; `web_ui=False` spares tests the UI's start-up and port."""
     master = settings.spark_master
     command = [str(SPARK_SUBMIT), "--master", master]
-    if job == "bronze" and settings.sink_spark_packages:
+    if settings.sink_spark_packages:
         command += ["--packages", settings.sink_spark_packages]
-    elif job == "bronze":
-        command += ["--jars", ",".join(str(path) for path in jar_paths("spark-kafka"))]
+    else:
+        engines = ("spark-kafka", "delta") if job == "bronze" else ("delta",)
+        command += ["--jars", ",".join(str(path) for engine in engines for path in jar_paths(engine))]
     command += ["--conf", "spark.ui.showConsoleProgress=false"]
     if settings.lake_replication is not None:
         command += ["--conf", f"spark.hadoop.dfs.replication={settings.lake_replication}"]
