@@ -140,7 +140,6 @@ class ClusterLayout:
             "TOPIC_REPLICATION_FACTOR": "3",
             "TOPIC_MIN_INSYNC_REPLICAS": "2",
             "LAKE_ROOT": self.lake_root,
-            "HDFS_NAMENODE_URL": f"http://{HOST}:{self.namenode_http_port}",
             "HDFS_REPLICATION": "3",
             "SPARK_MASTER": self.spark_master,
             "SPARK_CORES_MAX": "1",

@@ -12,32 +12,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import posixpath
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from agents.sources.archive import ArchiveError, ArchiveFile, RawMessage
 from app.broker import Broker, wait_for_broker
 from app.settings import Settings, get_settings
 from datalake import layout
-from datalake.files import Lake
-from datalake.fs import lake_fs_for
-from datalake.forget import Checkpoints, Sweeper, checkpoints_of
-from datalake.landing import LeftOut, leave_out_known, move_files
-from datalake.layout import (
-    BRONZE, GOLD_TABLES, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, SILVER, SINK_ZONES, Zone,
-)
+from datalake.commits import RunCounts, run_counts
+from datalake.errors import LakeError
+from datalake.lake import Lake
+from datalake.layout import GOLD_TABLES, SILVER, Zone
 from pipeline.errors import BackfillError
 from pipeline.processes import Process, free_port, start_sink, start_worker
 from spark_sink.submit import LAKE_BUSY
@@ -61,10 +55,10 @@ project's topics, a Faust worker (SOURCE=none, FILTER from --filter, its own sta
 temporary folder), then
 `spark-submit spark_sink/bronze.py --available-now` with its checkpoints in
 LAKE/_checkpoints/backfill-<UTC time> (the offsets belong to this run's broker). The sink writes
-into LAKE/_backfill/<run>/ first; its files then move into the lake's zones under names no later
-sink batch can reuse. Each run pays the start-up of its broker, worker and Spark (about 30 s on
-two cores), then moves about 1,000 tweets/s end to end. Progress goes to stderr. The last
-stdout line is one JSON object:
+into the lake's Delta tables as the live sink does (bronze by an insert-only MERGE on tweet_id),
+each commit naming the run, so the counts below come from the tables' logs. Each run pays the
+start-up of its broker, worker and Spark (about 30 s on two cores). Progress goes to stderr. The
+last stdout line is one JSON object:
 read (raw messages the worker read = published, pages split), accepted, filtered, duplicates,
 rejected (read = accepted + filtered + duplicates + rejected), bronze_rows (rows this run added
 to bronze), quarantine_rows, forgotten, already_in_lake, deletions_logged, silver_rows (rows silver gained: after landing, the silver job and
@@ -79,12 +73,13 @@ workers and sink running there filter, deduplicate and write. The JSON then has 
 published, and null for the counts only those processes know. --filter and --lake-root do not
 apply: the running processes use their own settings.
 
-Deduplication: within one backfill, a repeated tweet id is counted once (duplicates). Before the
-run's files land, its bronze rows of tweet ids bronze holds already (an archive backfilled twice,
-tweets the live stream stored) are left out (already_in_lake), and so are the rows of tweets the
-lake's forgotten log names (forgotten: deleted on X, `lake forget`); delete messages met in the
-archives join that log (deletions_logged) and leave the lake's zones too. So bronze_rows +
-typed_unreadable rows + forgotten + already_in_lake = accepted. Silver holds each post once.
+Deduplication: within one backfill, a repeated tweet id is counted once (duplicates). Bronze takes
+a tweet id once whoever writes it: tweet ids bronze holds already (an archive backfilled twice,
+tweets the live stream stored, even while this runs) are not written again (already_in_lake), and
+the tweets the lake's forgotten log names (deleted on X, `lake forget`) are left out (forgotten);
+delete messages met in the archives join that log (deletions_logged) and leave the lake's zones
+too. So bronze_rows + typed_unreadable rows + forgotten + already_in_lake = accepted. Silver holds
+each post once.
 """
 
 WORKER_STALL_SECONDS = 120.0
@@ -233,32 +228,12 @@ def committed(settings: Settings, ends: dict[int, int]) -> bool:
 # --- the sink and the lake ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Landed:
-    """The rows a run's sink wrote, by zone, and its file count."""
-
-    bronze_rows: int
-    bronze_ids: int
-    dead_letter_rows: int
-    unreadable_rows: int
-    files: int
-    left_out: LeftOut = LeftOut()
-
-
-@dataclass(frozen=True)
-class Staged:
-    """A run's staged files, counted, each with the lake path it is to move to."""
-
-    landed: Landed
-    moves: list[tuple[str, str]]
-
-
-def run_spark_job(settings: Settings, workdir: Path, progress: Progress, job: str = "bronze",
+def run_spark_job(settings: Settings, workdir: Path, progress: Progress, *args: str, job: str = "bronze",
                   limit: float = SINK_SECONDS) -> int:
     """A Spark job (spark_sink.submit) with the available-now trigger, to its end; its exit code:
     0, or LAKE_BUSY when a running silver or gold job holds the lake."""
     started = time.monotonic()
-    with start_sink(settings, workdir, "--available-now", job=job, name=job) as process:
+    with start_sink(settings, workdir, "--available-now", *args, job=job, name=job) as process:
         while process.alive():
             elapsed = time.monotonic() - started
             if elapsed > limit:
@@ -273,66 +248,22 @@ def run_spark_job(settings: Settings, workdir: Path, progress: Progress, job: st
     return code
 
 
-def refine(settings: Settings, lake: Lake, progress: Progress) -> tuple[int | None, int | None]:
+def refine(settings: Settings, lake: Lake, progress: Progress, vacuum: tuple[Zone, ...] = ()
+           ) -> tuple[int | None, int | None]:
     """Bring silver up to date with bronze (the run's rows landed there), then gold with silver
     (spark_sink/refine.py, one Spark application, no metrics port: a running `make run` has
-    those). The rows silver gained and gold's rows (every table); (None, None) when a running
-    silver or gold job (`make run`) holds the lake and refines them itself."""
-    before = zone_rows(lake, SILVER)
+    those), then VACUUM `vacuum`. The rows silver gained and gold's rows (every table); (None,
+    None) when a running silver or gold job (`make run`) holds the lake and refines them itself."""
+    before = lake.rows(SILVER)
+    arguments = ["--vacuum", *(zone.path for zone in vacuum)] if vacuum else []
     with tempfile.TemporaryDirectory(prefix="tweetlake-refine-") as workdir:
         code = run_spark_job(settings.model_copy(update={"lake_root": lake.shown_root, "spark_metrics_port": 0}),
-                             Path(workdir), progress, job="refine", limit=SILVER_SECONDS)
+                             Path(workdir), progress, *arguments, job="refine", limit=SILVER_SECONDS)
     if code == LAKE_BUSY:
         progress.show("silver, gold: the running silver and gold jobs hold the lake and refine the new bronze rows "
                       "themselves", permanent=True)
         return None, None
-    return zone_rows(lake, SILVER) - before, sum(zone_rows(lake, table) for table in GOLD_TABLES)
-
-
-def zone_rows(lake: Lake, zone: Zone) -> int:
-    return sum(lake.metadata(file).num_rows for file in lake.files(zone))
-
-
-def staged(stage: Lake, lake: Lake, names: Iterator[str]) -> Staged:
-    """Count the run's rows and give each of its files the lake path it moves to.
-
-    The run's sink numbers its batches from 0, like any new checkpoint, and names its files and
-    manifests after them: published straight into the lake they would replace the files of other
-    batches with the same number. Moved, they take the final names `lake compact` gives its
-    outputs (part-c<time>-<n>.parquet): names no manifest lists, so no sink replay ever deletes
-    them, and that compaction may merge.
-    """
-    files = {zone: stage.files(zone) for zone in SINK_ZONES}
-    ids = [stage.read(f, columns=["tweet_id"]).column("tweet_id").combine_chunks() for f in files[BRONZE]]
-    rows = {zone: sum(stage.metadata(f).num_rows for f in files[zone]) for zone in SINK_ZONES}
-    moves = [(file.path, posixpath.join(lake.root, zone.path, file.partition_key, next(names)))
-             for zone in SINK_ZONES for file in files[zone]]
-    landed = Landed(
-        bronze_rows=rows[BRONZE],
-        bronze_ids=pc.count_distinct(pa.concat_arrays(ids)).as_py() if ids else 0,
-        dead_letter_rows=rows[QUARANTINE_DEAD_LETTERS],
-        unreadable_rows=rows[QUARANTINE_UNREADABLE],
-        files=len(moves),
-    )
-    return Staged(landed, moves)
-
-
-def land(stage: Lake, lake: Lake, stamp: str, checkpoints: Checkpoints, progress: Progress) -> Landed:
-    """Leave out what the lake must not get again (datalake.landing.leave_out_known), count the
-    run's rows, then move its files into the lake's zones; deletions the run met are then swept
-    from the lake's own files (a running sink's files of batches in flight: by its own sweeps)."""
-    names = layout.final_names(stamp)
-    left_out = leave_out_known(stage, lake, names, lambda text: progress.show(text, permanent=True))
-    plan = staged(stage, lake, names)
-    try:
-        move_files(lake.fs, plan.moves)
-    except OSError as error:
-        raise BackfillError(f"moving the run's files into the lake failed: {error}; the files not moved "
-                            f"are still in {stage.root}") from error
-    if left_out.logged:
-        progress.show(f"{left_out.logged} deletion(s) met in the archives: removing them from the lake", permanent=True)
-        Sweeper(lake, checkpoints, lambda text: progress.show(text, permanent=True)).tick()
-    return replace(plan.landed, left_out=left_out)
+    return lake.rows(SILVER) - before, sum(lake.rows(table) for table in GOLD_TABLES)
 
 
 # --- the two ways to run ------------------------------------------------------------------------
@@ -340,7 +271,7 @@ def land(stage: Lake, lake: Lake, stamp: str, checkpoints: Checkpoints, progress
 
 def run_settings(settings: Settings, workdir: Path, lake_root: str, run_name: str) -> Settings:
     """The settings of this run's broker, worker and sink: nothing shared with a running `make run`
-    but the lake, and the sink writes to the run's staging folder of it."""
+    but the lake's tables; the sink's checkpoints are the run's own."""
     return settings.model_copy(update={
         "kafka_bootstrap_servers": None,
         "broker_host": "127.0.0.1",
@@ -351,48 +282,45 @@ def run_settings(settings: Settings, workdir: Path, lake_root: str, run_name: st
         "faust_data_dir": workdir / "faust",
         "spark_metrics_port": 0,
         "source": "none",
-        "lake_root": f"{lake_root}/{layout.RUN_STAGING}/{run_name}",
+        "lake_root": lake_root,
         "checkpoint_root": f"{layout.checkpoints(lake_root)}/{run_name}",
     })
 
 
 def open_lake(settings: Settings) -> Lake:
-    """LAKE_ROOT (created if missing), shown as an absolute path or URI."""
+    """LAKE_ROOT (a local folder is created if missing), shown as an absolute path or URI."""
     lake_root = settings.lake_root.rstrip("/") if "://" in settings.lake_root else os.path.abspath(settings.lake_root)
+    if "://" not in lake_root:
+        os.makedirs(lake_root, exist_ok=True)
     try:
-        fs, lake_path = lake_fs_for(lake_root, settings.hdfs_namenode_url, settings.hdfs_user, settings.hdfs_http_port)
-    except ValueError as error:
+        return Lake.of(settings, lake_root)
+    except LakeError as error:
         raise BackfillError(str(error)) from error
-    fs.mkdirs(lake_path)
-    return Lake(fs, lake_path, shown_root=lake_root)
 
 
 @dataclass
 class PipelineRun:
-    """A run of the whole path whose sink has finished: its files wait in `stage`."""
+    """A run of the whole path whose sink has finished: what it wrote, from the tables' logs."""
 
     name: str
-    stamp: str
     settings: Settings
     lake: Lake
-    stage: Lake
     publication: Publication
     counters: dict
+    counts: RunCounts
     stage_seconds: dict[str, float]
     started: float
 
 
 @contextmanager
 def pipeline_run(outgoing: Iterable[Outgoing], settings: Settings, rate: float | None, progress: Progress,
-                 kind: str = "backfill") -> Iterator[PipelineRun]:
-    """The whole path on a broker, worker and sink of this run's own, up to the sink's files in
-    the run's staging folder. The folder is removed when the block ends without an error; after
-    one it may hold files still to be landed, so it stays."""
+                 kind: str = "backfill", dead_letters_to: str | None = None) -> Iterator[PipelineRun]:
+    """The whole path on a broker, worker and sink of this run's own, writing into the lake's
+    tables (dead letters into `dead_letters_to` instead, if given)."""
     started = time.monotonic()
-    stamp = layout.utc_stamp()
-    run_name = f"{kind}-{stamp}"
+    started_ms = int(time.time() * 1000) - 1000
+    run_name = f"{kind}-{layout_stamp()}"
     lake = open_lake(settings)
-    stage_path = posixpath.join(lake.root, layout.RUN_STAGING, run_name)
     with ExitStack() as cleanup:
         workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix=f"tweetlake-{kind}-")))
         run = run_settings(settings, workdir, lake.shown_root, run_name)
@@ -410,33 +338,36 @@ def pipeline_run(outgoing: Iterable[Outgoing], settings: Settings, rate: float |
         worker_seconds = time.monotonic() - worker_started
 
         sink_started = time.monotonic()
-        lake.fs.mkdirs(stage_path)
-        try:
-            run_spark_job(run, workdir, progress)
-        except BackfillError:
-            lake.fs.delete(stage_path, recursive=True)
-            raise
+        arguments = ["--run", run_name] + (["--dead-letters-to", dead_letters_to] if dead_letters_to else [])
+        run_spark_job(run, workdir, progress, *arguments)
         seconds = {"publish": round(publication.seconds, 1), "worker": round(worker_seconds, 1),
                    "sink": round(time.monotonic() - sink_started, 1)}
-    yield PipelineRun(run_name, stamp, run, lake, Lake(lake.fs, stage_path), publication, counters, seconds, started)
-    lake.fs.delete(stage_path, recursive=True)
+    counts = run_counts(lake, run_name, started_ms, dead_letters_to)
+    yield PipelineRun(run_name, run, lake, publication, counters, counts, seconds, started)
 
 
-def run_report(run: PipelineRun, landed: Landed) -> dict:
+def layout_stamp() -> str:
+    """A sortable UTC time for a run's name: 20240501T070000123456Z."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def run_report(run: PipelineRun) -> dict:
     """The counts of a run (the backfill's JSON, and the start of the replay's), with `error`
     when they do not add up."""
     seconds = time.monotonic() - run.started
-    counters = run.counters
+    counters, counts = run.counters, run.counts
     report = {
         "read": counters["read"],
         "published": run.publication.published,
         **{key: counters[key] for key in ("accepted", "filtered", "duplicates", "rejected")},
-        "bronze_rows": landed.bronze_rows,
-        "quarantine_rows": landed.dead_letter_rows + landed.unreadable_rows,
-        "forgotten": landed.left_out.forgotten_tweets + landed.left_out.forgotten_letters,
-        "already_in_lake": landed.left_out.already_in_lake,
-        "deletions_logged": landed.left_out.logged,
-        "lake_files_added": landed.files,
+        "bronze_rows": counts.bronze_rows,
+        "quarantine_rows": counts.quarantine_rows,
+        "forgotten": counts.forgotten_tweets + counts.forgotten_letters,
+        "already_in_lake": counts.already_in_lake,
+        "deletions_logged": counts.deletions_logged,
+        "lake_files_added": counts.files_added,
         "filtered_by_reason": counters["filtered_by_reason"],
         "rejected_by_reason": counters["rejected_by_reason"],
         "seconds": round(seconds, 1),
@@ -445,7 +376,7 @@ def run_report(run: PipelineRun, landed: Landed) -> dict:
         "lake_root": run.lake.shown_root,
         "checkpoints": run.settings.checkpoint_root,
     }
-    problems = _problems(report, landed)
+    problems = _problems(report, counts)
     if problems:
         report["error"] = "; ".join(problems)
     return report
@@ -456,8 +387,7 @@ def run_embedded(paths: list[Path], settings: Settings, rate: float | None, prog
     """The whole path on a broker, worker and sink of this run's own."""
     archives = [ArchiveFile(path) for path in paths]
     with pipeline_run(archive_messages(archives, progress), settings, rate, progress) as run:
-        landed = land(run.stage, run.lake, run.stamp, checkpoints_of(settings, run.lake.shown_root), progress)
-    report = run_report(run, landed) | _archive_summary(archives)
+        report = run_report(run) | _archive_summary(archives)
     started = time.monotonic()
     report["silver_rows"], report["gold_rows"] = refine(settings, run.lake, progress) if silver else (None, None)
     report["stage_seconds"]["silver_gold"] = round(time.monotonic() - started, 1)
@@ -497,24 +427,27 @@ def _archive_summary(archives: list[ArchiveFile]) -> dict:
     }
 
 
-def _problems(report: dict, landed: Landed) -> list[str]:
-    """Every message must be accounted for, every accepted tweet in bronze once, every rejected
-    message in quarantine."""
+def _problems(report: dict, counts: RunCounts) -> list[str]:
+    """Every message must be accounted for, by the worker and again by the sink's commits: every
+    accepted tweet in bronze (added now, or there already) or left out as forgotten, every
+    rejected message in quarantine or left out as forgotten."""
     problems = []
     if report["read"] != report["published"]:
         problems.append(f"the worker read {report['read']} messages, {report['published']} were published")
     decided = sum(report[key] for key in ("accepted", "filtered", "duplicates", "rejected"))
     if decided != report["read"]:
         problems.append(f"accepted + filtered + duplicates + rejected = {decided}, not read = {report['read']}")
-    left_out = landed.left_out
-    if landed.bronze_rows + landed.unreadable_rows + left_out.forgotten_tweets + left_out.already_in_lake != report["accepted"]:
-        problems.append(f"{report['accepted']} tweets accepted, {landed.bronze_rows} bronze rows "
-                        f"(+ {landed.unreadable_rows} in quarantine/typed_unreadable, {left_out.forgotten_tweets} "
-                        f"forgotten, {left_out.already_in_lake} in the lake already)")
-    if landed.bronze_ids != landed.bronze_rows:
-        problems.append(f"{landed.bronze_rows - landed.bronze_ids} bronze rows repeat a tweet id of this run")
-    if landed.dead_letter_rows + left_out.forgotten_letters != report["rejected"]:
-        problems.append(f"{report['rejected']} messages rejected, {landed.dead_letter_rows} quarantine rows")
+    if counts.tweets_read + counts.unreadable_read != report["accepted"]:
+        problems.append(f"{report['accepted']} tweets accepted, the sink read {counts.tweets_read} "
+                        f"(+ {counts.unreadable_read} it could not read)")
+    landed = counts.bronze_rows + counts.already_in_lake + counts.unreadable_rows + counts.forgotten_tweets
+    if landed != report["accepted"]:
+        problems.append(f"{report['accepted']} tweets accepted, {counts.bronze_rows} bronze rows added "
+                        f"(+ {counts.already_in_lake} in the lake already, {counts.unreadable_rows} in "
+                        f"quarantine/typed_unreadable, {counts.forgotten_tweets} forgotten)")
+    if counts.dead_letter_rows + counts.forgotten_letters != report["rejected"]:
+        problems.append(f"{report['rejected']} messages rejected, {counts.dead_letter_rows} quarantine rows "
+                        f"(+ {counts.forgotten_letters} forgotten)")
     return problems
 
 

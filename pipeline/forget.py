@@ -4,39 +4,42 @@
      line is reported, counted and skipped) are appended to the forgotten log (LAKE/_forgotten),
      before anything is removed: from then on the sink, the silver job and every backfill leave
      those tweets out, and a crash below is finished by running the command again.
-  2. Bronze and quarantine: their files holding forgotten rows are rewritten without them
-     (datalake/forget.py), waiting up to --wait for a sink batch that was in flight.
-  3. Silver and gold: with no silver job running, the refine job (silver, then gold, available-now)
-     runs; silver's stream sees the new log file, rewrites the silver files holding those posts,
-     and gold recomputes their hours. With the jobs of `make run` running, they do the same at
-     their next batches, and this waits up to --wait for silver to be clean and gold to follow.
+  2. Bronze, quarantine and silver: one Delta DELETE each of the rows the log's rule names
+     (datalake/forget.py), without a JVM.
+  3. Gold: the hours silver lost are recomputed by the refine job (silver, then gold,
+     available-now), or, while `make run`'s jobs hold the lake, by the running gold job, which
+     this waits for (up to --wait) until it has read silver's DELETE.
+  4. Purge: the tables it changed are VACUUMed with LAKE_RETENTION_HOURS: the files the DELETEs
+     replaced (which still hold the deleted text, for time travel) go once they are that old.
 The last stdout line is one JSON object: ids_asked, tweet_ids, user_ids, bad_lines, ignored_lines,
 rows_removed (per zone; for gold tables the aggregate rows that vanished), files_rewritten,
-pending (what was still awaited), seconds. Exit 0 when every zone is clean, 1 otherwise.
+pending (what was still awaited), seconds, purge. Exit 0 when every zone is clean, 1 otherwise.
 """
 from __future__ import annotations
 
 import json
-import posixpath
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from app.settings import Settings
 from datalake import forgotten as log
-from datalake.files import Lake
-from datalake.forget import Checkpoints, Sweeper, count_forgotten
+from datalake.commits import commit_metadata
+from datalake.display import iso_utc
+from datalake.forget import delete_forgotten
 from datalake.forgotten import Forgotten
-from datalake.layout import GOLD, GOLD_TABLES, JOB_LOCKS, SILVER, SINK_ZONES, ZoneLayout
-from datalake.locks import abandoned
-from pipeline.backfill import refine, zone_rows
+from datalake.lake import Lake
+from datalake.layout import BRONZE, GOLD_TABLES, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, SILVER
+from pipeline.backfill import refine
 from pipeline.progress import Progress
 from tweets.compliance import Deletion, Ignored, read_compliance_file
 
 SHOWN_BAD_LINES = 20
 POLL_SECONDS = 1.0
+# The tables `lake forget` deletes from itself, in this order (gold follows silver).
+FORGET_ZONES = (BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, SILVER)
 
 
 @dataclass
@@ -77,32 +80,24 @@ def parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
-def forget(lake: Lake, paths: list[Path], batch_kind: str, checkpoints: Checkpoints, settings: Settings,
-           wait_seconds: float, progress: Progress) -> dict:
+def forget(lake: Lake, paths: list[Path], batch_kind: str, settings: Settings, wait_seconds: float,
+           progress: Progress) -> dict:
     started = time.monotonic()
     deadline = started + wait_seconds
+    note = lambda text: progress.show(text, permanent=True)  # noqa: E731
     request = read_requests(paths, batch_kind, progress)
     asked = request.forgotten
-    log.append(lake, request.rows)
+    log.append(lake, request.rows, {"query": "lake forget"})
     everything = log.read_log(lake)
-    silver_before = count_forgotten(lake, SILVER, everything)
-    gold_before = {table: zone_rows(lake, table) for table in GOLD_TABLES}
-    progress.show(f"forget: {len(asked.tweets)} tweet id(s) and {len(asked.users)} user id(s) logged "
-                  f"({len(everything)} in the log); {silver_before} silver row(s) to go", permanent=True)
-
-    sweeper = Sweeper(lake, checkpoints, lambda text: progress.show(text, permanent=True))
-    while True:
-        sweeper.tick(wait_seconds=max(0.0, deadline - time.monotonic()))
-        if sweeper.settled or time.monotonic() >= deadline:
-            break
-        progress.show(f"forget: waiting for {sweeper.waiting_for()}")
-        time.sleep(POLL_SECONDS)
-    pending = [] if sweeper.settled else [f"bronze, quarantine: waiting for {sweeper.waiting_for()}"]
-
-    pending += refine_silver_and_gold(lake, settings, everything, deadline, progress)
-    rows_removed = {str(zone): sweeper.totals[zone].rows_removed for zone in SINK_ZONES}
-    rows_removed[str(SILVER)] = silver_before - count_forgotten(lake, SILVER, everything)
-    rows_removed |= {str(table): before - zone_rows(lake, table) for table, before in gold_before.items()}
+    note(f"forget: {len(asked.tweets)} tweet id(s) and {len(asked.users)} user id(s) logged "
+         f"({len(everything)} in the log)")
+    gold_before = {table: lake.rows(table) for table in GOLD_TABLES}
+    removed = {zone: delete_forgotten(lake, zone, everything, note) for zone in FORGET_ZONES}
+    pending, refined = [], False
+    if removed[SILVER].version is not None:
+        pending, refined = refresh_gold(lake, settings, removed[SILVER].version, deadline, progress)
+    rows_removed = {str(zone): removed[zone].rows for zone in FORGET_ZONES}
+    rows_removed |= {str(table): before - lake.rows(table) for table, before in gold_before.items()}
     report = {
         "ids_asked": len(asked),
         "tweet_ids": len(asked.tweets),
@@ -110,67 +105,72 @@ def forget(lake: Lake, paths: list[Path], batch_kind: str, checkpoints: Checkpoi
         "bad_lines": request.bad_lines,
         "ignored_lines": request.ignored_lines,
         "rows_removed": rows_removed,
-        "files_rewritten": sum(sweeper.totals[zone].files_rewritten for zone in SINK_ZONES),
+        "files_rewritten": sum(r.files_rewritten for r in removed.values()),
         "pending": pending,
+        "purge": purge(lake, [zone for zone, r in removed.items() if r.version is not None], refined, settings, note),
         "seconds": round(time.monotonic() - started, 1),
     }
     if pending:
-        report["error"] = "; ".join(pending) + ": run `lake forget` again (with no files it only finishes the log)"
+        report["error"] = "; ".join(pending) + ": run `lake forget` again (with no files it applies the log)"
     return report
 
 
-def refine_silver_and_gold(lake: Lake, settings: Settings, everything: Forgotten, deadline: float,
-                           progress: Progress) -> list[str]:
-    """Silver and gold brought up to the log: by the refine job, or by the running jobs; what is
-    still awaited at the deadline. A lake without silver has nothing to refine."""
-    if not lake.files(SILVER):
-        return []
-    if not job_running(lake, SILVER.query):
-        silver_rows, _ = refine(settings, lake, progress)
-        if silver_rows is not None:
-            return []
-    while count_forgotten(lake, SILVER, everything):
+def refresh_gold(lake: Lake, settings: Settings, silver_version: int, deadline: float,
+                 progress: Progress) -> tuple[list[str], bool]:
+    """Gold recomputed from silver as of `silver_version` (its DELETE): by the refine job (which
+    then VACUUMs silver, see `purge`), or by the running gold job. What is still awaited at the
+    deadline, and whether the refine job ran."""
+    silver_rows, _ = refine(settings, lake, progress, vacuum=(SILVER,))
+    if silver_rows is not None:
+        return [], True
+    while gold_read_up_to(lake) < silver_version:
         if time.monotonic() >= deadline:
-            return ["silver: the running silver job has not removed the forgotten posts yet"]
-        progress.show("forget: waiting for the running silver job to remove the forgotten posts")
+            return [f"gold: the running gold job has not read silver's version {silver_version} yet"], False
+        progress.show(f"forget: waiting for the running gold job to read silver's version {silver_version}")
         time.sleep(POLL_SECONDS)
-    newest_silver = newest_batch(lake, SILVER)
-    while job_running(lake, GOLD.query) and newest_silver is not None and gold_read_up_to(lake) < newest_silver:
-        if time.monotonic() >= deadline:
-            return [f"gold: the running gold job has not recomputed silver's batch {newest_silver} yet"]
-        progress.show("forget: waiting for the running gold job to recompute the hours silver changed")
-        time.sleep(POLL_SECONDS)
-    return []
-
-
-def job_running(lake: Lake, name: str) -> bool:
-    """Whether a silver or gold job holds the lake (its lock file, of a process that still runs)."""
-    lock = lake.path(f"{JOB_LOCKS}/{name}.json")
-    try:
-        with lake.fs.open(lock) as stream:
-            holder = json.loads(stream.read())
-    except FileNotFoundError:
-        return False
-    except ValueError:
-        return True
-    return not abandoned(holder)
-
-
-def newest_batch(lake: Lake, zone) -> int | None:
-    folder = ZoneLayout(lake.root, zone).manifests
-    if not lake.fs.exists(folder):
-        return None
-    ids = [int(e.name[:-5]) for e in lake.fs.list(folder) if e.name.endswith(".json") and e.name[:-5].isdigit()]
-    return max(ids, default=None)
+    return [], False
 
 
 def gold_read_up_to(lake: Lake) -> int:
-    """The newest silver batch gold's newest journal recomputed (-1 if none)."""
-    batch = newest_batch(lake, GOLD)
-    if batch is None:
-        return -1
-    with lake.fs.open(posixpath.join(ZoneLayout(lake.root, GOLD).manifests, f"{batch:012d}.json")) as stream:
-        return max(json.loads(stream.read()).get("silver_batches") or [-1])
+    """The newest silver version every gold table has been recomputed from (-1 if none): a gold
+    batch commits its four tables one after the other."""
+    return min(table_read_up_to(lake, table) for table in GOLD_TABLES)
+
+
+def table_read_up_to(lake: Lake, zone) -> int:
+    table = lake.table(zone)
+    for commit in table.history(20) if table is not None else []:
+        version = commit_metadata(commit).get("silver_version")
+        if version is not None:
+            return int(version)
+    return -1
+
+
+def purge(lake: Lake, changed: list, refined: bool, settings: Settings, note) -> dict:
+    """VACUUM the tables whose rows were deleted, with LAKE_RETENTION_HOURS: the files the DELETEs
+    replaced (with the deleted text, for time travel) go once that old. Bronze and quarantine are
+    VACUUMed here (deltalake); silver by the refine job (only Spark's VACUUM removes the change
+    data files its feed keeps), or, while `make run`'s silver job holds the lake, by that job's
+    scheduled VACUUM. `purged`: tables whose deleted text has left the disk; `awaiting`: when it
+    leaves the others'."""
+    retention = settings.lake_retention_hours
+    hours = int(-(-retention // 1))
+    purged, awaiting = [], {}
+    soon = datetime.now(timezone.utc) + timedelta(hours=retention)
+    for zone in changed:
+        if zone == SILVER and not refined:
+            awaiting[str(zone)] = iso_utc(soon + timedelta(seconds=settings.lake_maintenance_seconds))
+            continue
+        if zone != SILVER:
+            lake.table(zone).vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False)
+        if retention == 0:
+            purged.append(str(zone))
+        else:
+            awaiting[str(zone)] = iso_utc(soon)
+    if changed:
+        note(f"purge: deleted text gone from disk in {', '.join(purged) or 'no table yet'}"
+             + (f"; VACUUM removes it from {', '.join(f'{t} after {w}' for t, w in awaiting.items())}" if awaiting else ""))
+    return {"retention_hours": retention, "purged": purged, "awaiting": awaiting}
 
 
 def print_report(report: dict) -> int:

@@ -2,8 +2,13 @@
 with a larger MAX_PAYLOAD_BYTES), so what is accepted now reaches bronze and leaves quarantine.
 
 It runs the backfill's own path (pipeline/backfill.py: a broker, worker and sink of its own) on the
-letters' original bytes, then lands the result and removes the replayed letters from quarantine
-in one journaled step (datalake/landing.py); `lake replay` is its command line.
+letters' original bytes. The sink MERGEs what passes into bronze (a tweet bronze has already is not
+written again) and writes the letters that fail again into a table of the replay's own
+(LAKE/_replays/dead_letter, emptied by each replay's sink). Then one Delta commit on
+quarantine/dead_letter removes the replayed letters and adds the new ones (`land`): interrupted
+before it, a replay changes nothing in quarantine, and the next one sends the same letters again
+(their tweets, already in bronze, count as already_in_lake). One replay at a time.
+`lake replay` is its command line.
 """
 from __future__ import annotations
 
@@ -13,38 +18,34 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from pipeline.backfill import Outgoing, pipeline_run, run_report, staged
-from pipeline.progress import Progress
+import pyarrow as pa
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
+
 from agents.sources.archive import RawMessage
 from app.settings import Settings
-from datalake.compact import is_committed, settle_interrupted, zone_lock
-from datalake.files import DataFile, Lake, journals
-from datalake.landing import finish, finish_interrupted, rewrite_of, write_journal
-from datalake.layout import QUARANTINE_DEAD_LETTERS, REPLAY_JOURNALS, final_names
+from datalake.lake import Lake, retrying
+from datalake.layout import QUARANTINE_DEAD_LETTERS
+from pipeline.backfill import Outgoing, pipeline_run, run_report
+from pipeline.progress import Progress
 from tweets.oversize import PREVIEW_BYTES
 from tweets.payloads import tweet_id_of
 
-@dataclass(frozen=True)
-class Chosen:
-    """A quarantine file of `rows` rows and the numbers of the rows to replay."""
-
-    file: DataFile
-    rows: int
-    indices: list[int]
+STAGING = "_replays/dead_letter"
+LETTER_COLUMNS = ["letter_id", "reason", "raw_base64"]
 
 
 @dataclass
 class Selection:
-    """The letters a replay sends, and those it leaves."""
+    """The letters a replay sends (letter_id, reason, raw_base64), and those it leaves."""
 
-    chosen: list[Chosen] = field(default_factory=list)
+    chosen: list[dict] = field(default_factory=list)
     by_reason: Counter = field(default_factory=Counter)
     not_replayable: Counter = field(default_factory=Counter)
-    uncommitted: int = 0
 
     @property
     def letters(self) -> int:
-        return sum(self.by_reason.values())
+        return len(self.chosen)
 
 
 def original_bytes(letter: dict, max_payload_bytes: int) -> bytes | None:
@@ -62,54 +63,66 @@ def original_bytes(letter: dict, max_payload_bytes: int) -> bytes | None:
     return raw
 
 
-def select(lake: Lake, reason: str | None, dt: str | None, latest: int | None, max_payload_bytes: int) -> Selection:
+def select(lake: Lake, reason: str | None, dt: str | None, max_payload_bytes: int) -> Selection:
     """The dead letters of `reason` (any if None) in partition dt (all if None) to replay."""
+    where = None
+    if reason is not None:
+        where = ds.field("reason") == reason
+    if dt is not None:
+        where = (ds.field("dt") == dt) if where is None else where & (ds.field("dt") == dt)
+    letters = lake.read(QUARANTINE_DEAD_LETTERS, LETTER_COLUMNS, where)
     selection = Selection()
-    for file in lake.files(QUARANTINE_DEAD_LETTERS, dt):
-        if not is_committed(file, latest):
-            selection.uncommitted += lake.metadata(file).num_rows
+    for letter in [] if letters is None else letters.to_pylist():
+        if original_bytes(letter, max_payload_bytes) is None:
+            selection.not_replayable[letter["reason"]] += 1
             continue
-        letters = lake.read(file, ["reason", "raw_base64"]).to_pylist()
-        indices = []
-        for index, letter in enumerate(letters):
-            if reason is not None and letter["reason"] != reason:
-                continue
-            if original_bytes(letter, max_payload_bytes) is None:
-                selection.not_replayable[letter["reason"]] += 1
-                continue
-            indices.append(index)
-            selection.by_reason[letter["reason"]] += 1
-        if indices:
-            selection.chosen.append(Chosen(file, len(letters), indices))
+        selection.chosen.append(letter)
+        selection.by_reason[letter["reason"]] += 1
     return selection
 
 
-def letter_messages(lake: Lake, selection: Selection, max_payload_bytes: int) -> Iterator[Outgoing]:
+def letter_messages(selection: Selection, max_payload_bytes: int) -> Iterator[Outgoing]:
     """Each chosen letter as the raw message it was: its bytes, keyed by tweet id as a producer keys them."""
-    for chosen in selection.chosen:
-        letters = lake.read(chosen.file, ["reason", "raw_base64"]).to_pylist()
-        for index in chosen.indices:
-            payload = original_bytes(letters[index], max_payload_bytes)
-            tweet_id = tweet_id_of(payload)
-            yield Outgoing(RawMessage(tweet_id.encode() if tweet_id else None, payload),
-                           f"{chosen.file.relative} row {index}")
+    for letter in selection.chosen:
+        payload = original_bytes(letter, max_payload_bytes)
+        tweet_id = tweet_id_of(payload)
+        yield Outgoing(RawMessage(tweet_id.encode() if tweet_id else None, payload), f"letter {letter['letter_id']}")
 
 
-def recovered_by_reason(lake: Lake, selection: Selection, stage: Lake) -> Counter:
+def recovered_by_reason(selection: Selection, failing_again: pa.Table) -> Counter:
     """Replayed letters that no longer fail, by their old reason: a letter fails again when a new
     dead letter holds its bytes (the worker keeps them whole below MAX_PAYLOAD_BYTES)."""
-    failing = Counter(raw for file in stage.files(QUARANTINE_DEAD_LETTERS)
-                      for raw in stage.read(file, ["raw_base64"]).column("raw_base64").to_pylist())
+    failing = Counter(failing_again.column("raw_base64").to_pylist())
     recovered: Counter = Counter()
-    for chosen in selection.chosen:
-        letters = lake.read(chosen.file, ["reason", "raw_base64"]).to_pylist()
-        for index in chosen.indices:
-            raw = letters[index]["raw_base64"]
-            if failing[raw]:
-                failing[raw] -= 1
-            else:
-                recovered[letters[index]["reason"]] += 1
+    for letter in selection.chosen:
+        if failing[letter["raw_base64"]]:
+            failing[letter["raw_base64"]] -= 1
+        else:
+            recovered[letter["reason"]] += 1
     return recovered
+
+
+def land(lake: Lake, selection: Selection, failing_again: pa.Table) -> int:
+    """One commit on quarantine/dead_letter: the replayed letters out, the new ones in; how many
+    left. Again after another writer's commit (the live sink appends letters meanwhile)."""
+    replayed = pa.array(sorted({letter["letter_id"] for letter in selection.chosen}), pa.string())
+    schema = pa.schema(lake.table(QUARANTINE_DEAD_LETTERS).schema().to_arrow())
+    new = failing_again.select(schema.names).cast(schema).append_column("_replayed", pa.array(
+        [False] * failing_again.num_rows, pa.bool_()))
+    gone = pa.table({name: pa.nulls(len(replayed), schema.field(name).type) if name != "letter_id" else replayed
+                     for name in schema.names}, schema=schema).append_column(
+        "_replayed", pa.array([True] * len(replayed), pa.bool_()))
+    source = pa.concat_tables([new, gone])
+
+    def commit() -> int:
+        metrics = (lake.table(QUARANTINE_DEAD_LETTERS)
+                   .merge(source, "t.letter_id = s.letter_id", source_alias="s", target_alias="t")
+                   .when_matched_delete(predicate="s._replayed")
+                   .when_not_matched_insert_all(predicate="NOT s._replayed", except_cols=["_replayed"])
+                   .execute())
+        return int(metrics.get("num_target_rows_deleted", 0))
+
+    return retrying("quarantine/dead_letter: replayed letters out, new ones in", commit)
 
 
 def dry_run(lake: Lake, selection: Selection, progress: Progress) -> dict:
@@ -119,48 +132,37 @@ def dry_run(lake: Lake, selection: Selection, progress: Progress) -> dict:
         "dry_run": True,
         "to_replay": selection.letters,
         "to_replay_by_reason": dict(selection.by_reason),
-        "files": len(selection.chosen),
         "not_replayable": dict(selection.not_replayable),
-        "uncommitted_left": selection.uncommitted,
-        "interrupted_replays": len(journals(lake, REPLAY_JOURNALS)),
         "lake_root": lake.shown_root,
     }
 
 
-def replay(lake: Lake, settings: Settings, reason: str | None, dt: str | None, latest: int | None,
-           progress: Progress) -> dict:
-    """Replay the selected letters; see `lake replay --help` (datalake/cli.py). `latest` is the newest committed batch of the
-    sink's dead-letter query (None: only files outside any batch, as backfills and compaction
-    leave them)."""
+def replay(lake: Lake, settings: Settings, reason: str | None, dt: str | None, progress: Progress) -> dict:
+    """Replay the selected letters; see `lake replay --help` (datalake/cli.py)."""
     def note(text: str) -> None:
         progress.show(text, permanent=True)
 
-    with zone_lock(lake, QUARANTINE_DEAD_LETTERS):
-        settle_interrupted(lake, QUARANTINE_DEAD_LETTERS, note)
-        interrupted = finish_interrupted(lake, note)
-        selection = select(lake, reason, dt, latest, settings.max_payload_bytes)
-        note(f"replaying {selection.letters} dead letter(s) from {len(selection.chosen)} file(s): "
-             + (", ".join(f"{r} {n}" for r, n in sorted(selection.by_reason.items())) or "none"))
-        left = {"not_replayable": dict(selection.not_replayable), "uncommitted_left": selection.uncommitted,
-                "finished_interrupted": interrupted}
-        if not selection.letters:
-            nothing = dict.fromkeys(("read", "published", "accepted", "filtered", "duplicates", "rejected",
-                                     "bronze_rows", "quarantine_rows", "quarantine_removed"), 0)
-            return {"replayed": 0, **nothing, "still_failing": {}, **left, "lake_root": lake.shown_root}
-        outgoing = letter_messages(lake, selection, settings.max_payload_bytes)
-        with pipeline_run(outgoing, settings, None, progress, kind="replay") as run:
-            names = final_names(run.stamp)
-            plan = staged(run.stage, lake, names)
-            report = {"replayed": run.publication.published, **run_report(run, plan.landed),
-                      "replayed_by_reason": dict(selection.by_reason),
-                      "still_failing": run.counters["rejected_by_reason"], **left}
-            if "error" in report:
-                report["error"] += "; nothing was landed or removed from quarantine"
-                return report
-            report["recovered_by_reason"] = dict(recovered_by_reason(lake, selection, run.stage))
-            rewrites = [rewrite_of(c.file, c.rows, c.indices, names) for c in selection.chosen]
-            journal = write_journal(lake, run.name, run.stage.root, plan.moves, rewrites)
-            report["quarantine_removed"] = finish(lake, journal)
+    selection = select(lake, reason, dt, settings.max_payload_bytes)
+    note(f"replaying {selection.letters} dead letter(s): "
+         + (", ".join(f"{r} {n}" for r, n in sorted(selection.by_reason.items())) or "none"))
+    if not selection.letters:
+        nothing = dict.fromkeys(("read", "published", "accepted", "filtered", "duplicates", "rejected",
+                                 "bronze_rows", "quarantine_rows", "quarantine_removed"), 0)
+        return {"replayed": 0, **nothing, "still_failing": {}, "not_replayable": dict(selection.not_replayable),
+                "lake_root": lake.shown_root}
+    staging = f"{lake.root}/{STAGING}"
+    outgoing = letter_messages(selection, settings.max_payload_bytes)
+    with pipeline_run(outgoing, settings, None, progress, kind="replay", dead_letters_to=staging) as run:
+        report = {"replayed": run.publication.published, **run_report(run),
+                  "replayed_by_reason": dict(selection.by_reason),
+                  "still_failing": run.counters["rejected_by_reason"],
+                  "not_replayable": dict(selection.not_replayable)}
+    if "error" in report:
+        report["error"] += "; quarantine was left as it was"
+        return report
+    failing_again = DeltaTable(staging).to_pyarrow_table()
+    report["recovered_by_reason"] = dict(recovered_by_reason(selection, failing_again))
+    report["quarantine_removed"] = land(lake, selection, failing_again)
     note(f"replayed {report['replayed']}: {report['accepted']} accepted, {report['filtered']} filtered, "
          f"{report['duplicates']} duplicates, {report['rejected']} still failing; "
          f"{report['quarantine_removed']} letters left quarantine")
