@@ -1,55 +1,46 @@
-"""When each tweet became readable in bronze, as a plain reader sees it: the sink publishes files
-by rename, so a part file that exists is complete; each new one is read once (tweet_id only).
-The lake is read through its LakeFS, so a local folder and HDFS (over WebHDFS) are timed alike."""
+"""When each tweet became readable in bronze, as a reader of the Delta table sees it: at each poll
+the files of the table's current version that were not seen before are read (tweet_id only). The
+table is read through deltalake, so a local folder and HDFS are timed alike."""
 from __future__ import annotations
 
 import time
 
 from app.settings import Settings
-from datalake.errors import BadInput
-from datalake.files import Lake
-from datalake.fs import lake_fs_for
+from datalake.lake import Lake
+from datalake.layout import BRONZE
 
 
 class BronzeWatcher:
     def __init__(self, settings: Settings):
-        self._fs, self._root = lake_fs_for(settings.lake_root, settings.hdfs_namenode_url, settings.hdfs_user,
-                                           settings.hdfs_http_port)
-        self._lake: Lake | None = None
+        self.lake = Lake.of(settings, must_exist=False)
         self.first_seen: dict[bytes, float] = {}
-        self.rows = 0
         self.polls = 0
         self.poll_seconds = 0.0
         self._files: set[str] = set()
 
-    def lake(self) -> Lake | None:
-        if self._lake is None:
-            try:
-                self._lake = Lake(self._fs, self._root)
-            except BadInput:  # the sink has not made the root yet
-                return None
-        return self._lake
+    @property
+    def rows(self) -> int:
+        """Tweets seen (a compacted file brings no new ones)."""
+        return len(self.first_seen)
 
     def poll(self) -> int:
-        """Read the files published since the last poll; returns how many rows they held."""
+        """Read the files committed since the last poll; returns how many new tweets they held."""
         began = time.monotonic()
-        lake = self.lake()
-        if lake is None:
+        table = self.lake.table(BRONZE)
+        if table is None:
             return 0
-        new_rows = 0
-        for file in lake.files("bronze"):
-            if file.path in self._files:
+        before = self.rows
+        for fragment in table.to_pyarrow_dataset().get_fragments():
+            if fragment.path in self._files:
                 continue
-            self._files.add(file.path)
-            ids = lake.read(file, ["tweet_id"]).column("tweet_id").to_pylist()
-            new_rows += len(ids)
+            self._files.add(fragment.path)
+            ids = fragment.to_table(columns=["tweet_id"]).column("tweet_id").to_pylist()
             seen = time.monotonic()
             for tweet_id in ids:
                 self.first_seen.setdefault(tweet_id.encode(), seen)
-        self.rows += new_rows
         self.polls += 1
         self.poll_seconds += time.monotonic() - began
-        return new_rows
+        return self.rows - before
 
     def mean_poll_ms(self) -> float | None:
         """How long a look at bronze takes: latencies are late by up to a poll interval plus this."""

@@ -5,16 +5,17 @@ reports a failure as unavailable: the dashboard must stay up while the pipeline 
 from __future__ import annotations
 
 import json
-import posixpath
 import urllib.request
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from app.settings import Settings
 from datalake import layout
-from datalake.files import column_range, iso_utc
-from datalake.fs import LakeFS
-from dashboard.lake_reader import LakeReader, open_lake_fs
+from datalake.display import iso_utc
+from datalake.errors import LakeError
+from dashboard.lake_reader import LakeReader, files_by_partition
 
 COUNTER_NAMES = ("read", "accepted", "filtered", "duplicates", "rejected")
 # Seconds a probe may take: a refresh with the worker and Kafka both down stays ~2 s.
@@ -36,24 +37,26 @@ def worker_counters(web_port: int, timeout: float = PROBE_TIMEOUT) -> dict:
 
 
 def zones(reader: LakeReader) -> dict:
-    """Files, rows (from the footers), bytes and the newest data of every zone, and quarantine's
-    total. Newest data is the newest hour (or day) partition, and for bronze, silver and dead
-    letters the newest created_at / failed_at in the footers' statistics of that partition."""
-    listed = {zone: reader.files(zone) for zone in layout.ZONES}
-    reader.forget_missing(listed)
+    """Version, files, rows, bytes and the newest data of every table, from its log, and
+    quarantine's total. Newest data is the newest hour (or day) partition, and for bronze, silver
+    and dead letters the newest created_at / failed_at in the log's statistics of that partition."""
     summaries = []
-    for zone, files in listed.items():
-        footers = reader.footers(files)
-        newest_partition = max((file.partition for file in files), default=None)
-        summaries.append({
-            "zone": zone.path,
-            "files": len(files),
-            "rows": sum(footer.num_rows for _, footer in footers),
-            "bytes": sum(file.size for file in files),
-            "newest_partition": layout.partition_path(newest_partition) if newest_partition else None,
-            "newest_time": _newest_time(footers, newest_partition, TIME_COLUMNS.get(zone)),
-            "newest_time_column": TIME_COLUMNS.get(zone),
-        })
+    for zone in layout.ZONES:
+        try:
+            table = reader.lake.table(zone)
+            files = None if table is None else pa.table(table.get_add_actions(flatten=True))
+        except LakeError:
+            table = files = None
+        column = TIME_COLUMNS.get(zone)
+        summary = {"zone": zone.path, "version": None if table is None else table.version(), "files": 0, "rows": 0,
+                   "bytes": 0, "newest_partition": None, "newest_time": None, "newest_time_column": column}
+        if files is not None and files.num_rows:
+            partitions = files_by_partition(zone, files)
+            newest = max(partitions)
+            summary.update(files=files.num_rows, rows=sum(files.column("num_records").to_pylist()),
+                           bytes=sum(files.column("size_bytes").to_pylist()), newest_partition=newest,
+                           newest_time=_newest_time(files, set(partitions[newest]), column))
+        summaries.append(summary)
     quarantine = [s for s in summaries if s["zone"] in {z.path for z in layout.QUARANTINE_ZONES}]
     return {
         "zones": summaries,
@@ -61,17 +64,16 @@ def zones(reader: LakeReader) -> dict:
     }
 
 
-def _newest_time(footers, partition, column: str | None) -> str | None:
-    if column is None or partition is None:
+def _newest_time(files: pa.Table, newest_files: set[str], column: str | None) -> str | None:
+    if column is None or f"max.{column}" not in files.column_names:
         return None
-    highs = [found[1] for file, footer in footers if file.partition == partition
-             and (found := column_range(footer, column)) is not None]
-    return iso_utc(max(highs)) if highs else None
+    chosen = files.filter(pc.is_in(files.column("path"), value_set=pa.array(sorted(newest_files))))
+    return iso_utc(pc.max(chosen.column(f"max.{column}")).as_py())
 
 
 def consumer_lag(settings: Settings, timeout: float = PROBE_TIMEOUT) -> dict:
     """How many messages the worker (its consumer group, the Faust app id, on the raw topic) and
-    the bronze sink (its checkpoint, on the typed topic) have not processed yet."""
+    the bronze sink (its last micro-batch's end offsets, on the typed topic) have not processed yet."""
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": settings.faust_app_id,
                          "enable.auto.commit": False, "socket.timeout.ms": max(int(timeout * 1000), 10),
                          "log_level": 0, "log.connection.close": False})
@@ -89,7 +91,7 @@ def consumer_lag(settings: Settings, timeout: float = PROBE_TIMEOUT) -> dict:
         except (KafkaException, RuntimeError) as error:
             worker = _unavailable(error)
         try:
-            processed = bronze_checkpoint_offsets(settings)
+            processed = bronze_sink_offsets(settings, timeout)
             typed_ends = end_offsets(consumer, metadata, settings.topic_typed, timeout)
             sink = _lag(settings.topic_typed, typed_ends, processed.get(settings.topic_typed, {}))
         except (KafkaException, RuntimeError, OSError, ValueError) as error:
@@ -127,26 +129,28 @@ def kafka_reason(error: KafkaException) -> str:
     return detail.str() if hasattr(detail, "str") else str(detail)
 
 
-def bronze_checkpoint_offsets(settings: Settings) -> dict[str, dict[int, int]]:
-    """The Kafka offsets up to which the bronze sink's newest committed micro-batch read, from its
-    Spark checkpoint: offsets/<n> holds "v1", the batch's metadata and one JSON line per source
-    ({"tweets.typed": {"0": 12, ...}}, the next offset per partition); commits/<n> exists once
-    batch n is in bronze. RuntimeError while the sink has committed no batch."""
-    root = f"{layout.checkpoints(settings.lake_root, settings.checkpoint_root)}/{layout.BRONZE.query}"
-    fs, path = open_lake_fs(root, settings)
-    committed = _batch_ids(fs, posixpath.join(path, "commits"))
-    if not committed:
-        raise RuntimeError(f"the bronze sink has committed no batch yet ({root})")
-    with fs.open(posixpath.join(path, "offsets", str(max(committed)))) as stream:
-        lines = [line for line in stream.read().decode().splitlines() if line.strip()]
+def bronze_sink_offsets(settings: Settings, timeout: float = PROBE_TIMEOUT) -> dict[str, dict[int, int]]:
+    """The Kafka offsets up to which the bronze sink's last micro-batch read, from its metrics
+    (tweetlake_spark_kafka_end_offset{query="bronze"}): the next offset per topic and partition.
+    RuntimeError when its metrics are off or do not answer."""
+    port = settings.spark_metrics_port_of("bronze")
+    if port is None:
+        raise RuntimeError("the bronze sink's metrics are off (SPARK_METRICS_PORT=0)")
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            text = reply.read().decode()
+    except OSError as error:
+        raise RuntimeError(f"the bronze sink's metrics do not answer at {url}: {getattr(error, 'reason', error)}") from error
     offsets: dict[str, dict[int, int]] = {}
-    for line in lines[2:]:
-        for topic, partitions in json.loads(line).items():
-            offsets[topic] = {int(p): int(o) for p, o in partitions.items()}
+    for line in text.splitlines():
+        if not line.startswith("tweetlake_spark_kafka_end_offset{"):
+            continue
+        labels, value = line[line.index("{") + 1:line.index("}")], float(line.rsplit(" ", 1)[1])
+        fields = dict(part.split("=", 1) for part in labels.split(","))
+        fields = {key: item.strip('"') for key, item in fields.items()}
+        if fields.get("query") == layout.BRONZE.query:
+            offsets.setdefault(fields["topic"], {})[int(fields["partition"])] = int(value)
+    if not offsets:
+        raise RuntimeError("the bronze sink has finished no micro-batch since it started")
     return offsets
-
-
-def _batch_ids(fs: LakeFS, folder: str) -> list[int]:
-    if not fs.exists(folder):
-        return []
-    return [int(entry.name) for entry in fs.list(folder) if not entry.is_dir and entry.name.isdigit()]

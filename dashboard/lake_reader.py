@@ -1,37 +1,32 @@
-"""The lake as the dashboard reads it, refresh after refresh: every parquet file parsed once and
-kept by (path, size), so a refresh reads only what the jobs wrote since the last one.
+"""The lake as the dashboard reads it, refresh after refresh, through each Delta table's log
+(deltalake): a table is read again only when its version changed, and silver's hour partitions
+only when their files did.
 
 Gold is small (one row per topic, hashtag, entity or domain and hour): kept whole. Silver is not
 (a million rows is a week of a busy stream): only the relevant tweets of its newest hour
-partitions are read, as many as the newest tweets need, and a bounded number of files is kept.
+partitions are read, as many as the newest tweets need, and a bounded number of partitions is kept.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Iterable
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
 from app.settings import Settings
 from datalake import layout
-from datalake.errors import BadInput, LakeError
-from datalake.files import DataFile, Lake, by_partition
-from datalake.fs import LakeFS, lake_fs_for
+from datalake.errors import LakeError
+from datalake.lake import Lake
 from datalake.layout import GOLD_COLUMNS, SILVER, Zone
 from tweets.relevance import RELEVANT
 
 TWEET_COLUMNS = ["tweet_id", "created_at", "text", "author_username", "author_id", "topics", "relevance"]
-# Silver files whose relevant tweets stay parsed: a day of hour partitions at a few files each.
-SILVER_FILES_KEPT = 256
+# Silver hour partitions whose relevant tweets stay parsed: a day of them.
+SILVER_PARTITIONS_KEPT = 48
 # How many hour partitions the newest tweets of a rare topic are looked for in: a week's.
 SILVER_HOURS_SEARCHED = 7 * 24
-
-
-def open_lake_fs(root: str, settings: Settings) -> tuple[LakeFS, str]:
-    """The filesystem and path of a lake root or checkpoint root, as the `lake` command opens it."""
-    return lake_fs_for(root, settings.hdfs_namenode_url, settings.hdfs_user, settings.hdfs_http_port)
 
 
 def gold_schema(zone: Zone) -> pa.Schema:
@@ -40,114 +35,46 @@ def gold_schema(zone: Zone) -> pa.Schema:
                      + [(name, pa.string()) for name in layout.PARTITION_COLUMNS])
 
 
-class FileCache:
-    """Values derived from files, by (path, size); a file rewritten under its name has a new size
-    or a new name (the jobs never rewrite a file in place), so an entry is never stale."""
-
-    def __init__(self, capacity: int | None = None):
-        self._entries: OrderedDict[tuple[str, int], object] = OrderedDict()
-        self._capacity = capacity
-
-    def get(self, file: DataFile, compute: Callable[[DataFile], object]):
-        key = (file.path, file.size)
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key]
-        value = compute(file)
-        self._entries[key] = value
-        if self._capacity is not None and len(self._entries) > self._capacity:
-            self._entries.popitem(last=False)
-        return value
-
-    def keep_only(self, files: Iterable[DataFile]) -> None:
-        """Forget files no longer listed (compacted away, an hour rewritten by the gold job)."""
-        listed = {(file.path, file.size) for file in files}
-        for key in [key for key in self._entries if key not in listed]:
-            del self._entries[key]
-
-
 class LakeReader:
-    """Zones, footers, gold tables and the newest silver tweets of one lake root."""
+    """Tables, gold and the newest silver tweets of one lake root."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.root = settings.lake_root
-        self._lake: Lake | None = None
-        self._footers = FileCache()
-        self._gold = {zone: FileCache() for zone in GOLD_COLUMNS}
-        self._silver = FileCache(capacity=SILVER_FILES_KEPT)
-
-    @property
-    def lake(self) -> Lake:
-        """The lake; BadInput while its root does not exist yet (before the sink's first batch)."""
-        if self._lake is None:
-            fs, path = open_lake_fs(self.root, self.settings)
-            self._lake = Lake(fs, path, shown_root=self.root)
-        return self._lake
-
-    def files(self, zone: Zone) -> list[DataFile]:
-        try:
-            return self.lake.files(zone)
-        except BadInput:
-            return []
-
-    def footer(self, file: DataFile) -> pq.FileMetaData:
-        return self._footers.get(file, self.lake.metadata)
-
-    def footers(self, files: list[DataFile]) -> list[tuple[DataFile, pq.FileMetaData]]:
-        """Each file with its footer; a file replaced between listing and reading is left out
-        (the next refresh lists its successor)."""
-        found = []
-        for file in files:
-            try:
-                found.append((file, self.footer(file)))
-            except LakeError:
-                continue
-        return found
-
-    def forget_missing(self, listed: dict[Zone, list[DataFile]]) -> None:
-        self._footers.keep_only(file for files in listed.values() for file in files)
+        self.lake = Lake.of(settings, must_exist=False)
+        self._gold: dict[Zone, tuple[int, pa.Table]] = {}
+        self._silver: OrderedDict[tuple, pa.Table] = OrderedDict()
 
     def gold(self, zone: Zone) -> pa.Table:
-        """A whole gold table with its dt and hour partition values as string columns."""
+        """A whole gold table, read again only when its version changed."""
         schema = gold_schema(zone)
-        files = self.files(zone)
-        cache = self._gold[zone]
-        cache.keep_only(files)
-        tables = []
-        for file in files:
-            try:
-                tables.append(cache.get(file, lambda f: self._read_gold(f, schema)))
-            except LakeError:
-                continue
-        if not tables:
+        table = self.lake.table(zone)
+        if table is None:
             return schema.empty_table()
-        return pa.concat_tables(tables)
-
-    def _read_gold(self, file: DataFile, schema: pa.Schema) -> pa.Table:
-        table = self.lake.read(file, columns=[name for name in schema.names if name not in layout.PARTITION_COLUMNS])
-        return with_partition(table, file).select(schema.names).cast(schema)
+        version = table.version()
+        cached = self._gold.get(zone)
+        if cached is None or cached[0] != version:
+            rows = table.to_pyarrow_dataset().to_table(columns=schema.names).cast(schema)
+            self._gold[zone] = cached = (version, rows)
+        return cached[1]
 
     def newest_tweets(self, topic: str | None, limit: int,
                       hours: Callable[[str], bool] | None = None) -> tuple[list[dict], int]:
         """The `limit` newest relevant silver tweets (of `topic`, if given), newest first, and how
         many hour partitions were read for them; only the partitions (dt=…/hour=…) `hours` accepts."""
-        partitions = by_partition(self.files(SILVER))
+        table = self.lake.table(SILVER)
+        if table is None:
+            return [], 0
+        partitions = files_by_partition(SILVER, pa.table(table.get_add_actions(flatten=True)))
         newest_first = sorted((key for key in partitions if hours is None or hours(key)), reverse=True)
-        newest_first = newest_first[:SILVER_HOURS_SEARCHED]
+        dataset = table.to_pyarrow_dataset()
         found: list[pa.Table] = []
-        count = 0
-        read = 0
-        for key in newest_first:
+        count = read = 0
+        for key in newest_first[:SILVER_HOURS_SEARCHED]:
             read += 1
-            for file in partitions[key]:
-                try:
-                    relevant = self._silver.get(file, self._read_relevant)
-                except LakeError:
-                    continue
-                matching = relevant if topic is None else relevant.filter(has_topic(relevant["topics"], topic))
-                found.append(matching)
-                count += matching.num_rows
+            relevant = self._relevant(dataset, key, partitions[key])
+            matching = relevant if topic is None else relevant.filter(has_topic(relevant["topics"], topic))
+            found.append(matching)
+            count += matching.num_rows
             if count >= limit:
                 break
         if not found:
@@ -155,16 +82,32 @@ class LakeReader:
         tweets = pa.concat_tables(found).sort_by([("created_at", "descending"), ("tweet_id", "descending")])
         return tweets.slice(0, limit).to_pylist(), read
 
-    def _read_relevant(self, file: DataFile) -> pa.Table:
-        table = self.lake.read(file, columns=TWEET_COLUMNS + ["relevance_label"])
-        return table.filter(pc.equal(table["relevance_label"], RELEVANT)).select(TWEET_COLUMNS)
+    def _relevant(self, dataset: ds.Dataset, key: str, files: tuple[str, ...]) -> pa.Table:
+        """The relevant tweets of one hour partition, kept while its files stay the same."""
+        cache_key = (key, files)
+        if cache_key in self._silver:
+            self._silver.move_to_end(cache_key)
+            return self._silver[cache_key]
+        dt, hour = (part.split("=", 1)[1] for part in key.split("/"))
+        try:
+            rows = dataset.to_table(columns=TWEET_COLUMNS + ["relevance_label"],
+                                    filter=(ds.field("dt") == dt) & (ds.field("hour") == hour))
+        except (pa.ArrowException, OSError) as error:
+            raise LakeError(f"silver {key}: unreadable: {error}") from error
+        relevant = rows.filter(pc.equal(rows["relevance_label"], RELEVANT)).select(TWEET_COLUMNS)
+        self._silver[cache_key] = relevant
+        while len(self._silver) > SILVER_PARTITIONS_KEPT:
+            self._silver.popitem(last=False)
+        return relevant
 
 
-def with_partition(table: pa.Table, file: DataFile) -> pa.Table:
-    """The file's rows with its hive partition values (strings, as the folder names spell them)."""
-    for name, value in file.partition:
-        table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
-    return table
+def files_by_partition(zone: Zone, files: pa.Table) -> dict[str, tuple[str, ...]]:
+    """The data files of each partition (dt=…/hour=…) of a table's current version."""
+    found: dict[str, list[str]] = {}
+    for row in files.select(["path", *[f"partition.{c}" for c in zone.partitions]]).to_pylist():
+        key = layout.partition_path([(column, row[f"partition.{column}"]) for column in zone.partitions])
+        found.setdefault(key, []).append(row["path"])
+    return {key: tuple(sorted(paths)) for key, paths in found.items()}
 
 
 def has_topic(topics: pa.ChunkedArray, topic: str) -> pa.Array:

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from dash import Dash, Input, Output, dcc, html
 
 from datalake.errors import LakeError
-from datalake.files import human_size
+from datalake.display import human_size
 from dashboard.health import COUNTER_NAMES
 from dashboard.views import ALL_TOPICS, RANGES, TOPIC_COUNTS, Views
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from app.settings import Settings
-from datalake.files import iso_utc
+from datalake.display import iso_utc
 from datalake.layout import GOLD_COLUMNS, GOLD_DOMAINS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_HASHTAGS_HOURLY, GOLD_TOPIC_HOURLY
 from datalake.trending import WINDOW_HOURS, hour_starts, newest_hour, trending
 from dashboard import health

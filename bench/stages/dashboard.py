@@ -1,16 +1,15 @@
 """The dashboard over a big lake: 1,000,000 silver rows over a week of hour partitions (three
-files an hour, as a busy stream's sink leaves them), gold computed from them, `python -m
+commits an hour, as a busy stream's silver job leaves them), gold computed from them, `python -m
 dashboard` started on it, and in Debian's headless Chromium (Playwright) the time until the page
 shows its chart, numbers, tweets and health: the first load after the start (server and browser
 cold), a reload (both warm), and a new browser on the warm server. Then each JSON endpoint's
 latency, first call and median of the next ones.
 
 Gold comes from the gold job (spark_sink/gold.py), which the stage times too: its rebuild of the
-whole week from a new checkpoint, then one hour recomputed after one more silver file.
+whole week from a new checkpoint, then one hour recomputed after one more silver commit.
 """
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import time
@@ -18,17 +17,16 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from bench.harness import Bench, wait_for
 from bench.monitor import TreeMonitor
 from datalake import layout
+from datalake.lake import Lake
 from datalake.layout import SILVER
 from engines.chromium import launch
-from spark_sink.schema import silver_file_arrow_schema
+from spark_sink.schema import silver_arrow_schema
 from pipeline.processes import free_port
 
 ROWS = 1_000_000
@@ -60,8 +58,7 @@ def run(bench: Bench) -> dict:
     began = time.monotonic()
     gold_times = build_gold(bench, settings, lake)
     gold_s = time.monotonic() - began
-    gold_rows = {zone.path: duckdb.sql(f"select count(*) from read_parquet('{lake / zone.path}/*/*/*.parquet')").fetchall()[0][0]
-                 for zone in layout.GOLD_TABLES}
+    gold_rows = {zone.path: Lake(str(lake)).rows(zone) for zone in layout.GOLD_TABLES}
     bench.log(f"  {rows:,} silver rows in {files} files ({silver_s:.1f} s), gold in {gold_s:.1f} s: {gold_rows}")
 
     port = free_port()
@@ -142,9 +139,11 @@ def endpoint_latencies(base: str) -> dict:
 
 def build_silver(lake: Path, rows: int, seed: int = 42) -> int:
     """`rows` synthetic silver posts over HOURS hour partitions ending at NEWEST_HOUR, busier
-    towards the end, FILES_PER_HOUR files each; returns the number of files."""
+    towards the end, in FILES_PER_HOUR commits (files) each, through deltalake with silver's table
+    properties (its change feed on); returns the number of files."""
     rng = np.random.default_rng(seed)
-    schema = silver_file_arrow_schema()
+    schema = silver_arrow_schema()
+    silver = Lake(str(lake), must_exist=False)
     weights = np.linspace(0.5, 1.5, HOURS)
     per_hour = np.floor(weights / weights.sum() * rows).astype(int)
     per_hour[-1] += rows - per_hour.sum()
@@ -154,12 +153,9 @@ def build_silver(lake: Path, rows: int, seed: int = 42) -> int:
         start = NEWEST_HOUR - timedelta(hours=int(back))
         table = silver_hour(rng, schema, start, int(count), first_id)
         first_id += int(count)
-        folder = lake / SILVER.path / layout.partition_path({"dt": f"{start:%Y-%m-%d}", "hour": f"{start:%H}"})
-        folder.mkdir(parents=True, exist_ok=True)
         bounds = np.linspace(0, count, FILES_PER_HOUR + 1).astype(int)
         for index in range(FILES_PER_HOUR):
-            part = table.slice(bounds[index], bounds[index + 1] - bounds[index])
-            pq.write_table(part, folder / layout.published_name(HOURS - int(back), index))
+            silver.append(SILVER, table.slice(bounds[index], bounds[index + 1] - bounds[index]))
             files += 1
     return files
 
@@ -190,6 +186,7 @@ def silver_hour(rng: np.random.Generator, schema: pa.Schema, start: datetime, co
         "author_id": pa.array(authors), "author_username": pa.array(np.char.add("user", authors)),
         "is_retweet": pa.array(kinds == 1), "is_quote": pa.array(kinds == 2), "is_reply": pa.array(kinds == 3),
         "source_format": pa.array(np.full(count, "v2")), "schema_version": pa.array(np.ones(count, np.int32)),
+        "dt": pa.array(np.full(count, f"{start:%Y-%m-%d}")), "hour": pa.array(np.full(count, f"{start:%H}")),
     }
     return pa.table([columns[f.name].cast(f.type) if f.name in columns else pa.nulls(count, f.type) for f in schema],
                     schema=schema)
@@ -212,28 +209,17 @@ def string_lists(rng: np.random.Generator, pool: np.ndarray, count: int, weights
 
 
 def build_gold(bench: Bench, settings, lake: Path) -> dict:
-    """Gold by the gold job (spark_sink/gold.py) over this silver: silver's batch journal naming
-    its files, as the silver job leaves one, then the job from a new checkpoint (a rebuild of
-    every hour), with the available-now trigger. Then one more silver file in the newest hour and
-    its journal, as a live silver batch leaves them, and the job again: one hour recomputed.
-    The wall time of each run (with the JVM's start-up) and of its micro-batch."""
-    silver = lake / SILVER.path
-    write_silver_journal(lake, 0, sorted(silver.rglob("*.parquet")))
+    """Gold by the gold job (spark_sink/gold.py) over this silver: from a new checkpoint (silver's
+    whole snapshot: a rebuild of every hour), with the available-now trigger. Then one more silver
+    commit in the newest hour, as a live silver batch leaves it, and the job again: one hour
+    recomputed from the change feed. The wall time of each run (with the JVM's start-up) and of
+    its micro-batch."""
     rebuild = run_gold(bench, settings, "gold-rebuild")
-    newest = silver / layout.partition_path({"dt": f"{NEWEST_HOUR:%Y-%m-%d}", "hour": f"{NEWEST_HOUR:%H}"})
-    extra = newest / layout.published_name(1, 0)
-    pq.write_table(silver_hour(np.random.default_rng(7), silver_file_arrow_schema(), NEWEST_HOUR, ONE_HOUR_ROWS, 10**9), extra)
-    write_silver_journal(lake, 1, [extra])
+    Lake(str(lake)).append(SILVER, silver_hour(np.random.default_rng(7), silver_arrow_schema(), NEWEST_HOUR,
+                                              ONE_HOUR_ROWS, 10**9))
     one_hour = run_gold(bench, settings, "gold-one-hour")
     return {"gold_rebuild_s": rebuild[0], "gold_rebuild_batch_s": rebuild[1],
             "gold_one_hour_s": one_hour[0], "gold_one_hour_batch_s": one_hour[1]}
-
-
-def write_silver_journal(lake: Path, batch_id: int, files: list[Path]) -> None:
-    folder = lake / "_manifests" / SILVER.path
-    folder.mkdir(parents=True, exist_ok=True)
-    journal = {"batch_id": batch_id, "files": [f"file://{path}" for path in files], "replaces": []}
-    (folder / f"{batch_id:012d}.json").write_text(json.dumps(journal))
 
 
 def run_gold(bench: Bench, settings, name: str) -> tuple[float, float | None]:

@@ -1,8 +1,8 @@
 """`lake forget` on a lake of 1,000,000 tweets: bronze over a week of hour partitions (three files
 an hour, as a busy sink leaves them), silver and gold built from it by the refine job, then two
-compliance files of 1,000 tweet ids each, timed end to end (the bronze rewrite, then the refine
-job that rewrites silver and recomputes gold): ids spread over the whole week (nearly every file
-holds one), then ids of the newest hour alone (a few files). Then `lake verify`.
+compliance files of 1,000 tweet ids each, timed end to end (the DELETEs of bronze, quarantine and
+silver, the refine job that recomputes gold, the purge): ids spread over the whole week (nearly
+every file holds one), then ids of the newest hour alone (a few files). Then `lake verify`.
 
 Bronze's texts repeat (2,000 distinct), so silver's entity recognition meets its cache and the
 build takes minutes, not the hour spaCy would need for a million distinct texts; the forget step
@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from bench.harness import Bench, wait_for
-from datalake import layout
+from datalake.lake import Lake
 from datalake.layout import BRONZE
 
 ROWS = 1_000_000
@@ -99,14 +98,15 @@ def run_job(bench: Bench, settings, name: str, *args: str) -> tuple[float, float
 
 
 def build_bronze(lake: Path, rows: int, seed: int = 42) -> tuple[list[str], int]:
-    """`rows` bronze tweets over HOURS hours ending at NEWEST_HOUR, FILES_PER_HOUR files an hour,
-    under final names (as landed backfills and compactions leave them); their ids, oldest first,
-    and the number of files."""
+    """`rows` bronze tweets over HOURS hours ending at NEWEST_HOUR, in FILES_PER_HOUR commits an
+    hour, through deltalake with bronze's table properties; their ids, oldest first, and the
+    number of files."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from spark_sink.schema import tweet_schema
+    from spark_sink.schema import bronze_schema
 
-    schema = to_arrow_schema(tweet_schema(), timezone="UTC")
+    schema = to_arrow_schema(bronze_schema(), timezone="UTC")
+    bronze = Lake(str(lake), must_exist=False)
     rng = np.random.default_rng(seed)
     texts = np.array([f"New paper on machine learning and LLM evaluation, part {n} #AI #MachineLearning"
                       for n in range(TEXTS)])
@@ -114,25 +114,22 @@ def build_bronze(lake: Path, rows: int, seed: int = 42) -> tuple[list[str], int]
     per_hour[-1] += rows - per_hour.sum()
     all_ids: list[str] = []
     files = 0
-    names = layout.final_names()
     for back, count in zip(range(HOURS - 1, -1, -1), per_hour):
         start = NEWEST_HOUR - timedelta(hours=int(back))
         offsets_ms = np.sort(rng.integers(0, 3_600_000, int(count)))
         moments_ms = int(start.timestamp() * 1000) + offsets_ms
         ids = (((moments_ms - SNOWFLAKE_EPOCH_MS) << 22) | np.arange(int(count)) % 4096).astype(str)
         all_ids += ids.tolist()
-        folder = lake / BRONZE.path / layout.partition_path({"dt": f"{start:%Y-%m-%d}", "hour": f"{start:%H}"})
-        folder.mkdir(parents=True, exist_ok=True)
-        table = bronze_hour(rng, schema, ids, moments_ms, texts)
+        table = bronze_hour(rng, schema, ids, moments_ms, texts, start)
         bounds = np.linspace(0, count, FILES_PER_HOUR + 1).astype(int)
         for index in range(FILES_PER_HOUR):
-            pq.write_table(table.slice(bounds[index], bounds[index + 1] - bounds[index]), folder / next(names))
+            bronze.append(BRONZE, table.slice(bounds[index], bounds[index + 1] - bounds[index]))
             files += 1
     return all_ids, files
 
 
 def bronze_hour(rng: np.random.Generator, schema: pa.Schema, ids: np.ndarray, moments_ms: np.ndarray,
-                texts: np.ndarray) -> pa.Table:
+                texts: np.ndarray, start: datetime) -> pa.Table:
     count = len(ids)
     authors = rng.integers(0, 50_000, count).astype(str)
     columns = {
@@ -149,6 +146,7 @@ def bronze_hour(rng: np.random.Generator, schema: pa.Schema, ids: np.ndarray, mo
         "is_retweet": pa.array(np.zeros(count, bool)), "is_quote": pa.array(np.zeros(count, bool)),
         "is_reply": pa.array(np.zeros(count, bool)),
         "ingested_at": pa.array(moments_ms * 1000 + 2_000_000, pa.timestamp("us", tz="UTC")),
+        "dt": pa.array(np.full(count, f"{start:%Y-%m-%d}")), "hour": pa.array(np.full(count, f"{start:%H}")),
     }
     empty = pa.ListArray.from_arrays(pa.array(np.zeros(count + 1, dtype=np.int32)), pa.array([], pa.string()))
     for name in ("hashtags", "mentions", "cashtags", "urls", "topics"):

@@ -27,8 +27,7 @@ from confluent_kafka import Producer
 from bench.harness import Bench, rate, wait_for
 from bench.monitor import SPARK_GROUPS, TreeMonitor, spark_memory
 from bench.nlp_baseline import nlp_pipe_seconds
-from datalake.files import Lake
-from datalake.fs import LocalFS
+from datalake.lake import Lake
 from datalake.layout import BRONZE, SILVER
 from tweets.text import tweet_content
 
@@ -40,7 +39,7 @@ def run(bench: Bench) -> dict:
 
 
 def silver_rows_now(lake: Lake) -> int:
-    return sum(lake.metadata(f).num_rows for f in lake.files(SILVER))
+    return lake.rows(SILVER)
 
 
 def under_load(bench: Bench) -> dict:
@@ -48,7 +47,7 @@ def under_load(bench: Bench) -> dict:
     settings = bench.stage_settings("silver-load")
     lake_path = Path(settings.lake_root)
     lake_path.mkdir(parents=True, exist_ok=True)
-    lake = Lake(LocalFS(), str(lake_path))
+    lake = Lake(str(lake_path))
     pool = bench.pool
     share = pool.describe()["accepted_share"]
     per_second = config.silver_load_rate / share
@@ -105,12 +104,11 @@ def alone(bench: Bench) -> dict:
     sink = bench.start_sink(settings, "--available-now", name="silver-bronze")
     wait_for(lambda: not sink.alive(), 600, "the bronze sink to land the stage's rows", interval=0.2)
     bench.stop(sink)
-    lake = Lake(LocalFS(), settings.lake_root)
-    bronze_files = lake.files(BRONZE)
-    if sum(lake.metadata(f).num_rows for f in bronze_files) != count:
+    lake = Lake(settings.lake_root)
+    if lake.rows(BRONZE) != count:
         raise RuntimeError(f"bronze has not the {count} rows produced:\n{sink.log_tail(3000)}")
 
-    per_batch = max(1, len(bronze_files) // 4)  # the files of one sink batch
+    per_batch = max(1, lake.files(BRONZE).num_rows // 4)  # the files of one sink batch
     launched = time.time()
     silver = bench.start_sink(settings, "--available-now", name="silver", job="silver",
                               silver_max_files_per_trigger=per_batch)
@@ -126,7 +124,7 @@ def alone(bench: Bench) -> dict:
     if silver.popen.returncode != 0:
         raise RuntimeError(f"the silver job failed ({silver.popen.returncode}):\n{silver.log_tail(4000)}")
     batches = [(int(b), int(r), float(s)) for b, r, s in PROGRESS.findall(silver.log_text())]
-    silver_rows = sum(lake.metadata(f).num_rows for f in lake.files(SILVER))
+    silver_rows = lake.rows(SILVER)
     warm = [batch for batch in batches[1:] if batch[0] in cpu_at_batch]
     warm_rows = sum(rows for _, rows, _ in warm)
     warm_cpu = cpu_at_batch[warm[-1][0]] - cpu_at_batch[batches[0][0]] if warm else 0.0

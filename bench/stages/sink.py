@@ -5,7 +5,7 @@ maxOffsetsPerTrigger is set to 40% of N, so the run has three micro-batches of 4
 the first pays the start-up (query planning, code generation), the other two are the warm rate, and their two sizes
 split a warm batch's time into a fixed cost per batch and a cost per row. Batch times come from
 the checkpoint (offsets/<id> is written when a batch starts, commits/<id> when it is done), rows
-per batch from the published parquet files' footers (part-<batch id>-<n>.parquet).
+per batch from bronze's log (each MERGE's commit names its batch and counts the rows it inserted).
 """
 from __future__ import annotations
 
@@ -16,15 +16,20 @@ from pathlib import Path
 from bench.harness import Bench, rate, wait_for
 from bench.jfr import jfr_options, summarize_jfr
 from bench.monitor import SPARK_GROUPS, TreeMonitor, spark_memory
-from datalake.files import Lake
-from datalake.fs import LocalFS
 from datalake import layout
+from datalake.commits import commit_metadata, metric
+from datalake.lake import Lake
 from datalake.layout import BRONZE
 
 
 def batch_rows(lake: Path) -> dict[int, int]:
-    """Rows per micro-batch id of the lake's bronze zone."""
-    return Lake(LocalFS(), str(lake)).rows_per_batch("bronze")
+    """Rows each micro-batch of the sink inserted into bronze, from the table's log."""
+    rows = {}
+    for commit in Lake(str(lake)).table(BRONZE).history():
+        batch = commit_metadata(commit).get("batch")
+        if commit.get("operation") == "MERGE" and batch is not None:
+            rows[batch] = metric(commit, "numTargetRowsInserted")
+    return rows
 
 
 def batch_times(checkpoint: Path) -> dict[int, tuple[float, float]]:

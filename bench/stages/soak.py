@@ -1,8 +1,9 @@
 """Stage soak (opt-in: `--stages soak`, not part of the default run): the worker and the streaming
 sink under a steady offered rate for `soak_minutes` (30 by default) with topics that keep
 `soak_retention_ms` (5 minutes), to see whether memory and the broker's disk level off once
-retention deletes: RSS of the worker, the Spark driver and the Kafka broker, and the size of the
-broker's data dir, sampled over time.
+retention deletes: RSS of the worker, the Spark driver and the Kafka broker, the size of the
+broker's data dir, and bronze's Delta metadata (files in its _delta_log, data files per hour
+partition of its current version: auto compaction keeps them bounded), sampled over time.
 
 The worker keeps every tweet id of its dedup window, so with the default one-hour window its table
 grows for an hour by design. Here the window is `soak_dedup_window_seconds` (120 s): the table
@@ -61,6 +62,20 @@ def _folder_mb(folder: Path) -> float:
     return round(total / 2**20, 1)
 
 
+def _bronze_shape(lake: Path) -> tuple[int, int]:
+    """Files in bronze's _delta_log, and the most data files one hour partition has now."""
+    from datalake.lake import Lake
+    from datalake.layout import BRONZE
+
+    log = lake / BRONZE.path / "_delta_log"
+    log_files = sum(1 for _ in log.iterdir()) if log.exists() else 0
+    files = Lake(str(lake), must_exist=False).files(BRONZE)
+    if files is None or files.num_rows == 0:
+        return log_files, 0
+    per_partition = files.group_by(["partition.dt", "partition.hour"]).aggregate([("path", "count")])
+    return log_files, max(per_partition.column("path_count").to_pylist())
+
+
 def _at_minute(minute: float, broker: list[tuple[float, float]], disk: list[tuple[float, float]]) -> dict | None:
     """The samples nearest to `minute` into the run (None when the run was shorter)."""
     at = minute * 60
@@ -87,6 +102,8 @@ def run(bench: Bench) -> dict:
     driver_curve: list[tuple[float, float]] = []
     broker_curve: list[tuple[float, float]] = []
     disk_curve: list[tuple[float, float]] = []
+    log_curve: list[tuple[float, int]] = []
+    partition_curve: list[tuple[float, int]] = []
     stop = threading.Event()
 
     def sample_memory() -> None:
@@ -97,10 +114,14 @@ def run(bench: Bench) -> dict:
             driver_curve.append((elapsed, sink_monitor.last_rss_mb("driver")))
             broker_curve.append((elapsed, bench.broker_monitor.last_rss_mb()))
             disk_curve.append((elapsed, _folder_mb(bench.kafka_data_dir)))
+            log_files, per_partition = _bronze_shape(Path(settings.lake_root))
+            log_curve.append((elapsed, log_files))
+            partition_curve.append((elapsed, per_partition))
             if len(worker_curve) % 6 == 0:
                 bench.log(f"  soak {elapsed / 60:.1f} min: worker {worker_curve[-1][1]} MB, "
                           f"Spark driver {driver_curve[-1][1]} MB, broker {broker_curve[-1][1]} MB, "
-                          f"broker disk {disk_curve[-1][1]} MB, read {counters(settings).get('read', 0):,}")
+                          f"broker disk {disk_curve[-1][1]} MB, bronze _delta_log {log_files} files, at most "
+                          f"{per_partition} data files an hour, read {counters(settings).get('read', 0):,}")
 
     result: dict = {"soak_rate": rate, "soak_minutes": config.soak_minutes, "soak_tweets": count,
                     "topic_retention_ms": config.soak_retention_ms,
@@ -126,6 +147,12 @@ def run(bench: Bench) -> dict:
             "spark_driver_rss_curve_mb": driver_curve,
             "broker_rss_curve_mb": broker_curve,
             "broker_disk_curve_mb": disk_curve,
+            "bronze_delta_log_files": {"last": log_curve[-1][1] if log_curve else None,
+                                       "peak": max((n for _, n in log_curve), default=None)},
+            "bronze_files_per_partition": {"last": partition_curve[-1][1] if partition_curve else None,
+                                           "peak": max((n for _, n in partition_curve), default=None)},
+            "bronze_delta_log_files_curve": log_curve,
+            "bronze_files_per_partition_curve": partition_curve,
         })
     finally:
         stop.set()
