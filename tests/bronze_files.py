@@ -1,14 +1,14 @@
-"""Bronze as the sink lays it out, written with pyarrow: rows of the Tweet record's columns in
-dt=/hour= folders under published names, for tests of what reads bronze (the silver job)."""
+"""Bronze as the sink writes it, written with deltalake: rows of the Tweet record's columns in the
+Delta table bronze, partitioned dt=/hour=, for tests of what reads bronze (the silver job)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from datalake.layout import BRONZE, published_name
+from datalake.lake import Lake
+from datalake.layout import BRONZE
 
 SNOWFLAKE_EPOCH_MS = 1_288_834_974_657
 
@@ -21,9 +21,9 @@ def snowflake(moment: datetime, sequence: int = 0) -> str:
 def bronze_arrow_schema() -> pa.Schema:
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from spark_sink.schema import tweet_schema
+    from spark_sink.schema import bronze_schema
 
-    return to_arrow_schema(tweet_schema(), timezone="UTC")
+    return to_arrow_schema(bronze_schema(), timezone="UTC")
 
 
 def tweet(created_at: datetime, text: str, *, sequence: int = 0, history: list[str] | None = None,
@@ -43,20 +43,13 @@ def edited(created_at: datetime, texts: list[str], minutes_apart: int = 5) -> li
             for n, text in enumerate(texts)]
 
 
-def write_bronze(lake: Path, batch_id: int, rows: list[dict], schema: pa.Schema | None = None) -> list[Path]:
-    """One sink batch's files: a file per hour partition of the rows' created_at, moved in whole."""
+def write_bronze(lake: Path, rows: list[dict], schema: pa.Schema | None = None) -> int:
+    """One commit of `rows` to bronze (as a sink batch commits them), with dt and hour from
+    created_at (UTC); the table's version after it."""
     schema = schema or bronze_arrow_schema()
-    by_hour: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         moment = row["created_at"].astimezone(timezone.utc)
-        by_hour.setdefault((f"{moment:%Y-%m-%d}", f"{moment:%H}"), []).append(row)
-    written = []
-    for index, ((dt, hour), group) in enumerate(sorted(by_hour.items())):
-        folder = lake / BRONZE.path / f"dt={dt}" / f"hour={hour}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / published_name(batch_id, index)
-        temporary = folder / f".{path.name}.tmp"
-        pq.write_table(pa.Table.from_pylist(group, schema), temporary)
-        temporary.rename(path)
-        written.append(path)
-    return written
+        row.update(dt=f"{moment:%Y-%m-%d}", hour=f"{moment:%H}")
+    target = Lake(str(lake), must_exist=False)
+    target.append(BRONZE, pa.Table.from_pylist(rows, schema))
+    return target.table(BRONZE).version()

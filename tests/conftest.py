@@ -68,7 +68,7 @@ def own_broker(tmp_path) -> Broker:
 
 @pytest.fixture(scope="session")
 def spark():
-    """One local Spark session for the tests that run Spark in-process."""
+    """One local Spark session with Delta Lake for the tests that run Spark in-process."""
     import os
     import sys
 
@@ -76,8 +76,14 @@ def spark():
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
+    from engines.jars import jar_paths
+    from spark_sink.session import DELTA_SESSION_CONF
+
+    builder = SparkSession.builder.config("spark.jars", ",".join(str(path) for path in jar_paths("delta")))
+    for key, value in DELTA_SESSION_CONF.items():
+        builder = builder.config(key, value)
     session = (
-        SparkSession.builder.master("local[2]")
+        builder.master("local[2]")
         .appName("tweetlake-tests")
         .config("spark.ui.enabled", "false")
         .config("spark.driver.host", "127.0.0.1")
@@ -85,6 +91,7 @@ def spark():
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .config("spark.databricks.delta.snapshotPartitions", "2")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

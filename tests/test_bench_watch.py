@@ -1,6 +1,9 @@
-"""The benchmarks' view of bronze (bench/lake_watch.py) and the cluster stage's comparison: a file
-is read once, when it first shows, and files still in staging or hidden do not count."""
+"""The benchmarks' view of bronze (bench/lake_watch.py) and the cluster stage's comparison: each
+tweet is timed once, when a commit of the Delta table first holds it; a parquet file the log does
+not name does not count, and a compaction (new files of the same rows) brings no new tweets."""
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -8,30 +11,51 @@ import pyarrow.parquet as pq
 from app.settings import Settings
 from bench.lake_watch import BronzeWatcher
 from bench.stages.cluster import _part, compare
+from datalake.lake import Lake
+from datalake.layout import BRONZE
+from tests.bronze_files import tweet, write_bronze
+
+TEN = datetime(2024, 5, 1, 10, 20, tzinfo=timezone.utc)
+ELEVEN = datetime(2024, 5, 1, 11, 5, tzinfo=timezone.utc)
 
 
-def write_part(folder, name: str, ids: list[str]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"tweet_id": ids}), folder / name)
+def rows(moment: datetime, *ids: str) -> list[dict]:
+    return [tweet(moment, f"tweet {tweet_id}", tweet_id=tweet_id) for tweet_id in ids]
 
 
-def test_each_published_file_is_read_once_and_its_tweets_timed_when_first_seen(tmp_path):
+def data_files(lake) -> set[str]:
+    return set(Lake(str(lake)).files(BRONZE).column("path").to_pylist())
+
+
+def test_each_committed_tweet_is_timed_once_when_first_seen_and_a_compaction_brings_none(tmp_path):
     lake = tmp_path / "lake"
     watcher = BronzeWatcher(Settings(_env_file=None, lake_root=str(lake)))
     assert watcher.poll() == 0  # no lake yet: nothing, no error
 
-    write_part(lake / "bronze" / "dt=2024-05-01" / "hour=10", "part-00000-b0.parquet", ["1", "2"])
-    write_part(lake / "_staging" / "bronze" / "batch=1", "part-00000-b1.parquet", ["3"])  # not published
-    write_part(lake / "bronze" / "dt=2024-05-01" / "hour=10", ".part-00001-b1.parquet", ["4"])  # hidden
+    write_bronze(lake, rows(TEN, "1", "2"))
+    # A data file no commit names (a writer that died before its commit): not in bronze.
+    pq.write_table(pa.table({"tweet_id": ["3"]}), lake / "bronze" / "dt=2024-05-01" / "hour=10" / "part-orphan.parquet")
     assert watcher.poll() == 2
     first = dict(watcher.first_seen)
     assert set(first) == {b"1", b"2"}
+    assert watcher.poll() == 0 and watcher.first_seen == first
 
-    write_part(lake / "bronze" / "dt=2024-05-01" / "hour=11", "part-00000-b2.parquet", ["2", "5"])
+    write_bronze(lake, rows(TEN, "5") + rows(ELEVEN, "6"))
     assert watcher.poll() == 2 and watcher.rows == 4
-    assert watcher.first_seen[b"2"] == first[b"2"]  # seen again later: still timed at its first sight
+    assert {key: watcher.first_seen[key] for key in first} == first  # earlier tweets keep their time
+    assert watcher.first_seen[b"5"] > first[b"1"]
     assert watcher.missing([b"1", b"5", b"3"]) == 1
-    assert watcher.poll() == 0 and watcher.mean_poll_ms() is not None
+
+    timed = dict(watcher.first_seen)
+    before = data_files(lake)
+    metrics = Lake(str(lake)).table(BRONZE).optimize.compact()
+    assert metrics["numFilesAdded"] >= 1 and data_files(lake) - before, "the compaction wrote no new file"
+    assert watcher.poll() == 0 and watcher.rows == 4  # the merged file's tweets were all seen
+    assert watcher.first_seen == timed
+
+    write_bronze(lake, rows(ELEVEN, "7"))
+    assert watcher.poll() == 1 and set(watcher.first_seen) == {b"1", b"2", b"5", b"6", b"7"}
+    assert watcher.mean_poll_ms() is not None
 
 
 def test_the_cluster_is_compared_to_the_single_deployment_by_ratios():

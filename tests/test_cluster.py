@@ -3,7 +3,7 @@ and 3 DataNodes, a Spark master and 2 workers, 2 Faust workers, the sink on the 
 every node its own process, on free ports. While tweets flow at a modest rate, one broker, one
 DataNode, one Spark worker and one Faust worker are SIGKILLed in turn and restarted, each
 rejoining; after the run every produced tweet is in bronze exactly once and every malformed
-message in quarantine, read through WebHDFS with pyarrow and with Spark."""
+message in quarantine, read through deltalake's own HDFS client and with Spark."""
 from __future__ import annotations
 
 import json
@@ -11,14 +11,14 @@ import threading
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from confluent_kafka import Producer
 
 from agents.sources.synthetic import SyntheticTweets
 from app.cluster import ClusterLayout
-from datalake.files import Lake
-from datalake.fs import WebHdfsFS
+from datalake.errors import LakeError
+from datalake.lake import Lake
+from datalake.layout import zone as zone_at
 from pipeline.cluster import LocalCluster
 from tests.processes import wait_until
 from tweets.payloads import tweet_id_of
@@ -32,14 +32,14 @@ OUTPUT = Path(__file__).parent / "output" / "cluster_faults.json"
 
 
 def lake(cluster: LocalCluster) -> Lake:
-    return Lake(WebHdfsFS(f"http://127.0.0.1:{cluster.layout.namenode_http_port}", None), "/lake")
+    return Lake(cluster.layout.lake_root)
 
 
 def zone_rows(cluster: LocalCluster, zone: str) -> int:
+    """Rows of a zone's current version on the cluster's HDFS; -1 while HDFS does not answer."""
     try:
-        the_lake = lake(cluster)
-        return sum(the_lake.metadata(f).num_rows for f in the_lake.files(zone))
-    except Exception:  # noqa: BLE001 - a file replaced while listed, the lake not there yet
+        return lake(cluster).rows(zone_at(zone))
+    except (LakeError, OSError):
         return -1
 
 
@@ -140,12 +140,10 @@ def test_every_tweet_once_after_a_broker_a_datanode_a_spark_worker_and_a_faust_w
     time.sleep(cluster.settings.sink_trigger_seconds * 3)  # nothing more may arrive
 
     the_lake = lake(cluster)
-    ids = pa.concat_arrays([the_lake.read(f, ["tweet_id"]).column("tweet_id").combine_chunks()
-                            for f in the_lake.files("bronze")]).to_pylist()
+    ids = the_lake.read(zone_at("bronze"), ["tweet_id"]).column("tweet_id").to_pylist()
     assert len(ids) == len(set(ids)) and set(ids) == feed.ids
-    letters = sum(the_lake.metadata(f).num_rows for f in the_lake.files("quarantine/dead_letter"))
-    assert letters == feed.malformed
-    bronze = spark.read.parquet(f"{cluster.layout.lake_root}/bronze")
+    assert the_lake.read(zone_at("quarantine/dead_letter"), ["letter_id"]).num_rows == feed.malformed
+    bronze = spark.read.format("delta").load(f"{cluster.layout.lake_root}/bronze")
     assert bronze.count() == bronze.select("tweet_id").distinct().count() == len(feed.ids)
     OUTPUT.parent.mkdir(exist_ok=True)
     OUTPUT.write_text(json.dumps({"tweets": len(feed.ids), "malformed": feed.malformed, "rate": RATE,

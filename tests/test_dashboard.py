@@ -1,31 +1,41 @@
-"""The dashboard end to end: the real `python -m dashboard` process over a small silver + gold lake,
-driven in Debian's headless Chromium through Playwright. The page loads nothing from outside the
-app and logs no console error, its chart renders a trace per topic, its numbers are gold's, a
-topic filter shows that topic's newest relevant silver tweets, and with no worker and no Kafka
-the health panel says so. A screenshot is saved in tests/output/dashboard.png."""
+"""The dashboard end to end: the real `python -m dashboard` process over a small silver + gold lake
+of Delta tables (silver appended an hour a commit with deltalake, gold written from silver's change
+feed by the real gold job), driven in Debian's headless Chromium through Playwright. The page
+loads nothing from outside the app and logs no console error, its chart renders a trace per topic,
+its numbers are gold's, a topic filter shows that topic's newest relevant silver tweets, and with
+no worker and no Kafka the health panel says so. The numbers the tests expect are read apart from
+the dashboard, through each table's Delta log into DuckDB. A screenshot is saved in
+tests/output/dashboard.png."""
 from __future__ import annotations
 
 import json
 import os
 import random
+import re
 import sys
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from confluent_kafka import Producer
 
+from app.broker import create_topics
 from app.settings import Settings
+from dashboard import health as dashboard_health
 from datalake import layout
+from datalake.lake import Lake
 from datalake.layout import SILVER
 from engines.chromium import launch
-from spark_sink.schema import silver_file_arrow_schema
-from tests.gold_lake import lake_settings, run_job
+from spark_sink.metrics import QueryMetrics, start_metrics_server
+from spark_sink.schema import silver_arrow_schema
+from tests.conftest import isolated_settings
+from tests.gold_lake import assert_gold_equals_silver, duck, lake_settings, run_job
 from tests.processes import REPO, Process, settings_env, wait_until
+from tests.test_metrics import kafka_progress
 from pipeline.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -67,46 +77,53 @@ def silver_post(rng: random.Random, n: int, created_at: datetime, hours_before_n
     }
 
 
+def hour_partition(moment: datetime) -> dict[str, str]:
+    return {"dt": moment.strftime("%Y-%m-%d"), "hour": moment.strftime("%H")}
+
+
 @pytest.fixture(scope="module")
 def dashboard_lake(tmp_path_factory) -> Path:
-    """A lake of silver (two files per hour, 30 hours) in the silver job's layout (hive partitions
-    dt=/hour=, part-*.parquet files, its batch journal), and gold written from it by the gold job."""
+    """Silver as a Delta table (30 hours, one deltalake commit per hour, with silver's table
+    properties: its change feed on), and gold written from it by the gold job, which follows
+    silver's change feed from a new checkpoint (the feed starts with silver's snapshot, every hour
+    of it). Then a parquet file in silver's newest hour that no commit names (a writer that died
+    before its commit): readers of the table must not see its tweets."""
     root = tmp_path_factory.mktemp("dashboard") / "lake"
     rng = random.Random(7)
-    schema = silver_file_arrow_schema()
+    schema = silver_arrow_schema()
+    lake = Lake(str(root), must_exist=False)
     posts = []
-    batch = 0
     for back in range(HOURS - 1, -1, -1):
         start = NEWEST_HOUR - timedelta(hours=back)
         count = 20 + 3 * (HOURS - back) + (40 if back == 0 else 0)
         hour_posts = [silver_post(rng, len(posts) + i, start + timedelta(seconds=rng.randrange(3600)), back)
-                      for i in range(count)]
+                      | hour_partition(start) for i in range(count)]
         posts += hour_posts
-        folder = root / SILVER.path / layout.partition_path({"dt": start.strftime("%Y-%m-%d"), "hour": start.strftime("%H")})
-        folder.mkdir(parents=True)
-        batch += 1
-        for index, part in enumerate((hour_posts[::2], hour_posts[1::2])):
-            pq.write_table(pa.Table.from_pylist(part, schema=schema), folder / layout.published_name(batch, index))
-    # Silver's journal of these files, as the silver job leaves one per batch; the gold job follows
-    # those journals and, from a new checkpoint, rebuilds gold from every silver hour.
-    journal = {"batch_id": 0, "files": [f"file://{path}" for path in sorted((root / SILVER.path).rglob("*.parquet"))],
-               "replaces": []}
-    (root / "_manifests" / "silver").mkdir(parents=True)
-    (root / "_manifests" / "silver" / "000000000000.json").write_text(json.dumps(journal))
-    run_job(lake_settings(root), root.parent, "gold")
-    (root / "quarantine" / "dead_letter" / "_checked").mkdir(parents=True)  # a name readers skip
+        lake.append(SILVER, pa.Table.from_pylist(hour_posts, schema=schema))
+    assert lake.table(SILVER).version() == HOURS - 1
+    run_job(lake_settings(root).model_copy(update={"gold_max_files_per_trigger": 1000}), root.parent, "gold")
+    # Gold is silver's, counted again with DuckDB, and its last commit says it read silver's
+    # change feed up to silver's last version.
+    assert assert_gold_equals_silver(root)[layout.GOLD_TOPIC_HOURLY] > 0
+    for table in layout.GOLD_TABLES:
+        commit = lake.table(table).history(1)[0]
+        assert json.loads(commit["userMetadata"])["silver_version"] == HOURS - 1, (table, commit)
+    orphan = silver_post(rng, 10**6, NEWEST_HOUR + timedelta(minutes=59, seconds=59), 0) | {"topics": ["big_data"]}
+    orphan |= {"relevance": 0.99, "relevance_label": "relevant"} | hour_partition(NEWEST_HOUR)
+    pq.write_table(pa.Table.from_pylist([orphan], schema=schema),
+                   root / SILVER.path / layout.partition_path(hour_partition(NEWEST_HOUR)) / "part-uncommitted.parquet")
     return root
 
 
 def gold(lake: Path, zone, select: str, where: str = "true") -> list[tuple]:
-    """`select` over a gold table read by duckdb, apart from the dashboard's reading of it."""
-    path = lake / zone.path / "*" / "*" / "*.parquet"
-    return duckdb.sql(f"select {select} from read_parquet('{path}', hive_partitioning = true, "
-                      f"hive_types_autocast = false) where {where}").fetchall()
+    """`select` over a gold table's current version (its Delta log, into DuckDB), apart from the
+    dashboard's reading of it."""
+    name = zone.path.rsplit("/", 1)[-1]
+    return duck(lake, zone).execute(f"select {select} from {name} where {where}").fetchall()
 
 
 def silver_count(lake: Path) -> int:
-    return duckdb.sql(f"select count(*) from read_parquet('{lake}/silver/*/*/*.parquet')").fetchall()[0][0]
+    return duck(lake, SILVER).execute("select count(*) from silver").fetchall()[0][0]
 
 
 def within_hours(hours: int) -> str:
@@ -121,10 +138,9 @@ def gold_topic_totals(lake: Path, hours: int | None) -> dict[str, int]:
 
 
 def newest_relevant(lake: Path, topic: str | None, limit: int = 20) -> list[str]:
-    path = lake / SILVER.path / "*" / "*" / "*.parquet"
     where = "relevance_label = 'relevant'" + (f" and list_contains(topics, '{topic}')" if topic else "")
-    return [row[0] for row in duckdb.sql(
-        f"select tweet_id from read_parquet('{path}') where {where} "
+    return [row[0] for row in duck(lake, SILVER).execute(
+        f"select tweet_id from silver where {where} "
         f"order by created_at desc, tweet_id desc limit {limit}").fetchall()]
 
 
@@ -187,10 +203,20 @@ def test_the_endpoints_return_gold_and_silver_numbers(dashboard, dashboard_lake)
     status, health = get_json(f"{base}/api/health")
     assert status == 200 and health["worker"]["reachable"] is False
     zones = {zone["zone"]: zone for zone in health["zones"]}
-    assert zones["silver"]["rows"] == silver_count(dashboard_lake)
+    assert list(zones) == [zone.path for zone in layout.ZONES]
+    assert zones["silver"]["rows"] == silver_count(dashboard_lake) == 20 * HOURS + 3 * HOURS * (HOURS + 1) // 2 + 40
     assert zones["gold/topic_hourly"]["rows"] == gold(dashboard_lake, layout.GOLD_TOPIC_HOURLY, "count(*)")[0][0]
     assert zones["silver"]["newest_partition"] == "dt=2024-05-01/hour=12"
-    assert health["consumer_lag"]["worker"]["available"] is False
+    # Each table's version as its log says (silver: one commit an hour); no table yet: null.
+    lake = Lake(str(dashboard_lake))
+    assert zones["silver"]["version"] == HOURS - 1
+    for table in layout.GOLD_TABLES:
+        assert zones[table.path]["version"] == lake.table(table).version() >= 1, table
+    assert [zones[zone.path]["version"] for zone in (layout.BRONZE, *layout.QUARANTINE_ZONES)] == [None] * 3
+    assert zones["bronze"]["rows"] == 0
+    # No Kafka answers: both lags are unavailable, each with its reason.
+    for lag in (health["consumer_lag"]["worker"], health["consumer_lag"]["bronze_sink"]):
+        assert lag["available"] is False and lag["error"]
     assert health["quarantine"] == {"rows": 0, "files": 0}
 
 
@@ -242,6 +268,7 @@ def test_the_page_in_chromium(dashboard, dashboard_lake):
 
             expect(page.locator("#worker-status")).to_contain_text("worker not reachable")
             expect(page.locator("#lag-worker")).to_contain_text("unavailable")
+            expect(page.locator("#lag-bronze-sink")).to_have_class(re.compile(r"\bproblem\b"))
             expect(page.locator('#zones tr[data-zone="silver"] td.rows')).to_have_text(f"{silver_count(dashboard_lake):,}")
             expect(page.locator("#quarantine-rows")).to_have_text("0")
 
@@ -277,3 +304,35 @@ def shown_totals(page) -> dict[str, int]:
 
 def shown_tweets(page) -> list[str]:
     return page.locator("#tweets li.tweet").evaluate_all("items => items.map(i => i.dataset.tweetId)")
+
+
+def test_the_sink_lag_comes_from_the_sinks_metrics_and_is_unavailable_without_them(session_kafka):
+    """The health panel's lags with Kafka up and no worker: the worker's is its group's (nothing
+    committed: all of the raw topic); the bronze sink's is the typed topic's end offsets minus the
+    offsets its metrics say its last micro-batch read to (tweetlake_spark_kafka_end_offset, as the
+    sink's metrics server serves them), and unavailable while no sink metrics answer."""
+    host, port = session_kafka.split(":")
+    settings = isolated_settings(broker_host=host, broker_port=int(port), topic_partitions=2,
+                                 spark_metrics_port=free_port())
+    create_topics(settings)
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 2})
+    for topic, partition, count in ((settings.topic_raw, 0, 3), (settings.topic_typed, 0, 5),
+                                    (settings.topic_typed, 1, 2)):
+        for n in range(count):
+            producer.produce(topic, value=b"{}", key=str(n).encode(), partition=partition)
+    assert producer.flush(30) == 0
+
+    lag = dashboard_health.consumer_lag(settings, timeout=5)
+    assert lag["worker"] == {"available": True, "topic": settings.topic_raw, "lag": 3,
+                             "partitions": {"0": 3, "1": 0}, "group": settings.faust_app_id}
+    assert lag["bronze_sink"]["available"] is False and lag["bronze_sink"]["error"]
+
+    metrics = QueryMetrics()
+    metrics.record(kafka_progress(4, 6, end={settings.topic_typed: {"0": 4, "1": 2}},
+                                  latest={settings.topic_typed: {"0": 5, "1": 2}}))
+    metrics.record(kafka_progress(2, 1, end={settings.topic_dead_letter: {"0": 1, "1": 0}},
+                                  latest={settings.topic_dead_letter: {"0": 1, "1": 0}}, name="dead_letters"))
+    start_metrics_server(settings, "bronze", metrics)
+    lag = dashboard_health.consumer_lag(settings, timeout=5)
+    assert lag["bronze_sink"] == {"available": True, "topic": settings.topic_typed, "lag": 1,
+                                  "partitions": {"0": 1, "1": 0}}

@@ -1,28 +1,28 @@
-"""`lake forget` and the forgotten log on small local lakes (pyarrow-written, laid out as the sink
-lays them out; no silver, so no Spark job runs): which files are rewritten, what a crash leaves,
-what waits for the sink."""
+"""`lake forget` and the forgotten log on small local lakes of Delta tables written with deltalake
+(no silver table, so no Spark job runs): what leaves each table and in which commit, what time
+travel still shows, and when the deleted text leaves the disk."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
 from app.settings import Settings
+from datalake import forgotten
 from datalake.cli import main
-from datalake.compact import write_json
-from datalake.files import Lake
-from datalake.forget import Checkpoints, Sweeper
-from datalake.forgotten import Forgotten, forgotten_rows, log_files, read_log
-from datalake.fs import LocalFS
-from datalake.layout import BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, published_name
+from datalake.errors import LakeError
+from datalake.forgotten import Forgotten, forgotten_rows, read_log
+from datalake.lake import Lake
+from datalake.layout import BRONZE, FORGOTTEN, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, Zone
 from tests.bronze_files import edited, snowflake, tweet, write_bronze
+from tests.test_replay import letter, write_letters
 
 START = datetime(2024, 5, 1, 0, 0, tzinfo=timezone.utc)
 
@@ -32,21 +32,17 @@ def rows(hour: int, count: int, author: str = "7") -> list[dict]:
                   author_id=author) for n in range(count)]
 
 
-def checkpoint(lake: Path, folder: str, *batch_ids: int, query: str = "bronze") -> None:
-    path = lake / "_checkpoints" / query / folder
-    path.mkdir(parents=True, exist_ok=True)
-    for batch_id in batch_ids:
-        (path / str(batch_id)).write_text("v1\n{}")
+def write_unreadable(lake: Path, values: list[str]) -> None:
+    """One commit to quarantine/typed_unreadable: typed records the Tweet schema could not read."""
+    from pyspark.sql.pandas.types import to_arrow_schema
 
+    from spark_sink.schema import unreadable_schema
 
-def dead_letter(lake: Path, payloads: list[bytes], batch_id: int = 0) -> Path:
-    folder = lake / QUARANTINE_DEAD_LETTERS.path / "dt=2024-05-01"
-    folder.mkdir(parents=True, exist_ok=True)
-    table = pa.table({"reason": ["bad_field"] * len(payloads), "message": ["x"] * len(payloads),
-                      "raw_base64": [base64.b64encode(p).decode() for p in payloads]})
-    path = folder / published_name(batch_id, 0)
-    pq.write_table(table, path)
-    return path
+    records = [{"reason": "bad_type", "value": value, "kafka_topic": "tweets.typed", "kafka_partition": 0,
+                "kafka_offset": offset, "letter_id": hashlib.sha256(value.encode()).hexdigest(), "dt": "2024-05-01"}
+               for offset, value in enumerate(values)]
+    schema = to_arrow_schema(unreadable_schema(), timezone="UTC")
+    Lake(str(lake), must_exist=False).append(QUARANTINE_UNREADABLE, pa.Table.from_pylist(records, schema))
 
 
 def compliance_file(tmp_path: Path, lines: list[object], name: str = "compliance.jsonl") -> Path:
@@ -60,43 +56,64 @@ def batch_result(tweet_id: str, reason: str = "deleted") -> dict:
             "redacted_at": "2024-06-01T08:00:00.000Z", "reason": reason}
 
 
-def forget(capsys, lake: Path, *argv: str) -> tuple[int, dict, str]:
-    code = main(["--lake-root", str(lake), "forget", *argv], settings=Settings(_env_file=None))
+def forget(capsys, lake: Path, *argv: str, settings: Settings | None = None) -> tuple[int, dict, str]:
+    code = main(["--lake-root", str(lake), "forget", *argv], settings=settings or Settings(_env_file=None))
     out, err = capsys.readouterr()
     return code, json.loads(out.strip().splitlines()[-1]), err
 
 
+def verify(capsys, lake: Path) -> tuple[int, str]:
+    code = main(["--lake-root", str(lake), "verify"], settings=Settings(_env_file=None))
+    return code, capsys.readouterr().out
+
+
 def bronze_ids(lake: Path) -> list[str]:
-    return ds.dataset(lake / "bronze", format="parquet", partitioning="hive").to_table(columns=["tweet_id"]) \
-        .column("tweet_id").to_pylist()
+    return Lake(str(lake)).read(BRONZE, ["tweet_id"]).column("tweet_id").to_pylist()
+
+
+def texts_as_of(lake: Path, version: int) -> set[str] | None:
+    """Bronze's texts at `version` (time travel); None once VACUUM has removed its files."""
+    try:
+        return set(Lake(str(lake)).read(BRONZE, ["text"], as_of=version).column("text").to_pylist())
+    except LakeError:
+        return None
+
+
+def writes_since(lake: Path, zone: Zone, version: int) -> list[str]:
+    """The operations that changed the zone's rows after `version`, oldest first (VACUUM changes
+    no rows: it removes files no version after its retention uses)."""
+    commits = Lake(str(lake)).table(zone).history()
+    return [c["operation"] for c in reversed(commits)
+            if c["version"] > version and not c["operation"].startswith("VACUUM")]
+
+
+def version(lake: Path, zone: Zone) -> int:
+    return Lake(str(lake)).table(zone).version()
 
 
 @pytest.fixture
 def lake(tmp_path) -> Path:
+    """Bronze: three commits, one hour each; the tweets of hour 1 are by user 8, the others by user 7."""
     root = tmp_path / "lake"
-    write_bronze(root, 0, rows(0, 5))
-    write_bronze(root, 1, rows(1, 5, author="8"))
-    write_bronze(root, 2, rows(2, 5))
-    checkpoint(root, "commits", 0, 1, 2)
-    checkpoint(root, "offsets", 0, 1, 2)
+    write_bronze(root, rows(0, 5))
+    write_bronze(root, rows(1, 5, author="8"))
+    write_bronze(root, rows(2, 5))
     return root
 
 
-def test_forget_rewrites_only_the_files_that_hold_forgotten_tweets(lake, tmp_path, capsys):
+def test_forget_deletes_the_named_tweets_in_one_delete_commit(lake, tmp_path, capsys):
     doomed = [rows(0, 5)[1]["tweet_id"], rows(2, 5)[4]["tweet_id"]]
-    untouched = next((lake / "bronze/dt=2024-05-01/hour=01").glob("*.parquet"))
-    before = untouched.read_bytes()
+    untouched = {row["path"] for row in Lake(str(lake)).files(BRONZE).to_pylist() if row["partition.hour"] == "01"}
     code, report, err = forget(capsys, lake, str(compliance_file(tmp_path, [batch_result(i) for i in doomed])))
     assert code == 0, err
     assert report["ids_asked"] == report["tweet_ids"] == 2 and report["user_ids"] == 0
     assert report["rows_removed"]["bronze"] == 2 and report["files_rewritten"] == 2 and report["pending"] == []
     ids = bronze_ids(lake)
-    assert len(ids) == 13 and not set(doomed) & set(ids) and len(set(ids)) == 13
-    assert untouched.read_bytes() == before
-    assert read_log(Lake(LocalFS(), str(lake))).tweets == frozenset(doomed)
-    assert not list((lake / "_compactions").rglob("*.json"))
-    assert main(["--lake-root", str(lake), "verify"], settings=Settings(_env_file=None)) == 0
-    assert "none of the 2 forgotten ids in any zone" in capsys.readouterr().out
+    assert len(ids) == len(set(ids)) == 13 and not set(doomed) & set(ids)
+    assert read_log(Lake(str(lake))).tweets == frozenset(doomed)
+    assert writes_since(lake, BRONZE, 2) == ["DELETE"]
+    assert untouched <= {row["path"] for row in Lake(str(lake)).files(BRONZE).to_pylist()}  # hour 1 not rewritten
+    assert verify(capsys, lake)[0] == 0
 
 
 def test_a_users_job_forgets_every_tweet_of_those_users_and_bad_lines_are_counted(lake, tmp_path, capsys):
@@ -106,19 +123,22 @@ def test_a_users_job_forgets_every_tweet_of_those_users_and_bad_lines_are_counte
     assert code == 0, err
     assert report["user_ids"] == 1 and report["bad_lines"] == 2 and report["ignored_lines"] == 1
     assert report["rows_removed"]["bronze"] == 5 and report["files_rewritten"] == 1
-    assert not (lake / "bronze/dt=2024-05-01/hour=01").exists() or not list(
-        (lake / "bronze/dt=2024-05-01/hour=01").glob("*.parquet"))
+    assert {row["partition.hour"] for row in Lake(str(lake)).files(BRONZE).to_pylist()} == {"00", "02"}
     assert len(bronze_ids(lake)) == 10
+    assert writes_since(lake, BRONZE, 2) == ["DELETE"]
     assert f"{path}:2: skipped" in err
 
 
-def test_stream_deletes_and_an_edited_post_and_quarantine(lake, tmp_path, capsys):
+def test_a_post_forgets_every_version_and_quarantined_messages_of_forgotten_tweets_leave(lake, tmp_path, capsys):
     versions = edited(START + timedelta(hours=3), ["first text", "second text"])
-    write_bronze(lake, 3, versions)
-    checkpoint(lake, "commits", 3)
+    write_bronze(lake, versions)
     letter_tweet = {"data": {"id": snowflake(START, 99), "text": "cut", "author_id": "5"}}
-    letters = dead_letter(lake, [orjson.dumps(letter_tweet), b"{not json"], batch_id=0)
-    checkpoint(lake, "commits", 0, query="dead_letters")
+    write_letters(lake, [letter("bad_field", orjson.dumps(letter_tweet)), letter("not_json", b"{not json", 1)])
+    # An unreadable typed record of the edited post's second version: its history names the post.
+    write_unreadable(lake, [orjson.dumps({"tweet_id": versions[1]["tweet_id"],
+                                          "edit_history_tweet_ids": [v["tweet_id"] for v in versions]}).decode(),
+                            orjson.dumps({"tweet_id": snowflake(START, 98)}).decode()])
+    before = {zone: version(lake, zone) for zone in (BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)}
     lines = [
         {"delete": {"status": {"id": 1, "id_str": versions[0]["tweet_id"], "user_id": 3, "user_id_str": "3"},
                     "timestamp_ms": "1412020426423"}},
@@ -127,61 +147,70 @@ def test_stream_deletes_and_an_edited_post_and_quarantine(lake, tmp_path, capsys
     ]
     code, report, err = forget(capsys, lake, str(compliance_file(tmp_path, lines)))
     assert code == 0, err
-    # The post's id forgets both of its versions; the dead letter of the deleted tweet goes, the other stays.
-    assert report["rows_removed"]["bronze"] == 2 and report["rows_removed"]["quarantine/dead_letter"] == 1
+    assert {zone: report["rows_removed"][zone] for zone in ("bronze", "quarantine/dead_letter",
+                                                            "quarantine/typed_unreadable")} == {
+        "bronze": 2, "quarantine/dead_letter": 1, "quarantine/typed_unreadable": 1}
     assert not {v["tweet_id"] for v in versions} & set(bronze_ids(lake))
-    (kept,) = [f for f in (lake / "quarantine/dead_letter").rglob("*.parquet")]
-    assert pq.read_table(kept).column("raw_base64").to_pylist() == [base64.b64encode(b"{not json").decode()]
-    assert not letters.exists()
+    kept = Lake(str(lake)).read(QUARANTINE_DEAD_LETTERS, ["raw_base64"]).column("raw_base64").to_pylist()
+    assert kept == [base64.b64encode(b"{not json").decode()]
+    assert Lake(str(lake)).rows(QUARANTINE_UNREADABLE) == 1
+    assert {zone: writes_since(lake, zone, seen) for zone, seen in before.items()} == dict.fromkeys(before, ["DELETE"])
 
 
-def test_files_of_an_uncommitted_batch_wait_for_the_sink(lake, tmp_path, capsys):
-    checkpoint(lake, "offsets", 3)
-    write_bronze(lake, 3, rows(4, 3))
-    doomed = rows(4, 3)[0]["tweet_id"]
-    code, report, err = forget(capsys, lake, "--wait", "1", str(compliance_file(tmp_path, [batch_result(doomed)])))
-    assert code == 1 and "batch 3 of the sink's bronze query" in report["error"], err
-    assert doomed in bronze_ids(lake)
-    checkpoint(lake, "commits", 3)  # the sink commits it
-    code, report, err = forget(capsys, lake)  # no files: finish what the log asks
-    assert code == 0, err
-    assert report["ids_asked"] == 0 and report["rows_removed"]["bronze"] == 1
-    assert doomed not in bronze_ids(lake)
+def test_verify_names_a_forgotten_tweet_still_in_a_zone_and_forget_without_files_removes_it(lake, capsys):
+    """The log may name tweets the tables still hold (a run interrupted after its append)."""
+    letter_tweet = {"data": {"id": snowflake(START, 99), "text": "cut", "author_id": "5"}}
+    write_letters(lake, [letter("bad_field", orjson.dumps(letter_tweet))])
+    forgotten.append(Lake(str(lake)), [{"id": i, "kind": "tweet", "reason": "deleted", "source": "test"}
+                                       for i in (rows(1, 5)[0]["tweet_id"], letter_tweet["data"]["id"])])
+    code, out = verify(capsys, lake)
+    assert code == 1
+    assert "bronze holds 1 row of forgotten tweets" in out and "quarantine/dead_letter holds 1 row" in out
 
-
-def test_verify_names_a_forgotten_tweet_still_in_a_zone(lake, capsys):
-    lake_ = Lake(LocalFS(), str(lake))
-    from datalake.forgotten import append
-
-    append(lake_, [{"id": rows(1, 5)[0]["tweet_id"], "kind": "tweet", "reason": "deleted", "source": "test"}])
-    assert main(["--lake-root", str(lake), "verify"], settings=Settings(_env_file=None)) == 1
-    assert "bronze holds 1 row of forgotten tweets" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("renamed", [False, True])
-def test_an_interrupted_rewrite_is_settled_by_the_next_run(lake, tmp_path, capsys, renamed):
-    """A run killed between its journal and the delete of the old file (before or after the rename)."""
-    doomed = rows(0, 5)[2]["tweet_id"]
-    (old,) = (lake / "bronze/dt=2024-05-01/hour=00").glob("*.parquet")
-    table = pq.read_table(old)
-    output = old.parent / "part-c20240601T000000000000Z-00000.parquet"
-    temporary = old.parent / f".{output.name}.tmp"
-    pq.write_table(table.filter(pa.compute.not_equal(table.column("tweet_id"), doomed)), temporary)
-    if renamed:
-        temporary.rename(output)
-    lake_ = Lake(LocalFS(), str(lake))
-    (lake / "_compactions/bronze").mkdir(parents=True)
-    write_json(lake_.fs, str(lake / f"_compactions/bronze/{output.name}.json"), {
-        "kind": "forget", "output": str(output.relative_to(lake)), "temporary": str(temporary.relative_to(lake)),
-        "inputs": [str(old.relative_to(lake))]})
-    from datalake.forgotten import append
-
-    append(lake_, [{"id": doomed, "kind": "tweet", "reason": "deleted", "source": "test"}])
     code, report, err = forget(capsys, lake)
     assert code == 0, err
-    ids = bronze_ids(lake)
-    assert doomed not in ids and len(ids) == len(set(ids)) == 14
-    assert not list((lake / "_compactions").rglob("*.json")) and not temporary.exists()
+    assert report["ids_asked"] == 0
+    assert report["rows_removed"]["bronze"] == report["rows_removed"]["quarantine/dead_letter"] == 1
+    assert verify(capsys, lake)[0] == 0
+
+
+def parquet_holding(lake: Path, needle: str) -> list[str]:
+    """Every parquet file under the lake (any version's, the logs' too) with `needle` in a value."""
+    return [str(path.relative_to(lake)) for path in sorted(lake.rglob("*.parquet"))
+            if needle in str(pq.read_table(path).to_pylist())]
+
+
+def test_time_travel_shows_a_forgotten_tweet_until_the_purge_removes_it_from_disk(lake, tmp_path, capsys):
+    doomed = rows(1, 5)[2]
+    raw = orjson.dumps({"data": {"id": doomed["tweet_id"], "text": doomed["text"], "author_id": "8"}})
+    write_letters(lake, [letter("bad_field", raw)])
+    letter_text = base64.b64encode(raw).decode()
+    before = version(lake, BRONZE)
+    assert doomed["text"] in texts_as_of(lake, before)
+    assert all(parquet_holding(lake, needle) for needle in (doomed["tweet_id"], doomed["text"], letter_text))
+
+    path = compliance_file(tmp_path, [batch_result(doomed["tweet_id"])])
+    code, report, err = forget(capsys, lake, str(path), settings=Settings(_env_file=None, lake_retention_hours=0))
+    assert code == 0, err
+    assert report["purge"] == {"retention_hours": 0.0, "purged": ["bronze", "quarantine/dead_letter"], "awaiting": {}}
+    assert doomed["text"] not in (texts_as_of(lake, before) or set())
+    # The forgotten log keeps the id (ids only, so that it never comes back); nothing else does.
+    assert [p for p in parquet_holding(lake, doomed["tweet_id"]) if not p.startswith(f"{FORGOTTEN}/")] == []
+    assert parquet_holding(lake, doomed["text"]) == parquet_holding(lake, letter_text) == []
+    assert not [p for p in lake.rglob("_delta_log/*.json") if doomed["text"] in p.read_text()]  # nor in log stats
+
+
+def test_with_the_default_retention_the_deleted_text_stays_readable_until_vacuum(lake, tmp_path, capsys):
+    doomed = rows(1, 5)[2]
+    before = version(lake, BRONZE)
+    code, report, err = forget(capsys, lake, str(compliance_file(tmp_path, [batch_result(doomed["tweet_id"])])))
+    assert code == 0, err
+    purge = report["purge"]
+    assert purge["retention_hours"] == 24.0 and purge["purged"] == [] and list(purge["awaiting"]) == ["bronze"]
+    due = datetime.fromisoformat(purge["awaiting"]["bronze"].replace("Z", "+00:00")) - datetime.now(timezone.utc)
+    assert timedelta(hours=23) < due <= timedelta(hours=24)
+    assert doomed["text"] in texts_as_of(lake, before)
+    assert doomed["text"] not in texts_as_of(lake, version(lake, BRONZE))
 
 
 def test_the_rule_forgets_by_tweet_post_and_author():
@@ -196,40 +225,43 @@ def test_the_rule_forgets_by_tweet_post_and_author():
     assert forgotten_rows(Forgotten(frozenset({"4"})), QUARANTINE_UNREADABLE, unreadable).to_pylist() == [True, False, False]
 
 
-def test_the_sweeper_waits_for_the_batch_in_flight_when_the_log_changed(lake, tmp_path):
-    lake_ = Lake(LocalFS(), str(lake))
-    sweeper = Sweeper(lake_, Checkpoints(LocalFS(), str(lake / "_checkpoints")), lambda text: None)
-    assert sweeper.tick() and sweeper.settled  # an empty log: nothing to do
-    assert not sweeper.tick()
-    from datalake.forgotten import append
-
-    checkpoint(lake, "offsets", 3)  # batch 3 in flight: it may have read the log before the append
-    doomed = rows(5, 2)[0]["tweet_id"]
-    append(lake_, [{"id": doomed, "kind": "tweet", "reason": "deleted", "source": "test"}])
-    assert sweeper.tick() and not sweeper.settled
-    assert not sweeper.tick()  # batch 3 not committed yet
-    write_bronze(lake, 3, rows(5, 2))  # its files hold the forgotten tweet
-    checkpoint(lake, "commits", 3)
-    assert sweeper.tick() and sweeper.settled
-    assert doomed not in bronze_ids(lake) and sweeper.totals[BRONZE].rows_removed == 1
-    assert len(log_files(lake_)) == 1
-
-
 @pytest.mark.integration
-def test_the_sinks_spark_rule_leaves_out_exactly_what_the_log_rule_forgets(lake, spark):
-    """spark_sink/forgotten.py (the sink's and silver's anti-joins) against datalake/forgotten.py."""
-    from datalake.forgotten import append
-    from spark_sink.forgotten import ForgottenLog, post_id_of_bronze
+def test_the_spark_rule_forgets_exactly_what_the_python_rule_forgets(spark):
+    """spark_sink/forgotten.py (the sink's and silver's anti-joins, and the quarantine filter)
+    against datalake/forgotten.py, on the same rows."""
+    from pyspark.sql import types as T
 
-    versions = edited(START + timedelta(hours=3), ["first text", "second text"])
-    write_bronze(lake, 3, versions + rows(4, 3, author="9"))
-    lake_ = Lake(LocalFS(), str(lake))
-    append(lake_, [{"id": versions[0]["tweet_id"], "kind": "tweet", "reason": "deleted", "source": "test"},
-                   {"id": rows(0, 5)[3]["tweet_id"], "kind": "tweet", "reason": "deleted", "source": "test"},
-                   {"id": "9", "kind": "user", "reason": "user_protect", "source": "test"}])
-    bronze = spark.read.parquet(str(lake / "bronze"))
-    kept = {row.tweet_id for row in ForgottenLog(spark, str(lake)).without(bronze, post_id_of_bronze()).collect()}
-    table = ds.dataset(lake / "bronze", format="parquet", partitioning="hive").to_table()
-    mask = forgotten_rows(read_log(lake_), BRONZE, table).to_pylist()
-    expected = {tweet_id for tweet_id, gone in zip(table.column("tweet_id").to_pylist(), mask) if not gone}
-    assert kept == expected and len(table) - len(expected) == 2 + 1 + 3
+    from spark_sink.forgotten import LogSnapshot, messages, post_id_of_bronze
+
+    ids = Forgotten(frozenset({"9", "4", "40"}), frozenset({"33"}))
+    bronze = pa.table({
+        "n": list(range(7)),
+        "tweet_id": ["1", "2", "3", "4", None, "6", "7"],
+        "author_id": ["31", "32", "33", None, "34", "35", None],
+        "edit_history_tweet_ids": [["1"], ["9", "2"], [], None, ["5"], ["6"], None],
+    })
+    as_ids = T.StructType([T.StructField("forgotten_id", T.StringType())])
+    snapshot = LogSnapshot(0, spark.createDataFrame([(i,) for i in sorted(ids.tweets)], as_ids),
+                           spark.createDataFrame([(i,) for i in sorted(ids.users)], as_ids), ids)
+    frame = spark.createDataFrame(bronze.to_pylist(), "n long, tweet_id string, author_id string, "
+                                                      "edit_history_tweet_ids array<string>")
+    kept = sorted(row.n for row in snapshot.without(frame, post_id_of_bronze()).collect())
+    gone = forgotten_rows(ids, BRONZE, bronze).to_pylist()
+    assert kept == [n for n in range(7) if not gone[n]] == [0, 4, 5, 6]
+
+    payloads = [{"data": {"id": "40", "text": "x", "author_id": "31"}},
+                {"data": {"id": "41", "text": "x", "author_id": "31", "edit_history_tweet_ids": ["9", "41"]}},
+                {"id_str": "42", "text": "x", "user": {"id_str": "33"}},
+                {"data": {"id": "43", "text": "x", "author_id": "31"}}]
+    raws = [base64.b64encode(orjson.dumps(p)).decode() for p in payloads] + [base64.b64encode(b"{").decode(), None]
+    letters = pa.table({"letter_id": [str(n) for n in range(len(raws))], "raw_base64": raws})
+    values = [orjson.dumps({"tweet_id": "44", "edit_history_tweet_ids": ["4", "44"]}).decode(),
+              orjson.dumps({"tweet_id": "45", "author_id": "31"}).decode(), "{"]
+    unreadable = pa.table({"letter_id": [str(n) for n in range(len(values))], "value": values})
+    for zone, table, expected in ((QUARANTINE_DEAD_LETTERS, letters, ["0", "1", "2"]),
+                                  (QUARANTINE_UNREADABLE, unreadable, ["0"])):
+        frame = spark.createDataFrame(table.to_pylist(), ", ".join(f"{name} string" for name in table.column_names))
+        found = messages(frame, zone, ids, forgotten=True)
+        mask = forgotten_rows(ids, zone, table).to_pylist()
+        assert sorted(row.letter_id for row in found.collect()) == [
+            key for key, gone in zip(table.column("letter_id").to_pylist(), mask) if gone] == expected

@@ -1,8 +1,9 @@
 """Compliance through real processes: 1,000 backfilled tweets, 100 of them forgotten with `lake
 forget` while the worker, sink, silver and gold jobs run; delete messages on the live stream (one
 before its tweet); a second backfill of the same archive; a users' compliance job whose `lake
-forget` is SIGKILLed inside a rewrite and run again. Every reader (pyarrow, DuckDB, Spark) sees
-each other tweet once and none of the forgotten ones, and gold counts what silver holds."""
+forget` is SIGKILLed right after it logged the ids and run again. Every reader (deltalake, DuckDB,
+polars, Spark) sees each other tweet once and none of the forgotten ones, and gold counts what
+silver holds."""
 from __future__ import annotations
 
 import json
@@ -17,20 +18,24 @@ from pathlib import Path
 
 import duckdb
 import orjson
-import pyarrow.dataset as ds
+import polars
 import pytest
+from deltalake import DeltaTable
 
 from agents.sources.synthetic import SyntheticTweets
 from app.broker import create_topics
 from app.settings import Settings
 from datalake.cli import main as lake_main
+from datalake.lake import Lake
+from datalake.layout import FORGOTTEN as FORGOTTEN_LOG, GOLD_TOPIC_HOURLY, SILVER
+from pipeline.forget import gold_read_up_to
 from tests.conftest import isolated_settings
 from tests.gold_lake import assert_gold_equals_silver, silver_table
 from tests.kafka_io import produce
 from tests.processes import Process, bronze_table, start_sink, start_worker, wait_until
 from tweets.payloads import tweet_id_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]  # backfills and Spark jobs: minutes on 2 busy cores
 
 ARCHIVED, LIVE, FORGOTTEN = 1000, 40, 100
 
@@ -45,7 +50,7 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
 
 
-def run_json(command: list[str], cwd: Path, timeout: float = 300) -> tuple[subprocess.CompletedProcess, dict]:
+def run_json(command: list[str], cwd: Path, timeout: float = 600) -> tuple[subprocess.CompletedProcess, dict]:
     result = subprocess.run(command, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout)
     lines = result.stdout.strip().splitlines()
     assert lines, f"no output (exit {result.returncode}):\n{result.stderr[-4000:]}"
@@ -70,24 +75,24 @@ def forget_command(lake: Path, *args: str) -> list[str]:
 
 
 def ids_in(lake: Path, zone: str, column: str) -> list[str]:
-    path = lake / zone
-    dataset = ds.dataset(path, format="parquet", partitioning="hive") if path.exists() else None
-    if dataset is None or not dataset.files:
-        return []
-    return dataset.to_table(columns=[column]).column(column).to_pylist()
+    """A column of a zone's current version, through its Delta log (empty while it has no table)."""
+    table = bronze_table(lake, zone, [column])
+    return [] if table is None else table.column(column).to_pylist()
 
 
 def assert_every_reader_sees(lake: Path, expected: set[str], gone: set[str], spark) -> None:
-    """Bronze holds each expected tweet once and none of `gone`, for pyarrow, DuckDB and Spark;
-    silver each expected post once, none of `gone`."""
+    """Bronze holds each expected tweet once and none of `gone`, for deltalake, DuckDB, polars and
+    Spark; silver each expected post once, none of `gone`."""
     arrow = ids_in(lake, "bronze", "tweet_id")
     assert len(arrow) == len(set(arrow)) and set(arrow) == expected
-    glob = f"{lake}/bronze/*/*/*.parquet"
-    ((rows, distinct, hits),) = duckdb.sql(
+    duck = duckdb.connect()
+    duck.register("bronze", DeltaTable(str(lake / "bronze")).to_pyarrow_dataset())
+    ((rows, distinct, hits),) = duck.sql(
         f"select count(*), count(distinct tweet_id), count(*) filter (where tweet_id in ({','.join(map(repr, gone))})) "
-        f"from read_parquet('{glob}', hive_partitioning = true)").fetchall()
+        f"from bronze").fetchall()
     assert (rows, distinct, hits) == (len(expected), len(expected), 0)
-    spark_ids = [row.tweet_id for row in spark.read.parquet(str(lake / "bronze")).select("tweet_id").collect()]
+    assert set(polars.read_delta(str(lake / "bronze"), columns=["tweet_id"])["tweet_id"].to_list()) == expected
+    spark_ids = [row.tweet_id for row in spark.read.format("delta").load(str(lake / "bronze")).select("tweet_id").collect()]
     assert sorted(spark_ids) == sorted(expected)
     silver = silver_table(lake)
     posts = silver.column("edit_root_id").to_pylist()
@@ -121,15 +126,14 @@ def scenario(tmp_path_factory, session_kafka) -> Scenario:
     assert report["bronze_rows"] == ARCHIVED, report
     host, port = session_kafka.split(":")
     settings = isolated_settings(broker_host=host, broker_port=int(port), lake_root=str(lake), filter="none",
-                                 sink_trigger_seconds=1.0, silver_trigger_seconds=2.0, gold_trigger_seconds=2.0,
-                                 forget_sweep_seconds=2.0)
+                                 sink_trigger_seconds=1.0, silver_trigger_seconds=2.0, gold_trigger_seconds=2.0)
     create_topics(settings)
     return Scenario(workdir, lake, archive, archived, settings)
 
 
 @pytest.fixture(scope="module")
 def forgotten_while_running(scenario: Scenario) -> Scenario:
-    """Worker, sink (its forget sweeps every 2 s), silver and gold running, live tweets flowing:
+    """Worker, sink, silver and gold running, live tweets flowing:
     `lake forget` of 100 archived tweets; then v1.1 and v2 delete messages on the raw topic for 6
     live tweets already in bronze and silver, and one for a tweet that arrives only after it."""
     s = scenario
@@ -148,7 +152,7 @@ def forgotten_while_running(scenario: Scenario) -> Scenario:
         jobs = (worker, sink, silver, gold)
         wait_until(lambda: len(ids_in(s.lake, "silver", "tweet_id")) == ARCHIVED, 300, "silver built", jobs)
         produce(s.settings.bootstrap_servers, s.settings.topic_raw, [(i.encode(), m) for i, m in zip(s.live, live)])
-        wait_until(lambda: (s.lake / "gold/topic_hourly").exists(), 120, "gold built", jobs)
+        wait_until(lambda: Lake(str(s.lake)).rows(GOLD_TOPIC_HOURLY) > 0, 120, "gold built", jobs)
         wait_until(lambda: set(ids_in(s.lake, "silver", "tweet_id")) >= s.live, 120, "the live tweets in silver", jobs)
 
         result, s.reports["forget"] = run_json(forget_command(s.lake, str(deletions)), s.workdir)
@@ -178,31 +182,23 @@ def delete_messages(s: Scenario) -> list[bytes]:
     return messages + [orjson.dumps({"delete": {"status": {"id": int(s.late), "id_str": s.late}}})]
 
 
-def kill_inside_a_rewrite(process: Process, journals: Path, timeout: float) -> bool:
-    """SIGKILL `process` the moment it holds the zone's lock and a rewrite journal exists."""
+def kill_once_logged(process: Process, lake: Path, log_version: int, timeout: float) -> bool:
+    """SIGKILL `process` the moment the forgotten log has a version after `log_version` (its ids
+    are logged; the DELETEs of the zones come next)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.alive():
-        try:
-            holder = json.loads((journals / "_lock").read_text())
-        except (OSError, ValueError):
-            holder = {}
-        if holder.get("pid") == process.popen.pid and any(journals.glob("*.json")):
+        if Lake(str(lake)).table(FORGOTTEN_LOG).version() > log_version:
             process.kill()
             return True
-        time.sleep(0.001)
+        time.sleep(0.005)
     return False
 
 
 def gold_settled(lake: Path) -> bool:
-    """Gold's newest journal has read silver's newest."""
-    def newest(zone: str) -> Path | None:
-        found = sorted((lake / "_manifests" / zone).glob("*.json"))
-        return found[-1] if found else None
-
-    silver, gold = newest("silver"), newest("gold")
-    if silver is None or gold is None:
-        return False
-    return max(json.loads(gold.read_text())["silver_batches"] or [-1]) >= int(silver.stem)
+    """Gold has recomputed from silver's newest change (a commit that changed its rows)."""
+    changes = [c["version"] for c in Lake(str(lake)).table(SILVER).history(50)
+               if c["operation"] in ("MERGE", "DELETE", "WRITE", "UPDATE")]
+    return bool(changes) and gold_read_up_to(Lake(str(lake))) >= max(changes)
 
 
 def logged_ids(lake: Path) -> set[str]:
@@ -251,8 +247,9 @@ def test_a_second_backfill_of_the_archive_brings_no_forgotten_tweet_back(backfil
 
 
 def test_a_users_job_killed_midway_then_run_again_with_no_job_running(backfilled_again, spark):
-    """No sink, silver or gold job runs now: the first `lake forget` is SIGKILLed inside a rewrite
-    of bronze; the second finishes it and runs the refine job itself for silver and gold."""
+    """No sink, silver or gold job runs now: the first `lake forget` is SIGKILLed once it has logged
+    the users; the second applies the log to every zone and runs the refine job itself for silver
+    and gold."""
     s, _report = backfilled_again
     bronze = bronze_table(s.lake).select(["tweet_id", "author_id"]).to_pylist()
     by_author: dict[str, set[str]] = {}
@@ -263,11 +260,12 @@ def test_a_users_job_killed_midway_then_run_again_with_no_job_running(backfilled
     path = s.workdir / "users.jsonl"
     path.write_bytes(compliance_lines(users) + b'{"id": "12", "action": "delete"\n')
 
+    log_version = Lake(str(s.lake)).table(FORGOTTEN_LOG).version()
     first = Process("forget-users-1", forget_command(s.lake, "--users", str(path)), clean_env(), s.workdir)
-    killed = kill_inside_a_rewrite(first, s.lake / "_compactions/bronze", timeout=120)
+    killed = kill_once_logged(first, s.lake, log_version, timeout=120)
     first.stop()
-    assert killed, f"the first forget ended before its first rewrite:\n{first.log_tail()}"
-    assert list((s.lake / "_compactions/bronze").glob("*.json")), "the kill left no journal to settle"
+    assert killed, f"the first forget ended before it logged the users:\n{first.log_tail()}"
+    assert set(ids_in(s.lake, "silver", "tweet_id")) & theirs, "the kill came after the DELETEs"
     result, report = run_json(forget_command(s.lake, "--users", str(path)), s.workdir)
     assert result.returncode == 0, result.stderr[-4000:]
     assert report["user_ids"] == 2 and report["bad_lines"] == 1, report

@@ -1,5 +1,6 @@
 """The single-node HDFS of `make hdfs` (engines/hdfs.py): FsShell through bin/hdfs, data kept over a
-restart, Spark's Hadoop client and the lake's WebHDFS reader agreeing, and the errors it gives."""
+restart, Spark (Hadoop's client) and deltalake (its own HDFS client) sharing a Delta table on it,
+and the errors it gives."""
 from __future__ import annotations
 
 import os
@@ -8,15 +9,14 @@ import subprocess
 import sys
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable, write_deltalake
 from hdfs import InsecureClient
 
 from app.hdfs import hdfs_layout
 from engines import hdfs as engine
 from engines.jars import JarsMissing
 from hdfs_cluster import hdfs_settings
-from datalake.fs import WebHdfsFS
 
 REPO = engine.REPO
 
@@ -61,17 +61,18 @@ def test_a_restart_keeps_the_data_and_leaves_no_process(tmp_path):
 
 
 @pytest.mark.integration
-def test_spark_and_the_lake_reader_see_the_same_rows(spark, hdfs, hdfs_dir):
+def test_spark_and_deltalake_share_a_delta_table_on_it(spark, hdfs, hdfs_dir):
+    """Spark (Hadoop's client) writes a Delta table, deltalake (its own HDFS client, no JVM) reads
+    it and adds to it, Spark reads both commits."""
     uri = f"{hdfs.uri}{hdfs_dir}/table"
     rows = [(n, f"tweet {n}") for n in range(50)]
-    spark.createDataFrame(rows, "id long, text string").repartition(2).write.parquet(uri)
+    spark.createDataFrame(rows, "id long, text string").repartition(2).write.format("delta").save(uri)
 
-    assert sorted(tuple(row) for row in spark.read.parquet(uri).collect()) == rows
-
-    fs = WebHdfsFS(hdfs.webhdfs_url, user=None)
-    parts = [entry.path for entry in fs.list(f"{hdfs_dir}/table") if entry.name.endswith(".parquet")]
-    table = pa.concat_tables(pq.read_table(fs.open(path)) for path in parts)
-    assert len(parts) == 2 and sorted(zip(*table.to_pydict().values())) == rows
+    table = DeltaTable(uri)
+    assert sorted(zip(*table.to_pyarrow_table().to_pydict().values())) == rows
+    write_deltalake(uri, pa.table({"id": pa.array([50], pa.int64()), "text": ["tweet 50"]}), mode="append")
+    assert sorted(tuple(row) for row in spark.read.format("delta").load(uri).collect()) == rows + [(50, "tweet 50")]
+    assert DeltaTable(uri).version() == 1
 
 
 def test_a_port_in_use_is_named(tmp_path):

@@ -1,152 +1,164 @@
-"""The `lake` command on small lakes laid out the way the sink's publisher lays them out."""
+"""The `lake` command on small lakes of Delta tables written with deltalake, a commit at a time as
+the jobs write them, so a table has several files and versions."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
+import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
 
 from app.settings import Settings
+from datalake import forgotten
 from datalake.cli import main
-from datalake.layout import batch_of, published_name
+from datalake.lake import Lake
+from datalake.layout import BRONZE, GOLD_HASHTAGS_HOURLY, GOLD_TOPIC_HOURLY, SILVER, Zone
+from tests.bronze_files import bronze_arrow_schema, tweet, write_bronze
+from tests.test_replay import letter, write_letters
 
 START = datetime(2024, 5, 1, 3, 0, tzinfo=timezone.utc)
-SCHEMA = pa.schema([
-    ("tweet_id", pa.string()),
-    ("text", pa.string()),
-    ("created_at", pa.timestamp("us", tz="UTC")),
-    ("author_username", pa.string()),
-    ("lang", pa.string()),
-    ("topics", pa.list_(pa.string())),
-])
 
 
-def tweet(number: int, created_at: datetime, **fields) -> dict:
-    return {"tweet_id": f"{1000 + number}", "text": f"tweet number {number} about data", "created_at": created_at,
-            "author_username": f"user{number % 3}", "lang": "en", "topics": ["ai"] if number % 2 else ["big_data"]} | fields
+def post(number: int, created_at: datetime, **fields) -> dict:
+    """A bronze row of tweet 1000+number, by user0, user1 or user2, about ai or big_data."""
+    return tweet(created_at, f"tweet number {number} about data", tweet_id=str(1000 + number),
+                 author_id=str(number % 3), author_username=f"user{number % 3}",
+                 topics=["ai"] if number % 2 else ["big_data"]) | fields
 
 
-def publish(lake: Path, batch_id: int, rows: list[dict], zone: str = "bronze") -> list[Path]:
-    """What publish_batch leaves: one file per (dt, hour) of the batch, partition columns in the path only."""
-    by_hour: dict[tuple[str, str], list[dict]] = {}
-    for row in rows:
-        moment = row["created_at"].astimezone(timezone.utc)
-        by_hour.setdefault((moment.strftime("%Y-%m-%d"), moment.strftime("%H")), []).append(row)
-    written = []
-    for index, ((dt, hour), group) in enumerate(sorted(by_hour.items())):
-        folder = lake / zone / f"dt={dt}" / f"hour={hour}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / published_name(batch_id, index)
-        pq.write_table(pa.Table.from_pylist(group, SCHEMA), path)
-        written.append(path)
-    return written
+def small_lake(lake: Path, commits: int = 4, per_commit: int = 10) -> None:
+    """`commits` commits of `per_commit` tweets, a minute apart (mod 60), all in dt=2024-05-01/hour=03."""
+    for commit in range(commits):
+        write_bronze(lake, [post(n, START + timedelta(minutes=n % 60))
+                            for n in range(commit * per_commit, (commit + 1) * per_commit)])
 
 
-def commit(lake: Path, *batch_ids: int, query: str = "bronze") -> None:
-    commits = lake / "_checkpoints" / query / "commits"
-    commits.mkdir(parents=True, exist_ok=True)
-    for batch_id in batch_ids:
-        (commits / str(batch_id)).write_text('v1\n{"nextBatchWatermarkMs":0}')
+def append_as_given(lake: Path, zone: Zone, rows: list[dict], schema: pa.Schema) -> None:
+    """One commit of `rows`, partition columns as the rows say (write_bronze derives them)."""
+    Lake(str(lake), must_exist=False).append(zone, pa.Table.from_pylist(rows, schema))
 
 
-def dead_letters(lake: Path, count: int, batch_id: int = 0) -> None:
-    folder = lake / "quarantine" / "dead_letter" / "dt=2024-05-01"
-    folder.mkdir(parents=True, exist_ok=True)
-    table = pa.table({"reason": ["not_json"] * count, "message": [f"bad {batch_id}"] * count})
-    pq.write_table(table, folder / published_name(batch_id, 0))
+def write_silver(lake: Path, rows: list[dict]) -> None:
+    """One commit to silver: each bronze row as a post of its own (edit_root_id = tweet_id)."""
+    from spark_sink.schema import silver_arrow_schema
+
+    silver = [row | {"edit_root_id": row["tweet_id"], "dt": f"{row['created_at']:%Y-%m-%d}",
+                     "hour": f"{row['created_at']:%H}"} for row in rows]
+    append_as_given(lake, SILVER, silver, silver_arrow_schema())
 
 
-def small_lake(lake: Path, batches: int = 4, per_batch: int = 10) -> None:
-    """`batches` batches of `per_batch` tweets, a minute apart (mod 60), all in dt=2024-05-01/hour=03."""
-    for batch_id in range(batches):
-        publish(lake, batch_id, [tweet(n, START + timedelta(minutes=n % 60))
-                                 for n in range(batch_id * per_batch, (batch_id + 1) * per_batch)])
+def write_gold(lake: Path, table: Zone, groups: list[str]) -> None:
+    """One hour of a gold table: a count of 1 per group."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    from spark_sink.schema import gold_schema
+
+    schema = to_arrow_schema(gold_schema(table), timezone="UTC")
+    group = schema.names[0]
+    append_as_given(lake, table, [{group: name, "tweets": 1, "dt": "2024-05-01", "hour": "03"} for name in groups],
+                    schema)
 
 
-def lake_cli(capsys, lake: Path | str, *argv: str, settings: Settings | None = None) -> tuple[int, str, str]:
-    code = main(["--lake-root", str(lake), *argv], settings=settings or Settings(_env_file=None))
+def lake_cli(capsys, lake: Path | str, *argv: str) -> tuple[int, str, str]:
+    code = main(["--lake-root", str(lake), *argv], settings=Settings(_env_file=None))
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def files_in(lake: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(lake)): p.read_bytes() for p in sorted(lake.rglob("*")) if p.is_file()}
+def stats_json(capsys, lake: Path) -> dict:
+    code, out, err = lake_cli(capsys, lake, "stats", "--json")
+    assert code == 0, err
+    return json.loads(out.splitlines()[-1])
 
 
-def bronze(lake: Path) -> pa.Table:
-    return ds.dataset(lake / "bronze", format="parquet", partitioning="hive").to_table()
+def bronze_ids(lake: Path) -> list[str]:
+    return sorted(Lake(str(lake)).read(BRONZE, ["tweet_id"]).column("tweet_id").to_pylist())
+
+
+def files_by_partition(lake: Path) -> Counter:
+    """Data files of bronze's current version per (dt, hour), from its log."""
+    return Counter((row["partition.dt"], row["partition.hour"]) for row in Lake(str(lake)).files(BRONZE).to_pylist())
 
 
 def corrupt(path: Path) -> None:
     path.write_bytes(b"this is not parquet" * 10)
 
 
-# --- ls, stats, show -----------------------------------------------------------------------------
+# --- ls, stats -----------------------------------------------------------------------------------
 
 
-def test_a_published_name_gives_back_its_batch_and_a_final_name_none():
-    assert batch_of(published_name(42, 7)) == 42
-    assert batch_of("part-c20240501T000000000000Z-00000.parquet") is None
-
-
-def test_ls_lists_zones_then_partitions_and_files_with_rows(tmp_path, capsys):
-    small_lake(tmp_path, batches=2)
-    publish(tmp_path, 2, [tweet(99, START + timedelta(days=1))])
-    dead_letters(tmp_path, 3)
+def test_ls_lists_the_tables_then_a_tables_partitions_and_files_with_rows(tmp_path, capsys):
+    small_lake(tmp_path, commits=2)
+    write_bronze(tmp_path, [post(99, START + timedelta(days=1))])
+    write_letters(tmp_path, [letter("not_json", f"bad {n}".encode(), n) for n in range(3)])
 
     code, out, _ = lake_cli(capsys, tmp_path, "ls")
     assert code == 0
-    zone_lines = {line.split()[-1]: line.split() for line in out.splitlines()[1:]}
-    assert list(zone_lines) == ["bronze", "silver", "quarantine/dead_letter", "quarantine/typed_unreadable",
-                                "gold/topic_hourly", "gold/hashtags_hourly", "gold/entities_hourly",
-                                "gold/domains_hourly"]
-    assert zone_lines["bronze"][:2] == ["2", "3"] and zone_lines["bronze"][-2] == "21"
-    assert zone_lines["silver"][:2] == ["0", "0"] and zone_lines["silver"][-2] == "0"
-    assert zone_lines["quarantine/dead_letter"][:2] == ["1", "1"] and zone_lines["quarantine/dead_letter"][-2] == "3"
+    zones = {line.split()[-1]: line.split() for line in out.splitlines()[1:]}
+    assert list(zones) == ["bronze", "silver", "quarantine/dead_letter", "quarantine/typed_unreadable",
+                           "gold/topic_hourly", "gold/hashtags_hourly", "gold/entities_hourly", "gold/domains_hourly"]
+    # VERSION PARTITIONS FILES ... ROWS
+    assert zones["bronze"][:3] == ["2", "2", "3"] and zones["bronze"][-2] == "21"
+    assert zones["silver"][:3] == ["-", "0", "0"] and zones["silver"][-2] == "0"
+    assert zones["quarantine/dead_letter"][:3] == ["0", "1", "1"] and zones["quarantine/dead_letter"][-2] == "3"
 
     code, out, _ = lake_cli(capsys, tmp_path, "ls", "bronze", "--dt", "2024-05-01")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("bronze: 1 partition, 2 files,") and lines[0].endswith("20 rows")
+    assert lines[0].startswith("bronze (version 2): 1 partition, 2 files,") and lines[0].endswith("20 rows")
     assert lines[2].split()[-3:] == ["bronze/dt=2024-05-01/hour=03/", "(2", "files)"]
-    assert lines[3].split()[-2:] == ["10", "bronze/dt=2024-05-01/hour=03/part-000000000000-00000.parquet"]
+    shown = {line.split()[-1]: line.split()[-2] for line in lines[3:]}
+    logged = {f"bronze/{row['path']}": str(row["num_records"]) for row in Lake(str(tmp_path)).files(BRONZE).to_pylist()
+              if row["partition.dt"] == "2024-05-01"}
+    assert shown == logged and set(shown.values()) == {"10"}
     assert "2024-05-02" not in out
 
 
 def test_stats_json_is_the_last_line_with_the_agreed_keys(tmp_path, capsys):
-    small_lake(tmp_path, batches=3)
-    publish(tmp_path, 3, [tweet(99, START + timedelta(hours=2, minutes=5))])
-    dead_letters(tmp_path, 4)
+    small_lake(tmp_path, commits=3)
+    write_bronze(tmp_path, [post(99, START + timedelta(hours=2, minutes=5))])
+    write_letters(tmp_path, [letter("not_json", f"bad {n}".encode(), n) for n in range(4)])
+    write_letters(tmp_path, [letter("too_large", b"{}", 9)])
+    write_silver(tmp_path, [post(n, START + timedelta(minutes=n)) for n in range(2)])
+    write_gold(tmp_path, GOLD_TOPIC_HOURLY, ["ai", "big_data", "cloud"])
+    write_gold(tmp_path, GOLD_HASHTAGS_HOURLY, ["#data", "#ai"])
 
-    code, out, _ = lake_cli(capsys, tmp_path, "stats", "--json")
-    assert code == 0
-    summary = json.loads(out.splitlines()[-1])
-    assert {k: summary[k] for k in ("rows", "files", "partitions", "quarantine_rows")} == {
-        "rows": 31, "files": 4, "partitions": 2, "quarantine_rows": 4}
-    assert summary["min_created_at"] == "2024-05-01T03:00:00Z"
-    assert summary["max_created_at"] == "2024-05-01T05:05:00Z"
-    assert "bronze: 31 rows in 4 files, 2 partitions" in out
+    assert stats_json(capsys, tmp_path) == {
+        "lake_root": str(tmp_path), "rows": 31, "files": 4, "partitions": 2,
+        "bytes": sum(Lake(str(tmp_path)).files(BRONZE).column("size_bytes").to_pylist()),
+        "min_created_at": "2024-05-01T03:00:00Z", "max_created_at": "2024-05-01T05:05:00Z",
+        "quarantine_rows": 5, "quarantine_files": 2, "silver_rows": 2, "silver_files": 1,
+        "gold_rows": 5, "gold_files": 2}
 
 
 def test_stats_of_an_empty_lake_has_null_times(tmp_path, capsys):
-    code, out, _ = lake_cli(capsys, tmp_path, "stats", "--json")
-    assert code == 0
-    summary = json.loads(out.splitlines()[-1])
-    assert summary["rows"] == summary["files"] == summary["partitions"] == summary["quarantine_rows"] == 0
-    assert summary["min_created_at"] is None and summary["max_created_at"] is None
+    """No table yet, then a bronze table whose every row was deleted."""
+    empty = {"rows": 0, "files": 0, "partitions": 0, "bytes": 0, "min_created_at": None, "max_created_at": None}
+    assert stats_json(capsys, tmp_path).items() >= empty.items()
+    small_lake(tmp_path, commits=1)
+    Lake(str(tmp_path)).table(BRONZE).delete()
+    assert stats_json(capsys, tmp_path).items() >= empty.items()
+
+
+# --- show ----------------------------------------------------------------------------------------
+
+
+def shown_texts(capsys, lake: Path, *argv: str) -> list[str]:
+    """The text column of what `lake show` prints, newest first."""
+    code, out, err = lake_cli(capsys, lake, "show", "--limit", "100", *argv)
+    assert code == 0, err
+    return [line.split("  ")[-1].strip() for line in out.splitlines()[1:]]
 
 
 def test_show_prints_the_newest_tweets_first_and_filters(tmp_path, capsys):
-    small_lake(tmp_path, batches=2)
-    publish(tmp_path, 2, [tweet(50, START + timedelta(hours=1), lang="de", author_username="foo",
-                                text="neuer Text " * 20, topics=["ml", "ai"])])
+    small_lake(tmp_path, commits=2)
+    write_bronze(tmp_path, [post(50, START + timedelta(hours=1), lang="de", author_username="foo",
+                                 text="neuer Text " * 20, topics=["ml", "ai"])])
 
     code, out, _ = lake_cli(capsys, tmp_path, "show", "--limit", "3")
     assert code == 0
@@ -170,127 +182,146 @@ def test_show_prints_the_newest_tweets_first_and_filters(tmp_path, capsys):
 @pytest.mark.parametrize("where, message", [
     ("lang>en", "expected COLUMN=VALUE or LIST contains VALUE"),
     ("nope=1", "'nope' is not one of the text columns"),
-    ("lang contains en", "'lang' is not one of the list-of-text columns: topics"),
+    ("lang contains en", "'lang' is not one of the list-of-text columns:"),
     ("lang=", "the value is empty"),
 ])
 def test_show_rejects_other_filters_clearly(tmp_path, capsys, where, message):
-    small_lake(tmp_path, batches=1)
+    small_lake(tmp_path, commits=1)
     code, _, err = lake_cli(capsys, tmp_path, "show", "--where", where)
     assert code == 2
     assert message in err
 
 
+def test_show_reads_silver_when_asked(tmp_path, capsys):
+    write_silver(tmp_path, [post(n, START + timedelta(minutes=n)) for n in range(5)])
+    assert shown_texts(capsys, tmp_path, "--zone", "silver", "--limit", "2") == [
+        "tweet number 4 about data", "tweet number 3 about data"]
+
+
+def test_show_as_of_a_version_shows_the_rows_of_that_version(tmp_path, capsys):
+    small_lake(tmp_path, commits=2)  # versions 0 and 1
+    Lake(str(tmp_path)).table(BRONZE).delete("tweet_id = '1019'")  # version 2
+
+    assert "tweet number 19 about data" not in shown_texts(capsys, tmp_path)
+    assert len(shown_texts(capsys, tmp_path)) == 19
+    assert "tweet number 19 about data" in shown_texts(capsys, tmp_path, "--as-of", "1")
+    assert len(shown_texts(capsys, tmp_path, "--as-of", "1")) == 20
+    assert len(shown_texts(capsys, tmp_path, "--as-of", "0")) == 10
+
+    code, out, err = lake_cli(capsys, tmp_path, "show", "--as-of", "9")
+    assert (code, out) == (2, "") and "bronze has no version 9" in err
+
+
+def test_show_as_of_a_time_shows_the_table_as_it_was_then(tmp_path, capsys):
+    small_lake(tmp_path, commits=1)
+    time.sleep(0.05)
+    between = datetime.now(timezone.utc)
+    time.sleep(0.05)
+    write_bronze(tmp_path, [post(50, START + timedelta(hours=1))])
+
+    assert len(shown_texts(capsys, tmp_path)) == 11
+    assert shown_texts(capsys, tmp_path, "--as-of", between.isoformat().replace("+00:00", "Z")) == [
+        f"tweet number {n} about data" for n in range(9, -1, -1)]
+
+
+# --- history -------------------------------------------------------------------------------------
+
+
+def test_history_lists_versions_operations_and_rows_added_and_removed(tmp_path, capsys):
+    small_lake(tmp_path, commits=2)
+    table = Lake(str(tmp_path)).table(BRONZE)
+    table.delete("tweet_id IN ('1001', '1002')")
+    table.optimize.compact()
+
+    code, out, _ = lake_cli(capsys, tmp_path, "history", "bronze", "--json")
+    assert code == 0
+    versions = [json.loads(line) for line in out.splitlines()]
+    assert [(v["version"], v["operation"], v["rows_added"], v["rows_removed"]) for v in versions] == [
+        (3, "OPTIMIZE", None, None), (2, "DELETE", None, 2), (1, "WRITE", 10, None), (0, "WRITE", 10, None)]
+    assert all(v["writer"].startswith("delta-rs") for v in versions)
+
+    code, out, _ = lake_cli(capsys, tmp_path, "history", "bronze", "--limit", "2")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == ["VERSION", "3", "2"]
+    assert out.splitlines()[2].split()[3:5] == ["DELETE", "2"]
+
+
 # --- verify --------------------------------------------------------------------------------------
 
 
-def test_verify_passes_a_clean_lake_with_one_line(tmp_path, capsys):
+def test_verify_passes_a_clean_lake(tmp_path, capsys):
     small_lake(tmp_path)
-    dead_letters(tmp_path, 2)
+    write_letters(tmp_path, [letter("not_json", b"bad", 0)])
+    write_silver(tmp_path, [post(n, START + timedelta(minutes=n)) for n in range(5)])
     code, out, _ = lake_cli(capsys, tmp_path, "verify")
-    assert code == 0
-    assert out.splitlines() == [
-        "OK: bronze has 40 rows in 4 files (1 partition), every tweet_id once, every row in its created_at "
-        "partition; 1 quarantine file readable"]
+    assert code == 0, out
+    assert "bronze has 40 rows" in out and "silver has 5 rows" in out
 
 
-def silver_post(number: int, created_at: datetime, root: int | None = None) -> dict:
-    return tweet(number, created_at) | {"edit_root_id": f"{1000 + (number if root is None else root)}"}
-
-
-SILVER_SCHEMA = SCHEMA.append(pa.field("edit_root_id", pa.string()))
-
-
-def test_verify_checks_silver_keys_once_across_the_zone(tmp_path, capsys):
-    small_lake(tmp_path, batches=1)
-    for batch_id, rows in enumerate([[silver_post(n, START + timedelta(minutes=n)) for n in range(5)],
-                                     [silver_post(7, START + timedelta(hours=1), root=2)]]):
-        folder = tmp_path / "silver" / "dt=2024-05-01" / f"hour={rows[0]['created_at'].hour:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(rows, SILVER_SCHEMA), folder / published_name(batch_id, 0))
-    code, out, _ = lake_cli(capsys, tmp_path, "verify")
-    assert code == 1
-    assert ("edit_root_id 1002 appears 2 times: silver/dt=2024-05-01/hour=03/part-000000000000-00000.parquet, "
-            "silver/dt=2024-05-01/hour=04/part-000000000001-00000.parquet") in out
-
-    (tmp_path / "silver" / "dt=2024-05-01" / "hour=04" / published_name(1, 0)).unlink()
-    code, out, _ = lake_cli(capsys, tmp_path, "verify")
-    assert code == 0
-    assert ("; silver has 5 rows in 1 file (1 partition), every edit_root_id once, every row in its created_at "
-            "partition;") in out
-    code, out, _ = lake_cli(capsys, tmp_path, "stats", "--json")
-    assert json.loads(out.splitlines()[-1])["silver_rows"] == 5
-    code, out, _ = lake_cli(capsys, tmp_path, "show", "--zone", "silver", "--limit", "2")
-    assert code == 0 and len(out.splitlines()) == 3 and "tweet number 4 about data" in out
-
-
-def test_verify_names_a_repeated_id_and_a_row_in_the_wrong_partition(tmp_path, capsys):
-    small_lake(tmp_path, batches=2)
-    publish(tmp_path, 2, [tweet(3, START + timedelta(minutes=3))])  # tweet 1003 again
-    misplaced = tmp_path / "bronze/dt=2024-05-01/hour=03" / published_name(3, 0)
-    pq.write_table(pa.Table.from_pylist([tweet(77, START + timedelta(hours=1, minutes=1))], SCHEMA), misplaced)
+def test_verify_names_a_repeated_id_a_row_in_the_wrong_partition_and_a_forgotten_tweet(tmp_path, capsys):
+    small_lake(tmp_path, commits=2)
+    write_bronze(tmp_path, [post(3, START + timedelta(minutes=3))])  # tweet 1003 again
+    append_as_given(tmp_path, BRONZE, [post(77, START + timedelta(hours=1, minutes=1)) | {"dt": "2024-05-01",
+                                                                                          "hour": "03"}],
+                    bronze_arrow_schema())
+    forgotten.append(Lake(str(tmp_path)), [{"id": "1005", "kind": "tweet", "reason": "deleted", "source": "test"}])
 
     code, out, _ = lake_cli(capsys, tmp_path, "verify")
     assert code == 1
-    assert ("tweet_id 1003 appears 2 times: bronze/dt=2024-05-01/hour=03/part-000000000000-00000.parquet, "
-            "bronze/dt=2024-05-01/hour=03/part-000000000002-00000.parquet") in out
-    assert ("bronze/dt=2024-05-01/hour=03/part-000000000003-00000.parquet: 1 of 1 rows have created_at outside "
-            "dt=2024-05-01/hour=03 (e.g. tweet 1077 created 2024-05-01T04:01:00Z)") in out
-    assert out.splitlines()[-1].startswith("verify FAILED: 2 problem(s)")
+    assert "bronze: tweet_id 1003 appears 2 times" in out
+    assert "(e.g. tweet 1077 created 2024-05-01T04:01:00Z in dt=2024-05-01/hour=03)" in out
+    assert "bronze holds 1 row of forgotten tweets" in out
+    assert out.splitlines()[-1].startswith("verify FAILED: 3 problem(s)")
+
+
+def test_verify_checks_each_post_once_across_silver(tmp_path, capsys):
+    write_silver(tmp_path, [post(n, START + timedelta(minutes=n)) for n in range(5)])
+    write_silver(tmp_path, [post(2, START + timedelta(hours=1))])  # the same post in another hour
+    code, out, _ = lake_cli(capsys, tmp_path, "verify")
+    assert code == 1
+    assert "silver: edit_root_id 1002 appears 2 times" in out
+
+
+def test_a_corrupt_data_file_fails_verify_and_compact_names_it(tmp_path, capsys):
+    small_lake(tmp_path)
+    name = Lake(str(tmp_path)).files(BRONZE).column("path")[1].as_py()
+    corrupt(tmp_path / "bronze" / name)
+
+    code, out, _ = lake_cli(capsys, tmp_path, "verify")
+    assert code == 1
+    assert "bronze: unreadable" in out and name in out
+
+    code, _, err = lake_cli(capsys, tmp_path, "compact")
+    assert code == 1 and Path(name).name in err
+    assert Lake(str(tmp_path)).table(BRONZE).version() == 3  # no OPTIMIZE committed
 
 
 # --- bad input -----------------------------------------------------------------------------------
 
 
 def test_a_lake_root_that_does_not_exist_is_a_clear_error(tmp_path, capsys):
-    for command in (["ls"], ["stats"], ["show"], ["verify"], ["compact", "--dt", "2024-05-01"]):
+    for command in (["ls"], ["stats"], ["show"], ["history", "bronze"], ["verify"], ["compact"], ["forget"]):
         code, out, err = lake_cli(capsys, tmp_path / "missing", *command)
         assert (code, out) == (2, ""), command
         assert err.strip() == f"lake: error: lake root {tmp_path / 'missing'} does not exist"
 
 
-def test_an_unknown_zone_is_a_clear_error(tmp_path, capsys):
-    code, _, err = lake_cli(capsys, tmp_path, "ls", "platinum")
+@pytest.mark.parametrize("command", [["ls", "platinum"], ["history", "platinum"], ["compact", "--zone", "platinum"]])
+def test_an_unknown_zone_is_a_clear_error(tmp_path, capsys, command):
+    code, _, err = lake_cli(capsys, tmp_path, *command)
     assert code == 2
     assert ("unknown zone 'platinum': the zones are bronze, silver, quarantine/dead_letter, "
-            "quarantine/typed_unreadable") in err
-
-
-def test_a_corrupt_file_is_named_and_nothing_is_deleted(tmp_path, capsys):
-    small_lake(tmp_path)
-    commit(tmp_path, 0, 1, 2, 3)
-    broken = tmp_path / "bronze/dt=2024-05-01/hour=03" / published_name(2, 0)
-    corrupt(broken)
-    before = files_in(tmp_path)
-    name = "bronze/dt=2024-05-01/hour=03/part-000000000002-00000.parquet"
-
-    for command in (["ls", "bronze"], ["stats", "--json"], ["verify"], ["compact", "--dt", "2024-05-01"]):
-        code, out, err = lake_cli(capsys, tmp_path, *command)
-        assert code == 1, command
-        assert f"unreadable parquet file {name}" in err + out, command
-    assert files_in(tmp_path) == before
-
-
-def test_a_file_with_a_good_footer_and_bad_data_stops_compaction_without_a_trace(tmp_path, capsys):
-    small_lake(tmp_path, per_batch=2000)
-    commit(tmp_path, 0, 1, 2, 3)
-    damaged = tmp_path / "bronze/dt=2024-05-01/hour=03" / published_name(3, 0)
-    data = bytearray(damaged.read_bytes())
-    data[4:300] = b"\x55" * 296
-    damaged.write_bytes(bytes(data))
-    before = files_in(tmp_path)
-
-    code, _, err = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01")
-    assert code == 1
-    assert "unreadable parquet file bronze/dt=2024-05-01/hour=03/part-000000000003-00000.parquet" in err
-    assert files_in(tmp_path) == before
+            "quarantine/typed_unreadable, gold/topic_hourly") in err
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["compact"], "the following arguments are required: --dt"),
     (["compact", "--dt", "2024-13-01"], "expected a date as YYYY-MM-DD, got '2024-13-01'"),
     (["compact", "--dt", "2024-05-01", "--hour", "24"], "expected an hour 0-23, got '24'"),
-    (["compact", "--dt", "2024-05-01", "--target-mb", "0"], "expected a positive number, got '0'"),
+    (["compact", "--target-mb", "0"], "expected a positive number, got '0'"),
     (["show", "--limit", "-1"], "expected a positive number, got '-1'"),
+    (["show", "--as-of", "yesterday"], "expected a version number or an ISO time, got 'yesterday'"),
+    (["show", "--zone", "gold/topic_hourly"], "invalid choice: 'gold/topic_hourly'"),
+    (["history"], "the following arguments are required: zone"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_options_exit_2_with_the_reason(tmp_path, capsys, argv, message):
@@ -300,7 +331,8 @@ def test_bad_options_exit_2_with_the_reason(tmp_path, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["ls", "stats", "show", "verify", "compact"])
+@pytest.mark.parametrize("command", ["ls", "stats", "show", "history", "verify", "compact", "forget", "replay",
+                                     "convert"])
 def test_every_subcommand_has_help(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"], settings=Settings(_env_file=None))
@@ -309,189 +341,59 @@ def test_every_subcommand_has_help(capsys, command):
 
 
 def test_the_module_runs_as_a_command_with_exit_codes(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "datalake.cli", "--lake-root", str(tmp_path / "nope"), "stats"],
-                         capture_output=True, text=True, timeout=60)
-    assert run.returncode == 2
-    assert "does not exist" in run.stderr
+    small_lake(tmp_path, commits=1)
+
+    def lake(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "datalake.cli", *argv], capture_output=True, text=True, timeout=60)
+
+    run = lake("--lake-root", str(tmp_path), "stats", "--json")
+    assert run.returncode == 0 and json.loads(run.stdout.splitlines()[-1])["rows"] == 10
+    write_bronze(tmp_path, [post(3, START)])  # tweet 1003 twice
+    run = lake("--lake-root", str(tmp_path), "verify")
+    assert run.returncode == 1 and "tweet_id 1003 appears 2 times" in run.stdout
+    run = lake("--lake-root", str(tmp_path / "nope"), "stats")
+    assert run.returncode == 2 and "does not exist" in run.stderr
 
 
 # --- compact -------------------------------------------------------------------------------------
 
 
-def test_compaction_merges_committed_batches_and_leaves_later_ones_alone(tmp_path, capsys):
-    small_lake(tmp_path, batches=6)
-    commit(tmp_path, 0, 1, 2, 3)
-    partition = tmp_path / "bronze/dt=2024-05-01/hour=03"
-    uncommitted = {p.name: p.read_bytes() for p in partition.glob("part-00000000000[45]-*.parquet")}
-    ids_before = sorted(bronze(tmp_path).column("tweet_id").to_pylist())
+def test_compact_merges_a_partitions_small_files_into_one(tmp_path, capsys):
+    small_lake(tmp_path, commits=6)
+    for n in (0, 1):
+        write_bronze(tmp_path, [post(100 + n, START + timedelta(hours=1))])
+    ids = bronze_ids(tmp_path)
+    assert files_by_partition(tmp_path) == {("2024-05-01", "03"): 6, ("2024-05-01", "04"): 2}
 
     code, out, err = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01", "--hour", "3")
-    assert code == 0
-    assert out.startswith("dt=2024-05-01/hour=03: 4 files (") and ") -> 1 file (" in out
-    assert out.strip().endswith("; 2 file(s) of uncommitted batches left alone")
-    assert "newest committed batch of the sink's query 'bronze': 3" in err
-    assert "group 1/1: 4 files" in err
-
-    names = sorted(p.name for p in partition.iterdir())
-    assert len(names) == 3 and names[2].startswith("part-c")
-    assert {name: (partition / name).read_bytes() for name in names[:2]} == uncommitted
-    assert sorted(bronze(tmp_path).column("tweet_id").to_pylist()) == ids_before
-    compacted = pq.ParquetFile(partition / names[2])
-    assert compacted.metadata.num_rows == 40 and compacted.schema_arrow == SCHEMA
-    assert not (tmp_path / "_compactions/bronze").exists() or not any((tmp_path / "_compactions/bronze").iterdir())
-
-    commit(tmp_path, 4, 5)
-    code, out, _ = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01")
-    assert code == 0 and "3 files" in out and "-> 1 file" in out
-    assert len(list(partition.iterdir())) == 1
-    assert sorted(bronze(tmp_path).column("tweet_id").to_pylist()) == ids_before
-    assert lake_cli(capsys, tmp_path, "verify")[0] == 0
+    assert code == 0, err
+    assert files_by_partition(tmp_path) == {("2024-05-01", "03"): 1, ("2024-05-01", "04"): 2}
+    assert "the table has 3 files (was 8)" in out
+    assert bronze_ids(tmp_path) == ids
+    assert Lake(str(tmp_path)).table(BRONZE).history(1)[0]["operation"] == "OPTIMIZE"
 
 
-def test_compaction_makes_files_of_about_the_target_size(tmp_path, capsys):
-    small_lake(tmp_path, batches=8, per_batch=400)
-    commit(tmp_path, *range(8))
-    partition = tmp_path / "bronze/dt=2024-05-01/hour=03"
-    size = max(p.stat().st_size for p in partition.iterdir())
+def test_compact_makes_files_of_about_the_target_size(tmp_path, capsys):
+    small_lake(tmp_path, commits=8, per_commit=400)
+    size = max(Lake(str(tmp_path)).files(BRONZE).column("size_bytes").to_pylist())
     target_mb = 3.5 * size / 2**20  # three inputs fit, four do not
 
-    code, out, _ = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01", "--target-mb", str(target_mb))
-    assert code == 0, out
-    assert "8 files" in out and "-> 3 files" in out
-    assert bronze(tmp_path).num_rows == 3200
-
-
-def test_quarantine_compaction_follows_its_own_query(tmp_path, capsys):
-    for batch_id in range(3):
-        dead_letters(tmp_path, 5, batch_id)
-    commit(tmp_path, 0, 1, query="dead_letters")
-    commit(tmp_path, 0, 1, 2, 3)  # the bronze query's commits do not count for dead letters
-
-    code, out, err = lake_cli(capsys, tmp_path, "compact", "--zone", "quarantine/dead_letter", "--dt", "2024-05-01")
+    code, out, err = lake_cli(capsys, tmp_path, "compact", "--target-mb", str(target_mb))
     assert code == 0, err
-    assert "query 'dead_letters': 1" in err
-    assert out.startswith("dt=2024-05-01: 2 files") and "1 file(s) of uncommitted batches left alone" in out
-    code, out, _ = lake_cli(capsys, tmp_path, "ls", "quarantine/dead_letter")
-    assert code == 0 and out.startswith("quarantine/dead_letter: 1 partition, 2 files,") and out.splitlines()[0].endswith("15 rows")
-
-    code, _, err = lake_cli(capsys, tmp_path, "compact", "--zone", "quarantine/dead_letter", "--dt", "2024-05-01", "--hour", "3")
-    assert code == 2 and "quarantine/dead_letter is not partitioned by hour: leave out --hour" in err
+    assert files_by_partition(tmp_path) == {("2024-05-01", "03"): 3}
+    assert Lake(str(tmp_path)).rows(BRONZE) == len(bronze_ids(tmp_path)) == 3200
 
 
-def test_compaction_needs_the_sinks_commit_log(tmp_path, capsys):
-    small_lake(tmp_path)
-    code, _, err = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01")
-    assert code == 2
-    assert f"no sink checkpoint at {tmp_path}/_checkpoints/bronze" in err
-
-    (tmp_path / "_checkpoints/bronze/offsets").mkdir(parents=True)  # started, nothing committed yet
-    before = files_in(tmp_path)
-    code, out, _ = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01")
-    assert code == 0
-    assert "nothing to merge; 4 file(s) of uncommitted batches left alone" in out
-    assert files_in(tmp_path) == before
-
-
-def test_compaction_of_a_missing_partition_is_a_clear_error(tmp_path, capsys):
-    small_lake(tmp_path)
-    commit(tmp_path, 0)
-    code, _, err = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01", "--hour", "04")
-    assert code == 2
-    assert "no data files in bronze/dt=2024-05-01/hour=04" in err
-
-
-def test_a_held_lock_stops_a_second_compaction(tmp_path, capsys):
-    small_lake(tmp_path)
-    commit(tmp_path, 0, 1, 2, 3)
-    lock = tmp_path / "_compactions/bronze/_lock"
-    lock.parent.mkdir(parents=True)
-    lock.write_text('{"host": "elsewhere", "pid": 1}')
-    before = files_in(tmp_path)
-    code, _, err = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01")
-    assert code == 1
-    assert "another rewrite of bronze" in err and "holds _compactions/bronze/_lock" in err and "elsewhere" in err
-    assert files_in(tmp_path) == before
-
-
-def test_the_lock_of_a_killed_compaction_is_taken_over(tmp_path, capsys):
-    small_lake(tmp_path)
-    commit(tmp_path, 0, 1, 2, 3)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    lock = tmp_path / "_compactions/bronze/_lock"
-    lock.parent.mkdir(parents=True)
-    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
-    code, out, _ = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01")
-    assert code == 0 and "->" in out
-    assert not lock.exists()
-
-
-def interrupted(tmp_path: Path, renamed: bool) -> tuple[Path, list[Path]]:
-    """The state a compaction killed just before (or just after) its rename leaves behind."""
-    small_lake(tmp_path)
-    commit(tmp_path, 0, 1, 2, 3)
-    partition = tmp_path / "bronze/dt=2024-05-01/hour=03"
-    inputs = sorted(partition.glob("part-00000000000[01]-*.parquet"))
-    output = partition / "part-c20240501T000000000000Z-00000.parquet"
-    temporary = partition / f".{output.name}.tmp"
-    merged = pa.concat_tables([pq.read_table(p) for p in inputs])
-    pq.write_table(merged, output if renamed else temporary)
-    journal = tmp_path / "_compactions/bronze" / f"{output.name}.json"
-    journal.parent.mkdir(parents=True)
-    journal.write_text(json.dumps({"output": str(output.relative_to(tmp_path)),
-                                   "temporary": str(temporary.relative_to(tmp_path)),
-                                   "inputs": [str(p.relative_to(tmp_path)) for p in inputs]}))
-    return journal, inputs
-
-
-def test_a_compaction_killed_after_its_rename_is_finished_by_the_next_one(tmp_path, capsys):
-    journal, inputs = interrupted(tmp_path, renamed=True)
-    code, out, _ = lake_cli(capsys, tmp_path, "verify")
-    assert code == 1
-    assert "tweet_id 1000 appears 2 times" in out
-    assert "interrupted compaction _compactions/bronze/part-c20240501T000000000000Z-00000.parquet.json" in out
-
-    code, _, err = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01", "--target-mb", "0.001")
-    assert code == 0
-    assert "settling the interrupted compaction" in err
-    assert not journal.exists() and not any(p.exists() for p in inputs)
-    assert sorted(bronze(tmp_path).column("tweet_id").to_pylist()) == [str(1000 + n) for n in range(40)]
-    assert lake_cli(capsys, tmp_path, "verify")[0] == 0
-
-
-def test_a_compaction_killed_before_its_rename_is_undone_by_the_next_one(tmp_path, capsys):
-    journal, inputs = interrupted(tmp_path, renamed=False)
-    assert lake_cli(capsys, tmp_path, "verify")[0] == 1  # the journal is reported; the temporary file is hidden
-    assert bronze(tmp_path).num_rows == 40
-
-    code, _, _ = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01", "--target-mb", "0.001")
-    assert code == 0
-    assert not journal.exists() and all(p.exists() for p in inputs)
-    assert not list((tmp_path / "bronze").rglob(".*.tmp"))
-    assert lake_cli(capsys, tmp_path, "verify")[0] == 0
-
-
-def test_a_column_added_later_keeps_old_files_readable(tmp_path, capsys):
-    """Bronze schema evolution: files written before a new column stay readable next to newer ones."""
-    moment = START + timedelta(minutes=5)
-    publish(tmp_path, 0, [tweet(n, moment) for n in range(10)])
-    newer = SCHEMA.append(pa.field("sentiment", pa.float64()))
-    folder = tmp_path / "bronze/dt=2024-05-01/hour=03"
-    rows = [tweet(n, moment) | {"sentiment": 0.5} for n in range(10, 20)]
-    pq.write_table(pa.Table.from_pylist(rows, newer), folder / published_name(1, 0))
-    commit(tmp_path, 0, 1)
-
-    code, out, _ = lake_cli(capsys, tmp_path, "verify")
-    assert code == 0, out
-    code, out, _ = lake_cli(capsys, tmp_path, "stats", "--json")
-    assert code == 0 and json.loads(out.strip().splitlines()[-1])["rows"] == 20
-    unified = ds.dataset(tmp_path / "bronze", format="parquet", partitioning="hive",
-                         schema=pa.unify_schemas([SCHEMA, newer])).to_table()
-    assert unified.num_rows == 20 and unified.column("sentiment").null_count == 10
-
-    code, out, _ = lake_cli(capsys, tmp_path, "compact", "--dt", "2024-05-01")
-    assert code == 0, out
-    # Files of different schemas are never merged into one: each keeps its own columns.
-    after = ds.dataset(tmp_path / "bronze", format="parquet", partitioning="hive",
-                       schema=pa.unify_schemas([SCHEMA, newer])).to_table()
-    assert after.num_rows == 20 and after.column("sentiment").null_count == 10
+@pytest.mark.parametrize("argv, message", [
+    (["--dt", "2024-05-01", "--hour", "04"], "bronze has no partition dt=2024-05-01/hour=04"),
+    (["--dt", "2024-05-02"], "bronze has no partition dt=2024-05-02"),
+    (["--zone", "silver"], "silver has no table yet: nothing to compact"),
+    (["--zone", "quarantine/dead_letter", "--dt", "2024-05-01", "--hour", "08"],
+     "quarantine/dead_letter is not partitioned by hour: leave out --hour"),
+])
+def test_compact_of_a_missing_partition_is_a_clear_error(tmp_path, capsys, argv, message):
+    small_lake(tmp_path, commits=2)
+    write_letters(tmp_path, [letter("not_json", b"bad", 0)])
+    code, _, err = lake_cli(capsys, tmp_path, "compact", *argv)
+    assert code == 2 and message in err
+    assert files_by_partition(tmp_path) == {("2024-05-01", "03"): 2}

@@ -128,6 +128,14 @@ def test_spark_metrics_follow_progress_events_per_query():
     assert found[("tweetlake_spark_last_progress_timestamp_seconds", bronze)] == (
         datetime.fromisoformat("2026-05-01T12:00:00.250+00:00").timestamp())
     assert found[("tweetlake_spark_kafka_offsets_behind_latest", (("query", "bronze"), ("topic", "tweets.typed")))] == 0
+    # The next offset per partition, as the last micro-batch's endOffset says (the dashboard's sink
+    # lag): batch 8 moved partition 0 from 300 to 350; a source without Kafka offsets has none.
+    end_offsets = {dict(labels)["partition"]: value for (name, labels), value in found.items()
+                   if name == "tweetlake_spark_kafka_end_offset"
+                   and dict(labels)["query"] == "bronze" and dict(labels)["topic"] == "tweets.typed"}
+    assert end_offsets == {"0": 350, "1": 300}
+    assert not any(name == "tweetlake_spark_kafka_end_offset" and ("query", "dead_letters") in labels
+                   for name, labels in found)
     assert found[("tweetlake_spark_batches_total", dead)] == 1
     assert found[("tweetlake_spark_input_rows_total", dead)] == 40
 

@@ -34,4 +34,5 @@ def test_unreadable_typed_records_go_to_quarantine_beside_bronze(broker_settings
         (100 + index, value.decode()) for index, (_key, value) in enumerate(unreadable)
     ]
     assert {row["reason"] for row in quarantined} == {"typed_unreadable"}
+    assert len({row["letter_id"] for row in quarantined}) == len(unreadable)  # how forget and replay name them
     assert {row["kafka_topic"] for row in quarantined} == {settings.topic_typed}
