@@ -35,7 +35,7 @@ from datalake.display import human_size, iso_utc, plural
 from datalake.errors import BadInput, LakeError
 from datalake.forget import count_forgotten
 from datalake.forgotten import Forgotten, read_log
-from datalake.lake import Lake, retrying
+from datalake.lake import Lake, plain, retrying
 from datalake.layout import BRONZE, GOLD_TABLES, PARTITION_COLUMNS, QUARANTINE_ZONES, SILVER, ZONES, Zone
 from datalake.where import Where
 
@@ -90,12 +90,6 @@ SHOW_COLUMNS = ["created_at", "author_username", "lang", "topics", "text"]
 # The commands that only read: on hdfs:// (where a missing folder cannot be told from an empty
 # one), a root without any table is taken for a mistyped path.
 READERS = ("ls", "stats", "show", "history", "verify", "compact")
-
-
-def report_problems(problems: list[str]) -> int:
-    for problem in problems:
-        print(f"lake: error: {problem}", file=sys.stderr)
-    return 1 if problems else 0
 
 
 def table_summary(lake: Lake, zone: Zone) -> dict:
@@ -628,7 +622,7 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
         print(f"lake: error: {error}", file=sys.stderr)
         return error.exit_code
     except (OSError, DeltaError) as error:
-        print(f"lake: error: {error}", file=sys.stderr)
+        print(f"lake: error: {args.lake_root}: {plain(error)}", file=sys.stderr)
         return 1
 
 

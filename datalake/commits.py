@@ -63,12 +63,10 @@ class RunCounts:
     unreadable_read: int = 0  # typed records the Tweet schema could not read
     unreadable_rows: int = 0  # of those, added to quarantine/typed_unreadable
     forgotten_tweets: int = 0  # typed records (readable or not) left out: the forgotten log names them
-    letters_read: int = 0  # dead letters the run's sink read
     dead_letter_rows: int = 0  # added to quarantine/dead_letter (or the run's own letters table)
     forgotten_letters: int = 0  # dead letters of forgotten tweets left out
     deletions_logged: int = 0  # deletions the run's archives held, now in the forgotten log
     files_added: int = 0
-    merged_rows: int = 0  # rows the MERGEs were given (after the forgotten log)
 
     @property
     def quarantine_rows(self) -> int:
@@ -90,10 +88,8 @@ def run_counts(lake: Lake, run: str, since_ms: int, dead_letters_uri: str | None
         unreadable_read=sum(c["metadata"].get("rows", 0) for c in unreadable),
         unreadable_rows=sum(metric(c, "numOutputRows") for c in unreadable),
         forgotten_tweets=sum(c["metadata"].get("forgotten", 0) for c in bronze + unreadable),
-        letters_read=sum(c["metadata"].get("rows", 0) for c in letters),
         dead_letter_rows=sum(metric(c, "numOutputRows") for c in letters),
         forgotten_letters=sum(c["metadata"].get("forgotten", 0) for c in letters),
         deletions_logged=sum(metric(c, "numOutputRows") for c in deletions),
         files_added=sum(metric(c, "numTargetFilesAdded") + metric(c, "numFiles") for c in bronze + unreadable + letters),
-        merged_rows=merged,
     )

@@ -12,9 +12,3 @@ class BadInput(LakeError):
     """The command cannot apply to what was asked (missing path, unknown zone...): exit code 2."""
 
     exit_code = 2
-
-
-class UnreadableFile(LakeError):
-    def __init__(self, relative: str, reason: object):
-        super().__init__(f"unreadable parquet file {relative}: {reason}")
-        self.relative = relative

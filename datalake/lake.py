@@ -70,7 +70,10 @@ class Lake:
         return layout.table_uri(self.root, zone)
 
     def has(self, zone: Zone) -> bool:
-        return DeltaTable.is_deltatable(self.uri(zone))
+        try:
+            return DeltaTable.is_deltatable(self.uri(zone))
+        except (DeltaError, OSError) as error:
+            raise LakeError(f"cannot read {self.uri(zone)}: {plain(error)}") from error
 
     def table(self, zone: Zone, as_of: int | str | datetime | None = None) -> DeltaTable | None:
         """The zone's table (at version or time `as_of`), None while nobody has created it."""

@@ -62,10 +62,6 @@ FORGOTTEN = Zone("_forgotten", (), query="compliance", stats=("id", "kind"))
 ZONES = (BRONZE, SILVER, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE) + GOLD_TABLES
 TABLES = ZONES + (FORGOTTEN,)
 QUARANTINE_ZONES = (QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
-# The zones of the bronze sink: what a run of the whole path (a backfill, a replay) lands.
-SINK_ZONES = (BRONZE, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
-# Where each job's queries, tables and metrics are named.
-JOBS = ("bronze", "silver", "gold")
 
 CHECKPOINTS = "_checkpoints"  # the streaming queries' checkpoints, unless CHECKPOINT_ROOT
 JOB_LOCKS = "_locks"  # a job that runs once per checkpoint (silver, gold) holds <name>.json here

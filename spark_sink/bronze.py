@@ -125,6 +125,18 @@ def dead_letter_rows(records: DataFrame, dedup_window: str) -> DataFrame:
     )
 
 
+UNREADABLE = ("", "")
+
+
+def readable_shape(typed: DataFrame) -> dict[tuple[str, str], int]:
+    """Rows per hour partition (dt, hour) of the batch's readable records; UNREADABLE: the others."""
+    created = F.col("tweet.created_at")
+    found = (typed.select(F.when(F.col("readable"), F.date_format(created, "yyyy-MM-dd")).otherwise("").alias("dt"),
+                          F.when(F.col("readable"), F.date_format(created, "HH")).otherwise("").alias("hour"))
+             .groupBy("dt", "hour").count().collect())
+    return {(row["dt"], row["hour"]): row["count"] for row in found}
+
+
 class Writer:
     """A query's foreachBatch: what it shares (the lake, the forgotten log, the query's id) and the
     commit info it leaves (the query, the batch, and with --run, the run and its counts)."""
@@ -157,16 +169,18 @@ class TypedWriter(Writer):
         try:
             readable = bronze_rows(parsed)
             tweets = seen.without(readable, post_id_of_bronze())
+            # One pass over the batch: its hour partitions, and whether any record was unreadable.
+            shape = readable_shape(parsed)
+            places = [place for place in shape if place != UNREADABLE]
             counts = {}
             if self.run:
-                rows = readable.count()
+                rows = sum(count for place, count in shape.items() if place != UNREADABLE)
                 counts = {"rows": rows, "forgotten": rows - tweets.count() if seen.ids else 0}
-            places = [tuple(row) for row in tweets.select(*PARTITION_COLUMNS).distinct().collect()]
-            if places or counts.get("rows"):
+            if places:
                 self.merge(tweets, places, app, batch_id, self.metadata(batch_id, **counts))
                 self.forgotten.forget_since(seen, BRONZE)
             unreadable = unreadable_rows(parsed)
-            if not unreadable.isEmpty():
+            if shape.get(UNREADABLE):
                 kept = seen.without_messages(unreadable, QUARANTINE_UNREADABLE)
                 letters = {}
                 if self.run:
