@@ -171,7 +171,7 @@ class GoldLake:
 
 def build_gold_lake(workdir: Path) -> GoldLake:
     """Bronze with repeats -> silver; the gold job started live: its batch 0 rebuilds gold. Then late
-    rows in single-file bronze commits -> silver, one MERGE per commit; the live gold job, following
+    rows in single-file bronze commits -> silver, a batch per commit; the live gold job, following
     silver's change feed a file a batch, SIGKILLed in the middle of those -> gold again, from its
     checkpoint, which must end equal to silver."""
     lake = workdir / "lake"
