@@ -76,7 +76,7 @@ def render(results: dict) -> str:
         f"{sink.get('sink_first_batch_s')} s (Python workers start); streaming pipeline cold start to first "
         f"bronze rows {e2e.get('cold_start_to_first_rows_s')} s.",
         "",
-        f"Spark sink micro-batches (rows, seconds): "
+        "Spark sink micro-batches (rows, seconds): "
         + ", ".join(f"{batch['rows']:,} in {batch['seconds']} s" for batch in sink.get("batches", []))
         + (f"; a warm batch costs ~{sink['sink_batch_fixed_s']} s whatever its size, plus "
            f"{_num(sink['sink_marginal_rows_per_s'])} rows/s beyond that." if "sink_batch_fixed_s" in sink else "."),
@@ -134,7 +134,7 @@ def render(results: dict) -> str:
             f"Forget 1,000 tweet ids from a lake of {_num(forget['bronze_rows'])} tweets ({forget['bronze_files']} bronze "
             "files, silver and gold built by the refine job in "
             f"{forget['build_silver_gold_s']} s): ids spread over the week {runs['spread']['wall_s']} s "
-            f"({runs['spread']['files_rewritten']} bronze files rewritten), ids of the newest hour "
+            f"({runs['spread']['files_rewritten']} files rewritten over every table), ids of the newest hour "
             f"{runs['newest_hour']['wall_s']} s ({runs['newest_hour']['files_rewritten']} files), each with the refine "
             f"job that rewrites silver and recomputes gold; `lake verify` {forget['verify_s']} s "
             f"({'OK' if forget['verify_ok'] else 'FAILED'}).",

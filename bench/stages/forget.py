@@ -60,7 +60,7 @@ def run(bench: Bench) -> dict:
         results[f"forget_{name}"] = {"wall_s": wall, "seconds": report["seconds"],
                                      "files_rewritten": report["files_rewritten"],
                                      "rows_removed": report["rows_removed"], "pending": report["pending"]}
-        bench.log(f"  forget {len(chosen):,} ids ({name}): {wall:.1f} s, {report['files_rewritten']} bronze files rewritten, "
+        bench.log(f"  forget {len(chosen):,} ids ({name}): {wall:.1f} s, {report['files_rewritten']} files rewritten (every table), "
                   f"removed {report['rows_removed']['bronze']} bronze / {report['rows_removed']['silver']} silver rows")
     began = time.monotonic()
     verify = bench.start_python(settings, "verify", "-m", "datalake.cli", "--lake-root", str(lake), "verify")
