@@ -33,11 +33,11 @@ jars: $(JARS_STAMP) ## fetch the pinned Kafka, Spark-Kafka, Delta Lake and Hadoo
 hdfs: $(STAMP) $(JARS_STAMP) ## single-node HDFS on 127.0.0.1 (RPC :9000, WebHDFS :9870, data in .hdfs/; Ctrl-C stops)
 	$(BIN)/python -m app.hdfs
 
-run: $(STAMP) $(JARS_STAMP) ## run Kafka, the Faust worker, the bronze/silver/gold Spark jobs and the dashboard (:8050) on the embedded default (Ctrl-C stops)
-	$(BIN)/honcho start -f Procfile
+run: $(STAMP) $(JARS_STAMP) ## run Kafka, the Faust worker, the bronze/silver/gold Spark jobs and the dashboard (:8050) on the embedded default, each restarted when it dies (Ctrl-C stops)
+	$(BIN)/python -m supervise --procfile Procfile --infra broker --essential broker
 
-cluster: $(STAMP) $(JARS_STAMP) ## the pipeline on a local multi-node cluster: 3 Kafka brokers (:9092-9094), HDFS NameNode (:9000/:9870) + 3 DataNodes, Spark master (:7077, UI :8080) + 2 workers, 2 Faust workers (Ctrl-C stops)
-	$(BIN)/python -m app.cluster up
+cluster: $(STAMP) $(JARS_STAMP) ## the pipeline on a local multi-node cluster: 3 Kafka brokers (:9092-9094), HDFS NameNode (:9000/:9870) + 3 DataNodes, Spark master (:7077, UI :8080) + 2 workers, 2 Faust workers, each restarted when it dies (Ctrl-C stops; CLUSTER_DIR=.cluster keeps its data and layout)
+	$(BIN)/python -m app.cluster --data-dir $(or $(CLUSTER_DIR),.cluster) up
 
 chromium: ## Debian's chromium for the dashboard's browser test (apt-get install, if missing)
 	command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }
@@ -70,4 +70,4 @@ bench-cluster: $(STAMP) $(JARS_STAMP) ## e2e tweets/s and latency on make cluste
 	timeout --signal=TERM --kill-after=60 1800 $(BIN)/python -m bench.run --stages e2e,cluster --e2e-rate 200 --output bench/results/cluster.json
 
 clean: ## remove the local lake, checkpoints, Faust state, the embedded Kafka's and HDFS's data and `make cluster`'s
-	rm -rf lake .faust .kafka .hdfs .cluster .spark
+	rm -rf lake .faust .kafka .hdfs .cluster .spark .run

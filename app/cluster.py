@@ -3,7 +3,7 @@ on 127.0.0.1: 3 Kafka brokers (KRaft, a 3-voter quorum), an HDFS NameNode and 3 
 standalone master and 2 workers, 2 Faust workers, and the sink, silver and gold jobs submitted to
 that master with the lake and checkpoints on HDFS; then the dashboard.
 
-    python -m app.cluster up               the whole set with honcho (`make cluster`; Ctrl-C stops all)
+    python -m app.cluster up               the whole set, supervised (`make cluster`; Ctrl-C stops all)
     python -m app.cluster node NAME        one node in the foreground: what each Procfile line runs
     python -m app.cluster env              the settings the pipeline's processes get, as KEY=VALUE
 
@@ -72,6 +72,7 @@ class ClusterLayout:
     faust_web_ports: tuple[int, ...] = (6066, 6070)  # 6067-6069 are the Spark jobs' metrics
     dashboard_port: int = 8050
     spark_metrics_port: int = 6067
+    supervise_metrics_port: int = 6071
     topic_partitions: int = 8  # more than workers: a worker's partitions move to the others
     extra_settings: dict[str, str] = field(default_factory=dict)
 
@@ -91,6 +92,7 @@ class ClusterLayout:
         ports += [(p, f"Spark worker {i} UI") for i, p in enumerate(self.spark_worker_ui_ports, 1)]
         ports += [(p, f"Faust worker {i}") for i, p in enumerate(self.faust_web_ports, 1)]
         ports.append((self.dashboard_port, "dashboard"))
+        ports.append((self.supervise_metrics_port, "supervisor's metrics"))
         if self.spark_metrics_port:  # one port per job from this one (Settings.spark_metrics_port_of)
             ports += [(self.spark_metrics_port + i, f"{job} job's metrics") for i, job in enumerate(("bronze", "silver", "gold"))]
         return ports
@@ -98,7 +100,7 @@ class ClusterLayout:
     @classmethod
     def on_free_ports(cls, data_dir: Path, **values) -> "ClusterLayout":
         """A layout of ports nobody listens on now (tests run beside other brokers and HDFS)."""
-        ports = iter(free_ports(15))
+        ports = iter(free_ports(16))
         return cls(
             data_dir=str(data_dir),
             kafka_ports=(next(ports), next(ports), next(ports)),
@@ -108,6 +110,7 @@ class ClusterLayout:
             spark_worker_ui_ports=(next(ports), next(ports)),
             faust_web_ports=(next(ports), next(ports)),
             dashboard_port=next(ports),
+            supervise_metrics_port=next(ports),
             spark_metrics_port=0,
             **values,
         )
@@ -145,6 +148,8 @@ class ClusterLayout:
             "SPARK_CORES_MAX": "1",
             "SPARK_METRICS_PORT": str(self.spark_metrics_port),
             "DASHBOARD_PORT": str(self.dashboard_port),
+            "SUPERVISE_METRICS_PORT": str(self.supervise_metrics_port),
+            "SUPERVISE_DIR": str(self.path / "run"),
             # The Spark jobs' Hadoop client reads the cluster's hdfs-site.xml (its write-pipeline
             # settings keep a writer going when one of the 3 DataNodes dies).
             "HADOOP_CONF_DIR": str(self.path / "hdfs" / "conf"),
@@ -165,6 +170,9 @@ class ClusterLayout:
 
 NODES = ("kafka-1", "kafka-2", "kafka-3", "namenode", "datanode-1", "datanode-2", "datanode-3",
          "spark-master", "spark-worker-1", "spark-worker-2")
+# Without these the rest cannot work: giving up on one stops the set. Any one broker, DataNode or
+# Spark worker can be lost (replication, the other workers); a Faust worker or job is not essential.
+ESSENTIAL = ("namenode", "spark-master")
 PIPELINE = ("worker-1", "worker-2", "sink", "silver", "gold", "dashboard")
 
 
@@ -304,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="the cluster's data (default .cluster/)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="write the layout and run every node and pipeline process with honcho")
+    commands.add_parser("up", help="write the layout and run every node and pipeline process under supervision (python -m supervise)")
     node = commands.add_parser("node", help="run one node in the foreground")
     node.add_argument("name", choices=NODES)
     commands.add_parser("env", help="print the pipeline's settings as KEY=VALUE lines")
@@ -315,14 +323,15 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("dashboard", help="wait for HDFS, then run the dashboard")
     args = parser.parse_args(argv)
 
-    if args.command == "up":
-        layout = ClusterLayout(data_dir=str(args.data_dir.resolve()))
+    if args.command == "up":  # a layout written before keeps its ports (delete layout.json for the defaults)
+        data_dir = args.data_dir.resolve()
+        layout = ClusterLayout.load(data_dir) if (data_dir / "layout.json").exists() else ClusterLayout(data_dir=str(data_dir))
         layout.save()
         (layout.path / "Procfile").write_text(procfile(layout))
         (layout.path / "cluster.env").write_text("".join(f"{k}={v}\n" for k, v in layout.settings_env().items()))
-        honcho = Path(sys.executable).parent / "honcho"
-        os.execv(honcho, [str(honcho), "start", "-f", str(layout.path / "Procfile"), "-e",
-                          str(layout.path / "cluster.env"), "-d", str(REPO)])
+        os.execv(sys.executable, [sys.executable, "-m", "supervise", "--procfile", str(layout.path / "Procfile"),
+                                  "--env", str(layout.path / "cluster.env"), "--workdir", str(REPO),
+                                  "--infra", ",".join(NODES), "--essential", ",".join(ESSENTIAL)])
     layout = ClusterLayout.load(args.data_dir.resolve())
     if args.command == "env":
         print("".join(f"{k}={v}\n" for k, v in layout.settings_env().items()), end="")

@@ -136,6 +136,16 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(default=8050, ge=1, le=65535)
     dashboard_refresh_seconds: float = Field(default=10.0, gt=0)
 
+    # The supervisor of `make run` and `make cluster` (supervise/): its files (config, one log per
+    # process, the control socket), the metrics port of its restart counts on 127.0.0.1, how long a
+    # process must stay up for its start to count, the quick failures in a row before it is given
+    # up on, and how long a stopping process gets before SIGKILL.
+    supervise_dir: Path = Path(".run")
+    supervise_metrics_port: int = Field(default=6071, ge=1, le=65535)
+    supervise_start_seconds: float = Field(default=30.0, gt=0)
+    supervise_start_retries: int = Field(default=5, ge=0)
+    supervise_stop_seconds: float = Field(default=15.0, gt=0)
+
     # The single-node HDFS of `make hdfs` (engines/hdfs.py): NameNode RPC and HTTP (WebHDFS) ports,
     # its data folder, and each daemon's JVM heap.
     hdfs_host: str = "127.0.0.1"
