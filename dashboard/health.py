@@ -1,15 +1,18 @@
-"""The pipeline's health from outside it: the worker's counters, what each zone holds, and how far
-the Faust worker and the bronze sink are behind their topics. Every probe has a short timeout and
+"""The pipeline's health from outside it: the worker's counters, what each zone holds, how far
+the Faust worker and the bronze sink are behind their topics, and each supervised process's state
+and restarts. Every probe has a short timeout and
 reports a failure as unavailable: the dashboard must stay up while the pipeline is down.
 """
 from __future__ import annotations
 
 import json
 import urllib.request
+from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import Settings
 from datalake import layout
@@ -136,21 +139,43 @@ def bronze_sink_offsets(settings: Settings, timeout: float = PROBE_TIMEOUT) -> d
     port = settings.spark_metrics_port_of("bronze")
     if port is None:
         raise RuntimeError("the bronze sink's metrics are off (SPARK_METRICS_PORT=0)")
+    offsets: dict[str, dict[int, int]] = {}
+    for labels, value in scrape(port, "tweetlake_spark_kafka_end_offset", "the bronze sink's metrics", timeout):
+        if labels.get("query") == layout.BRONZE.query:
+            offsets.setdefault(labels["topic"], {})[int(labels["partition"])] = int(value)
+    if not offsets:
+        raise RuntimeError("the bronze sink has finished no micro-batch since it started")
+    return offsets
+
+
+def scrape(port: int, metric: str, what: str, timeout: float = PROBE_TIMEOUT) -> list[tuple[dict[str, str], float]]:
+    """The samples (labels, value) of one metric on 127.0.0.1:port/metrics; RuntimeError naming
+    `what` when nothing answers there."""
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as reply:
             text = reply.read().decode()
     except OSError as error:
-        raise RuntimeError(f"the bronze sink's metrics do not answer at {url}: {getattr(error, 'reason', error)}") from error
-    offsets: dict[str, dict[int, int]] = {}
-    for line in text.splitlines():
-        if not line.startswith("tweetlake_spark_kafka_end_offset{"):
-            continue
-        labels, value = line[line.index("{") + 1:line.index("}")], float(line.rsplit(" ", 1)[1])
-        fields = dict(part.split("=", 1) for part in labels.split(","))
-        fields = {key: item.strip('"') for key, item in fields.items()}
-        if fields.get("query") == layout.BRONZE.query:
-            offsets.setdefault(fields["topic"], {})[int(fields["partition"])] = int(value)
-    if not offsets:
-        raise RuntimeError("the bronze sink has finished no micro-batch since it started")
-    return offsets
+        raise RuntimeError(f"{what} do not answer at {url}: {getattr(error, 'reason', error)}") from error
+    return [(sample.labels, sample.value) for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == metric]
+
+
+def processes(settings: Settings, timeout: float = PROBE_TIMEOUT) -> dict:
+    """Each supervised process's state, restarts and since when (the supervisor's metrics,
+    supervise/listener.py), with available=True; available=False and the error when the set does
+    not run under `make run` or `make cluster`'s supervisor."""
+    port, what = settings.supervise_metrics_port, "the supervisor's metrics"
+    try:
+        states = scrape(port, "tweetlake_process_state", what, timeout)
+        restarts = {labels["process"]: int(value) for labels, value in
+                    scrape(port, "tweetlake_process_restarts_total", what, timeout)}
+        since = {labels["process"]: value for labels, value in
+                 scrape(port, "tweetlake_process_state_since_seconds", what, timeout)}
+    except RuntimeError as error:
+        return {"available": False, "error": str(error), "processes": []}
+    current = {labels["process"]: labels["state"] for labels, value in states if value == 1}
+    return {"available": True, "processes": [
+        {"process": name, "state": state, "restarts": restarts.get(name, 0),
+         "since": iso_utc(datetime.fromtimestamp(since[name], timezone.utc).replace(microsecond=0)) if name in since else None}
+        for name, state in current.items()]}

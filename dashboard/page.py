@@ -3,7 +3,7 @@
 Elements the end-to-end test reads have stable ids: range, topics-chart, topic-totals (rows with
 data-topic), trending-hashtags/-entities/-domains, topic-filter, tweets (items with data-topics),
 health, worker-status, counter-<name>, zones (rows with data-zone), quarantine-rows, lag-worker,
-lag-bronze-sink.
+lag-bronze-sink, processes (rows with data-process).
 """
 from __future__ import annotations
 
@@ -193,7 +193,24 @@ def health_panel(state: dict) -> list:
         lag_item("lag-worker", "worker lag (raw topic)", lag["worker"]),
         lag_item("lag-bronze-sink", "bronze sink lag (typed topic)", lag["bronze_sink"]),
     ])
-    return [status, counters, zones, quarantine, html.H3("Consumer lag"), lags]
+    return [status, counters, zones, quarantine, html.H3("Consumer lag"), lags, html.H3("Processes"),
+            process_table(state["supervised"])]
+
+
+def process_table(supervised: dict) -> html.Div | html.Table:
+    """State and restarts of each supervised process: a restart loop shows as a growing count."""
+    if not supervised["available"]:
+        return html.P(supervised["error"], id="processes", className="problem")
+    return html.Table(id="processes", className="numbers", children=[
+        html.Thead(html.Tr([html.Th(h) for h in ("Process", "State", "Restarts", "Since")])),
+        html.Tbody([
+            html.Tr([html.Td(p["process"]),
+                     html.Td(p["state"].lower(), className="ok" if p["state"] == "RUNNING" else "problem"),
+                     html.Td(f"{p['restarts']:,}", className="restarts"), html.Td(p["since"] or "–")],
+                    **{"data-process": p["process"]})
+            for p in supervised["processes"]
+        ]),
+    ])
 
 
 def lag_item(element_id: str, label: str, lag: dict) -> html.Div:

@@ -117,7 +117,7 @@ class Views:
         return list(self.topic_names) + sorted(in_gold - set(self.topic_names) - {None})
 
     def health(self) -> dict:
-        """Worker counters, rows and newest data per zone, quarantine, consumer lag."""
+        """Worker counters, rows and newest data per zone, quarantine, consumer lag, processes."""
         with self._lake:
             lake = health.zones(self.reader)
         return {
@@ -126,6 +126,7 @@ class Views:
             "worker": health.worker_counters(self.settings.faust_web_port),
             **lake,
             "consumer_lag": health.consumer_lag(self.settings),
+            "supervised": health.processes(self.settings),
         }
 
 

@@ -1,6 +1,7 @@
 """A `make cluster` layout run as child processes of one Python process: each node and pipeline
 process started with the same command its Procfile line runs, killed or restarted one at a time,
-and probes that say when a node has joined. The fault test and the cluster benchmark share it."""
+and probes that say when a node has joined. The cluster benchmark runs it; the fault test, which
+runs `make cluster` itself, uses its probes."""
 from __future__ import annotations
 
 import json

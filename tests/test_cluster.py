@@ -1,12 +1,17 @@
-"""The pipeline on a local multi-node deployment (app/cluster.py: 3 Kafka brokers, an HDFS NameNode
-and 3 DataNodes, a Spark master and 2 workers, 2 Faust workers, the sink on the Spark master),
-every node its own process, on free ports. While tweets flow at a modest rate, one broker, one
-DataNode, one Spark worker and one Faust worker are SIGKILLed in turn and restarted, each
-rejoining; after the run every produced tweet is in bronze exactly once and every malformed
-message in quarantine, read through deltalake's own HDFS client and with Spark."""
+"""The pipeline on `make cluster` itself (3 Kafka brokers, an HDFS NameNode and 3 DataNodes, a Spark
+master and 2 workers, 2 Faust workers, the sink, silver and gold jobs on the Spark master, the
+dashboard, all under its supervisor), on free ports. While tweets flow at a modest rate, one
+broker, one DataNode, one Spark worker and one Faust worker are SIGKILLed in turn and nothing is
+restarted by hand: the supervisor brings each back and it rejoins, nothing else stops; every
+produced tweet is in bronze exactly once and every malformed message in quarantine, read through
+deltalake's own HDFS client and with Spark."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,11 +20,13 @@ import pytest
 from confluent_kafka import Producer
 
 from agents.sources.synthetic import SyntheticTweets
-from app.cluster import ClusterLayout
+from app.cluster import NODES, PIPELINE, ClusterLayout
+from dashboard.health import processes as supervised_processes
 from datalake.errors import LakeError
 from datalake.lake import Lake
 from datalake.layout import zone as zone_at
-from pipeline.cluster import LocalCluster
+from pipeline.cluster import LocalCluster, outside_settings
+from pipeline.processes import REPO
 from tests.processes import wait_until
 from tweets.payloads import tweet_id_of
 
@@ -27,7 +34,6 @@ pytestmark = pytest.mark.integration
 
 RATE = 30.0  # tweets a second
 MALFORMED_EVERY = 50
-DOWN_SECONDS = 15.0  # how long a killed node stays down while tweets flow
 OUTPUT = Path(__file__).parent / "output" / "cluster_faults.json"
 
 
@@ -45,16 +51,43 @@ def zone_rows(cluster: LocalCluster, zone: str) -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    """`make cluster` on a layout of free ports (written first; `up` keeps a layout it finds), its
+    nodes joined. The LocalCluster starts nothing: it only probes the nodes."""
     workdir = tmp_path_factory.mktemp("cluster")
     layout = ClusterLayout.on_free_ports(workdir / "data", topic_partitions=6, extra_settings={
         "SOURCE": "none", "SINK_TRIGGER_SECONDS": "2", "SINK_DEAD_LETTER_TRIGGER_SECONDS": "5",
-        "FAUST_SESSION_TIMEOUT": "10", "KAFKA_HEAP_MB": "384", "HDFS_HEAP_MB": "256"})
-    running = LocalCluster(layout, workdir)
+        "FAUST_SESSION_TIMEOUT": "10", "KAFKA_HEAP_MB": "384", "HDFS_HEAP_MB": "256",
+        "SUPERVISE_START_SECONDS": "20"})
+    probes = LocalCluster(layout, workdir)
+    env = outside_settings()  # the cluster's settings come from its layout
+    with open(workdir / "make-cluster.log", "wb") as log:
+        run = subprocess.Popen(["make", "cluster", f"CLUSTER_DIR={layout.path}"], cwd=REPO, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        running.start_nodes()
-        yield running
+        wait_until(lambda: probes.brokers_up() == 3 and probes.live_datanodes() == 3
+                   and probes.alive_spark_workers() == 2, 300, "every node of make cluster")
+        yield probes
     finally:
-        running.stop()
+        os.killpg(run.pid, signal.SIGINT)  # Ctrl-C
+        try:
+            run.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+
+
+def state_of(settings, name: str) -> str | None:
+    """The supervisor's state of a process (its metrics, as the dashboard reads them)."""
+    return {p["process"]: p["state"] for p in supervised_processes(settings, timeout=5)["processes"]}.get(name)
+
+
+def supervised_pid(cluster: LocalCluster, name: str) -> int:
+    """A process's pid as an operator asks supervisorctl for it; 0 while it is not running."""
+    group = "infra" if name in NODES else "pipeline"
+    answer = subprocess.run([os.path.join(os.path.dirname(sys.executable), "supervisorctl"), "-c",
+                             str(cluster.layout.path / "run" / "supervisord.conf"), "pid", f"{group}:{name}"],
+                            capture_output=True, text=True).stdout.strip()
+    return int(answer) if answer.isdigit() else 0
 
 
 class Feed(threading.Thread):
@@ -101,43 +134,44 @@ class Feed(threading.Thread):
             self.failed += 1
 
 
-@pytest.mark.timeout(900)  # the cluster's start and stop (13 JVMs on 2 cores) count in
+@pytest.mark.timeout(1200)  # the cluster's start and stop (15 JVMs on 2 cores) count in
 def test_every_tweet_once_after_a_broker_a_datanode_a_spark_worker_and_a_faust_worker_are_killed(cluster, spark):
-    for name in ("worker-1", "worker-2", "sink"):
-        cluster.start(name)
-    everything = tuple(cluster.processes.values())
-    wait_until(lambda: cluster.worker_counters(1) is not None and cluster.worker_counters(2) is not None, 180,
-               "both Faust workers", everything)
+    wait_until(lambda: cluster.worker_counters(1) is not None and cluster.worker_counters(2) is not None, 300,
+               "both Faust workers")
     feed = Feed(cluster)
     feed.start()
-    wait_until(lambda: zone_rows(cluster, "bronze") > 0, 300, "the sink's first bronze rows", everything)
+    wait_until(lambda: zone_rows(cluster, "bronze") > 0, 420, "the sink's first bronze rows")
+    settings = cluster.settings
+    pids = {name: supervised_pid(cluster, name) for name in (*NODES, *PIPELINE)}
+    assert all(pids.values()), pids
 
     rejoined = {
-        "kafka-2": lambda: cluster.brokers_up() == 3 and cluster.in_sync_everywhere(cluster.settings.topic_raw),
+        "kafka-2": lambda: cluster.brokers_up() == 3 and cluster.in_sync_everywhere(settings.topic_raw),
         "datanode-2": cluster.fully_replicated,
         "spark-worker-1": lambda: cluster.alive_spark_workers() == 2,
-        "worker-2": lambda: cluster.worker_counters(2) is not None,
+        "worker-2": lambda: cluster.worker_counters(2) is not None and cluster.worker_counters(2).get("read", 0) > 0,
     }
     faults = []
     for name, back in rejoined.items():
         before = len(feed.ids)
-        began = time.monotonic()
-        cluster.kill(name)
-        time.sleep(DOWN_SECONDS)
-        bronze_while_down = zone_rows(cluster, "bronze")
-        cluster.start(name)
-        wait_until(back, 240, f"{name} to rejoin", tuple(p for n, p in cluster.processes.items() if n != name))
+        killed_at = time.monotonic()
+        os.kill(pids[name], signal.SIGKILL)  # nobody restarts it but the supervisor
+        wait_until(lambda: supervised_pid(cluster, name) not in (0, pids[name]), 60, f"{name} restarted")
+        restarted_at = time.monotonic()
+        # Back means: up for SUPERVISE_START_SECONDS (RUNNING; by then the cluster has noticed the
+        # death, which a probe right after a quick restart would not show) and joined again.
+        wait_until(lambda: state_of(settings, name) == "RUNNING" and back(), 240, f"{name} to rejoin")
         faults.append({"killed": name, "produced_while_down_and_rejoining": len(feed.ids) - before,
-                       "bronze_rows_after_down": bronze_while_down,
-                       "rejoined_after_s": round(time.monotonic() - began - DOWN_SECONDS, 1)})
+                       "restarted_after_s": round(restarted_at - killed_at, 1),
+                       "running_and_rejoined_after_s": round(time.monotonic() - killed_at, 1)})
     feed.stopping.set()
     feed.join(180)
     assert feed.failed == 0, f"{feed.failed} messages were not acknowledged with acks=all"
 
     wait_until(lambda: zone_rows(cluster, "bronze") >= len(feed.ids)
                and zone_rows(cluster, "quarantine/dead_letter") >= feed.malformed, 300,
-               f"{len(feed.ids)} tweets in bronze and {feed.malformed} dead letters", tuple(cluster.processes.values()))
-    time.sleep(cluster.settings.sink_trigger_seconds * 3)  # nothing more may arrive
+               f"{len(feed.ids)} tweets in bronze and {feed.malformed} dead letters")
+    time.sleep(settings.sink_trigger_seconds * 3)  # nothing more may arrive
 
     the_lake = lake(cluster)
     ids = the_lake.read(zone_at("bronze"), ["tweet_id"]).column("tweet_id").to_pylist()
@@ -145,7 +179,12 @@ def test_every_tweet_once_after_a_broker_a_datanode_a_spark_worker_and_a_faust_w
     assert the_lake.read(zone_at("quarantine/dead_letter"), ["letter_id"]).num_rows == feed.malformed
     bronze = spark.read.format("delta").load(f"{cluster.layout.lake_root}/bronze")
     assert bronze.count() == bronze.select("tweet_id").distinct().count() == len(feed.ids)
+    # Each killed process came back once; nothing else stopped.
+    states = {p["process"]: (p["state"], p["restarts"]) for p in supervised_processes(settings, timeout=5)["processes"]}
+    assert states == {name: ("RUNNING", 1 if name in rejoined else 0) for name in (*NODES, *PIPELINE)}, states
+    assert {name: supervised_pid(cluster, name) for name in pids if name not in rejoined} == \
+        {name: pid for name, pid in pids.items() if name not in rejoined}
     OUTPUT.parent.mkdir(exist_ok=True)
     OUTPUT.write_text(json.dumps({"tweets": len(feed.ids), "malformed": feed.malformed, "rate": RATE,
-                                  "down_seconds": DOWN_SECONDS, "faults": faults}, indent=2) + "\n")
+                                  "faults": faults}, indent=2) + "\n")
     assert all(fault["produced_while_down_and_rejoining"] > 0 for fault in faults), faults
