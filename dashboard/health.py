@@ -140,7 +140,7 @@ def bronze_sink_offsets(settings: Settings, timeout: float = PROBE_TIMEOUT) -> d
     if port is None:
         raise RuntimeError("the bronze sink's metrics are off (SPARK_METRICS_PORT=0)")
     offsets: dict[str, dict[int, int]] = {}
-    for labels, value in scrape(port, "tweetlake_spark_kafka_end_offset", "the bronze sink's metrics", timeout):
+    for labels, value in scrape(port, "the bronze sink's metrics", timeout).get("tweetlake_spark_kafka_end_offset", []):
         if labels.get("query") == layout.BRONZE.query:
             offsets.setdefault(labels["topic"], {})[int(labels["partition"])] = int(value)
     if not offsets:
@@ -148,33 +148,34 @@ def bronze_sink_offsets(settings: Settings, timeout: float = PROBE_TIMEOUT) -> d
     return offsets
 
 
-def scrape(port: int, metric: str, what: str, timeout: float = PROBE_TIMEOUT) -> list[tuple[dict[str, str], float]]:
-    """The samples (labels, value) of one metric on 127.0.0.1:port/metrics; RuntimeError naming
-    `what` when nothing answers there."""
+def scrape(port: int, what: str, timeout: float = PROBE_TIMEOUT) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """The samples (labels, value) of each metric on 127.0.0.1:port/metrics, by sample name (one
+    request); RuntimeError naming `what` when nothing answers there."""
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as reply:
             text = reply.read().decode()
     except OSError as error:
         raise RuntimeError(f"{what} do not answer at {url}: {getattr(error, 'reason', error)}") from error
-    return [(sample.labels, sample.value) for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == metric]
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
 
 
 def processes(settings: Settings, timeout: float = PROBE_TIMEOUT) -> dict:
     """Each supervised process's state, restarts and since when (the supervisor's metrics,
     supervise/listener.py), with available=True; available=False and the error when the set does
     not run under `make run` or `make cluster`'s supervisor."""
-    port, what = settings.supervise_metrics_port, "the supervisor's metrics"
     try:
-        states = scrape(port, "tweetlake_process_state", what, timeout)
-        restarts = {labels["process"]: int(value) for labels, value in
-                    scrape(port, "tweetlake_process_restarts_total", what, timeout)}
-        since = {labels["process"]: value for labels, value in
-                 scrape(port, "tweetlake_process_state_since_seconds", what, timeout)}
+        samples = scrape(settings.supervise_metrics_port, "the supervisor's metrics", timeout)
     except RuntimeError as error:
         return {"available": False, "error": str(error), "processes": []}
-    current = {labels["process"]: labels["state"] for labels, value in states if value == 1}
+    restarts = {labels["process"]: int(value) for labels, value in samples.get("tweetlake_process_restarts_total", [])}
+    since = {labels["process"]: value for labels, value in samples.get("tweetlake_process_state_since_seconds", [])}
+    current = {labels["process"]: labels["state"] for labels, value in samples.get("tweetlake_process_state", [])
+               if value == 1}
     return {"available": True, "processes": [
         {"process": name, "state": state, "restarts": restarts.get(name, 0),
          "since": iso_utc(datetime.fromtimestamp(since[name], timezone.utc).replace(microsecond=0)) if name in since else None}

@@ -6,6 +6,7 @@ serves them as metrics and says which process was given up on.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import shlex
 import sys
@@ -114,6 +115,4 @@ def control_socket(run_dir: Path) -> Path:
     path = run_dir.resolve() / "supervisor.sock"
     if len(str(path)) < 100:
         return path
-    import hashlib
-
     return Path("/tmp") / f"tweetlake-supervise-{hashlib.sha1(str(path).encode()).hexdigest()[:12]}.sock"

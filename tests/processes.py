@@ -1,6 +1,9 @@
 """Run the project's real processes (Faust worker, Spark sink) as subprocesses for tests."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -10,9 +13,10 @@ from datalake.layout import zone as zone_at
 from pipeline.processes import BIN, REPO, Process, settings_env, start_worker
 from pipeline.processes import start_sink as start_project_sink
 from app.settings import Settings
+from dashboard.health import processes as supervised_processes
 
 __all__ = ["BIN", "REPO", "Process", "settings_env", "start_worker", "start_sink", "bronze_table", "bronze_count",
-           "wait_until"]
+           "wait_until", "supervised", "supervised_pid"]
 
 
 def start_sink(settings: Settings, workdir: Path, *extra_args: str, name: str = "sink", **overrides) -> Process:
@@ -42,3 +46,17 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, process
         time.sleep(0.5)
     logs = "\n".join(f"--- {p.name} ---\n{p.log_text()[-4000:]}" for p in processes)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
+
+
+def supervised(settings: Settings) -> dict[str, dict]:
+    """Each supervised process's state, restarts and since, by name, from the supervisor's metrics
+    as the dashboard reads them."""
+    return {p["process"]: p for p in supervised_processes(settings, timeout=5)["processes"]}
+
+
+def supervised_pid(settings: Settings, name: str, group: str = "pipeline") -> int:
+    """A supervised process's pid as an operator asks supervisorctl for it; 0 while it is not running."""
+    answer = subprocess.run([os.path.join(os.path.dirname(sys.executable), "supervisorctl"), "-c",
+                             str(settings.supervise_dir / "supervisord.conf"), "pid", f"{group}:{name}"],
+                            capture_output=True, text=True).stdout.strip()
+    return int(answer) if answer.isdigit() else 0

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,13 +20,12 @@ from confluent_kafka import Producer
 
 from agents.sources.synthetic import SyntheticTweets
 from app.cluster import NODES, PIPELINE, ClusterLayout
-from dashboard.health import processes as supervised_processes
 from datalake.errors import LakeError
 from datalake.lake import Lake
 from datalake.layout import zone as zone_at
 from pipeline.cluster import LocalCluster, outside_settings
 from pipeline.processes import REPO
-from tests.processes import wait_until
+from tests.processes import supervised, supervised_pid, wait_until
 from tweets.payloads import tweet_id_of
 
 pytestmark = pytest.mark.integration
@@ -76,18 +74,8 @@ def cluster(tmp_path_factory):
             run.wait()
 
 
-def state_of(settings, name: str) -> str | None:
-    """The supervisor's state of a process (its metrics, as the dashboard reads them)."""
-    return {p["process"]: p["state"] for p in supervised_processes(settings, timeout=5)["processes"]}.get(name)
-
-
-def supervised_pid(cluster: LocalCluster, name: str) -> int:
-    """A process's pid as an operator asks supervisorctl for it; 0 while it is not running."""
-    group = "infra" if name in NODES else "pipeline"
-    answer = subprocess.run([os.path.join(os.path.dirname(sys.executable), "supervisorctl"), "-c",
-                             str(cluster.layout.path / "run" / "supervisord.conf"), "pid", f"{group}:{name}"],
-                            capture_output=True, text=True).stdout.strip()
-    return int(answer) if answer.isdigit() else 0
+def group_of(name: str) -> str:
+    return "infra" if name in NODES else "pipeline"
 
 
 class Feed(threading.Thread):
@@ -142,7 +130,7 @@ def test_every_tweet_once_after_a_broker_a_datanode_a_spark_worker_and_a_faust_w
     feed.start()
     wait_until(lambda: zone_rows(cluster, "bronze") > 0, 420, "the sink's first bronze rows")
     settings = cluster.settings
-    pids = {name: supervised_pid(cluster, name) for name in (*NODES, *PIPELINE)}
+    pids = {name: supervised_pid(settings, name, group_of(name)) for name in (*NODES, *PIPELINE)}
     assert all(pids.values()), pids
 
     rejoined = {
@@ -156,11 +144,11 @@ def test_every_tweet_once_after_a_broker_a_datanode_a_spark_worker_and_a_faust_w
         before = len(feed.ids)
         killed_at = time.monotonic()
         os.kill(pids[name], signal.SIGKILL)  # nobody restarts it but the supervisor
-        wait_until(lambda: supervised_pid(cluster, name) not in (0, pids[name]), 60, f"{name} restarted")
+        wait_until(lambda: supervised_pid(settings, name, group_of(name)) not in (0, pids[name]), 60, f"{name} restarted")
         restarted_at = time.monotonic()
         # Back means: up for SUPERVISE_START_SECONDS (RUNNING; by then the cluster has noticed the
         # death, which a probe right after a quick restart would not show) and joined again.
-        wait_until(lambda: state_of(settings, name) == "RUNNING" and back(), 240, f"{name} to rejoin")
+        wait_until(lambda: supervised(settings).get(name, {}).get("state") == "RUNNING" and back(), 240, f"{name} to rejoin")
         faults.append({"killed": name, "produced_while_down_and_rejoining": len(feed.ids) - before,
                        "restarted_after_s": round(restarted_at - killed_at, 1),
                        "running_and_rejoined_after_s": round(time.monotonic() - killed_at, 1)})
@@ -180,9 +168,9 @@ def test_every_tweet_once_after_a_broker_a_datanode_a_spark_worker_and_a_faust_w
     bronze = spark.read.format("delta").load(f"{cluster.layout.lake_root}/bronze")
     assert bronze.count() == bronze.select("tweet_id").distinct().count() == len(feed.ids)
     # Each killed process came back once; nothing else stopped.
-    states = {p["process"]: (p["state"], p["restarts"]) for p in supervised_processes(settings, timeout=5)["processes"]}
+    states = {name: (p["state"], p["restarts"]) for name, p in supervised(settings).items()}
     assert states == {name: ("RUNNING", 1 if name in rejoined else 0) for name in (*NODES, *PIPELINE)}, states
-    assert {name: supervised_pid(cluster, name) for name in pids if name not in rejoined} == \
+    assert {name: supervised_pid(settings, name, group_of(name)) for name in pids if name not in rejoined} == \
         {name: pid for name, pid in pids.items() if name not in rejoined}
     OUTPUT.parent.mkdir(exist_ok=True)
     OUTPUT.write_text(json.dumps({"tweets": len(feed.ids), "malformed": feed.malformed, "rate": RATE,

@@ -21,12 +21,11 @@ import pytest
 
 from agents.sources.synthetic import SyntheticTweets
 from app.settings import Settings
-from dashboard.health import processes as supervised_processes
 from datalake.lake import Lake
 from datalake.layout import BRONZE, SILVER
 from pipeline.processes import REPO, free_port
 from tests.kafka_io import produce
-from tests.processes import bronze_count, bronze_table, wait_until
+from tests.processes import bronze_count, bronze_table, supervised, wait_until
 from tweets.payloads import tweet_id_of
 
 pytestmark = pytest.mark.integration
@@ -65,7 +64,7 @@ def version(lake: Path, zone) -> int:
     return -1 if table is None else table.version()
 
 
-def supervised(run: psutil.Process, needle: str, name: str = "") -> psutil.Process:
+def process_of(run: psutil.Process, needle: str, name: str = "") -> psutil.Process:
     """The one process of make run's tree whose command line has `needle` (and process name `name`)."""
     found = []
     for process in run.children(recursive=True):
@@ -106,7 +105,8 @@ def test_make_run_fills_the_lake_and_the_dashboard_listens_on_loopback_and_survi
         SPARK_MASTER="local[2]", DASHBOARD_PORT=str(free_port()), SPARK_METRICS_PORT=str(free_port()),
         SUPERVISE_DIR=str(tmp_path / "run"), SUPERVISE_METRICS_PORT=str(free_port()),
     )
-    settings = Settings(broker_port=int(env["BROKER_PORT"]), supervise_metrics_port=int(env["SUPERVISE_METRICS_PORT"]))
+    settings = Settings(broker_port=int(env["BROKER_PORT"]), supervise_metrics_port=int(env["SUPERVISE_METRICS_PORT"]),
+                        supervise_dir=tmp_path / "run")
     dashboard = f"http://127.0.0.1:{env['DASHBOARD_PORT']}"
     log_path = tmp_path / "make-run.log"
     with open(log_path, "wb") as log:
@@ -129,17 +129,17 @@ def test_make_run_fills_the_lake_and_the_dashboard_listens_on_loopback_and_survi
                                     malformed_share=0.0).messages(2400))
         published = threading.Event()
         threading.Thread(target=publish_paced, args=(settings, ours, 30, published), daemon=True).start()
-        broker, board = supervised(tree, "app.broker"), supervised(tree, "-m dashboard")
+        broker, board = process_of(tree, "app.broker"), process_of(tree, "-m dashboard")
         kept = {p.pid: p.create_time() for p in (broker, board)}
 
-        worker = supervised(tree, "faust")
+        worker = process_of(tree, "faust")
         counters = f"http://127.0.0.1:{env['FAUST_WEB_PORT']}/counters/"
         recovery["worker"] = sigkill_and_time_recovery(
             worker, lambda: dashboard_json(counters).get("read", 0) > 0, "Faust worker")
         for zone, job, what in ((BRONZE, "spark_sink/bronze.py", "bronze sink"), (SILVER, "spark_sink/silver.py", "silver job")):
             at_kill = version(lake, zone)
             recovery[job] = sigkill_and_time_recovery(
-                supervised(tree, job, "java"), lambda: version(lake, zone) > at_kill + 1, what)
+                process_of(tree, job, "java"), lambda: version(lake, zone) > at_kill + 1, what)
 
         wait_until(published.is_set, 120, "our tweets published")
         ids = {tweet_id_of(m) for m in ours}
@@ -151,7 +151,7 @@ def test_make_run_fills_the_lake_and_the_dashboard_listens_on_loopback_and_survi
         wait_until(lambda: roots <= set(bronze_table(lake, "silver", ["edit_root_id"])["edit_root_id"].to_pylist()),
                    240, "every post of ours in silver")
         silver = bronze_table(lake, "silver", ["edit_root_id"])
-        states = {p["process"]: p for p in supervised_processes(settings, timeout=5)["processes"]}
+        states = supervised(settings)
         health = dashboard_json(f"{dashboard}/api/health")
         still = {pid: psutil.pid_exists(pid) and psutil.Process(pid).create_time() == t for pid, t in kept.items()}
     finally:

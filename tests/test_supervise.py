@@ -12,10 +12,9 @@ import sys
 import psutil
 import pytest
 
-from dashboard.health import processes as supervised_processes
 from app.settings import Settings
 from pipeline.processes import REPO, free_port
-from tests.processes import wait_until
+from tests.processes import supervised, supervised_pid, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -36,20 +35,6 @@ def start(tmp_path, procfile: str, *args: str) -> tuple[subprocess.Popen, Settin
                            cwd=REPO, env=env, stdout=open(tmp_path / "out.log", "wb"), stderr=subprocess.STDOUT,
                            start_new_session=True)
     return run, settings
-
-
-def states(settings: Settings) -> dict[str, dict]:
-    seen = supervised_processes(settings, timeout=2)
-    return {p["process"]: p for p in seen["processes"]}
-
-
-def pid_of(settings: Settings, name: str, group: str = "pipeline") -> int:
-    """The process's pid, from supervisorctl as an operator asks it."""
-    answer = subprocess.run([os.path.join(os.path.dirname(sys.executable), "supervisorctl"), "-c",
-                             str(settings.supervise_dir / "supervisord.conf"), "pid", f"{group}:{name}"],
-                            capture_output=True, text=True).stdout.strip()
-    assert answer.isdigit() and int(answer) > 0, f"no pid for {name}: {answer!r}"
-    return int(answer)
 
 
 def stop(run: subprocess.Popen) -> int:
@@ -73,17 +58,18 @@ def test_a_killed_process_is_restarted_and_one_that_dies_at_every_start_is_given
     procfile = PROCFILE + "victim: echo $$ >> victim.pids; exec sleep 600\n"
     run, settings = start(tmp_path, procfile, "--infra", "steady")
     try:
-        wait_until(lambda: states(settings).get("victim", {}).get("state") == "RUNNING", 30, "victim running")
-        steady, victim = pid_of(settings, "steady", "infra"), pid_of(settings, "victim")
+        wait_until(lambda: supervised(settings).get("victim", {}).get("state") == "RUNNING", 30, "victim running")
+        steady, victim = supervised_pid(settings, "steady", "infra"), supervised_pid(settings, "victim")
+        assert steady and victim
         os.kill(victim, signal.SIGKILL)
-        wait_until(lambda: states(settings)["victim"]["state"] == "RUNNING" and pid_of(settings, "victim") != victim,
+        wait_until(lambda: supervised(settings)["victim"]["state"] == "RUNNING" and supervised_pid(settings, "victim") not in (0, victim),
                    30, "the killed process back")
-        wait_until(lambda: states(settings)["crashing"]["state"] == "FATAL", 60, "crashing given up on")
-        seen = states(settings)
+        wait_until(lambda: supervised(settings)["crashing"]["state"] == "FATAL", 60, "crashing given up on")
+        seen = supervised(settings)
         assert seen["victim"]["restarts"] == 1
         assert seen["crashing"]["restarts"] == 2  # the first start and two retries
         assert (seen["steady"]["state"], seen["steady"]["restarts"]) == ("RUNNING", 0)
-        assert pid_of(settings, "steady", "infra") == steady
+        assert supervised_pid(settings, "steady", "infra") == steady
         assert run.poll() is None  # a non-essential process given up on stops nothing else
         wait_until(lambda: "cannot open config: 100% wrong" in (tmp_path / "out.log").read_text(), 10,
                    "the given-up process's log lines on the supervisor's output")
