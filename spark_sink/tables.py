@@ -29,6 +29,7 @@ from pyspark.sql import types as T
 
 from app.settings import Settings
 from datalake import layout
+from datalake.lake import lake_uri
 from datalake.layout import Zone
 
 log = logging.getLogger("tweetlake.tables")
@@ -97,8 +98,7 @@ class SparkLake:
         Spark it was a job per call, two per micro-batch)."""
         import deltalake
 
-        uri = uri or self.uri(zone)
-        return deltalake.DeltaTable(uri.removeprefix("file:") if uri.startswith("file:/") else uri).version()
+        return deltalake.DeltaTable(lake_uri(uri or self.uri(zone))).version()
 
 
 def remove_folder(spark: SparkSession, uri: str) -> None:
