@@ -14,10 +14,13 @@ from tweets.payloads import tweet_id_of
 from agents.sources.synthetic import SyntheticTweets
 from agents.sources.x_stream import XSource
 from app.faust_app import app
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from app.topics import raw_topic
 
 log = logging.getLogger(__name__)
+
+# The running X source, for the worker's /counters/ and /metrics (None unless SOURCE=x).
+x_source: XSource | None = None
 
 
 async def publish_raw(payload: bytes) -> None:
@@ -52,6 +55,9 @@ async def ingest() -> None:
         log.info("synthetic source: %.0f tweets/s (seed %s)", settings.synthetic_rate, settings.synthetic_seed)
         await publish_synthetic(settings.synthetic_rate, settings.synthetic_seed, settings.synthetic_limit)
     elif settings.source == "x":
-        await XSource(settings, publish_raw).run()
+        global x_source
+        # The cap is read again from the environment and .env, so raising it needs no restart.
+        x_source = XSource(settings, publish_raw, cap=lambda: Settings().x_monthly_post_cap)
+        await x_source.run()
     else:
         log.info("SOURCE=none: no built-in source; the raw topic is fed by backfills or other producers")

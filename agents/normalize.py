@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import orjson
-from faust.web import Request, Response, View
 
 from agents.counters import OutcomeCounters
 from agents.dedup import RawPosition, SeenTweets
@@ -130,12 +129,3 @@ async def forget_expired_tweet_ids() -> None:
     await outbox.flush()
     if forgotten:
         log.info("dedup: forgot %d tweet ids older than the window", forgotten)
-
-
-@app.page("/counters/")
-class CountersView(View):
-    """read = accepted + filtered + duplicates + rejected, as seen by this worker since start."""
-
-    async def get(self, request: Request) -> Response:
-        return self.json(counters.as_dict())
-

@@ -74,7 +74,23 @@ class Settings(BaseSettings):
     x_bearer_token: Optional[SecretStr] = None
     x_api_base_url: str = "https://api.twitter.com"
     x_rules_path: Path = Field(default_factory=default_rules_path)
-    x_max_rules: int = Field(default=25, ge=1, description="rules X allows the project: 25 Basic, 1000 Pro")
+    # The access level sets the rule count, rule length and connections X allows
+    # (agents/sources/x_access.py); X_MAX_RULES / X_MAX_RULE_LENGTH override them.
+    x_access_level: Literal["pay-per-use", "basic", "pro", "enterprise"] = "pay-per-use"
+    x_max_rules: Optional[int] = Field(default=None, ge=1)
+    x_max_rule_length: Optional[int] = Field(default=None, ge=1)
+    # After a reconnect (or a worker restart) the posts of the gap come from recent search, from
+    # this many seconds before the stream was last heard from (agents/sources/x_gap.py).
+    x_gap_fill: bool = True
+    x_gap_fill_overlap_seconds: float = Field(default=10.0, ge=0)
+    # Spend: X bills every post read (pay-per-use, 2026: $0.005). At X_MONTHLY_POST_CAP posts read
+    # in a calendar month (UTC) the stream and the gap fill stop until the next month or a higher
+    # cap (re-read from .env every X_CAP_CHECK_SECONDS); unset: no cap. X's usage endpoint is read
+    # every X_USAGE_POLL_SECONDS (0 = never).
+    x_cost_per_post_read: float = Field(default=0.005, ge=0)
+    x_monthly_post_cap: Optional[int] = Field(default=None, ge=0)
+    x_cap_check_seconds: float = Field(default=60.0, gt=0)
+    x_usage_poll_seconds: float = Field(default=900.0, ge=0)
 
     # Filtering.
     filter: Literal["topics", "none"] = "topics"
@@ -135,6 +151,11 @@ class Settings(BaseSettings):
     # The dashboard (dashboard/): its port on 127.0.0.1 and how often the page refreshes itself.
     dashboard_port: int = Field(default=8050, ge=1, le=65535)
     dashboard_refresh_seconds: float = Field(default=10.0, gt=0)
+    # The entity labels the dashboard's trending entities show, comma-separated: the NER model's and
+    # the field vocabulary's but numbers, dates and times (CARDINAL, ORDINAL, QUANTITY, PERCENT,
+    # MONEY, DATE, TIME), which trend every hour. Gold keeps every label.
+    trend_entity_labels: str = ("ML_FRAMEWORK,ML_MODEL,ML_ORG,ML_PERSON,PERSON,NORP,FAC,ORG,GPE,LOC,PRODUCT,EVENT,"
+                                "WORK_OF_ART,LAW,LANGUAGE")
 
     # The supervisor of `make run` and `make cluster` (supervise/): its files (config, one log per
     # process, the control socket), the metrics port of its restart counts on 127.0.0.1, how long a
@@ -177,6 +198,10 @@ class Settings(BaseSettings):
     @property
     def language_list(self) -> list[str]:
         return [code.strip() for code in self.languages.split(",") if code.strip()]
+
+    @property
+    def trend_entity_label_list(self) -> list[str]:
+        return [label.strip() for label in self.trend_entity_labels.split(",") if label.strip()]
 
     def spark_metrics_port_of(self, job: str) -> int | None:
         """The metrics port of a Spark job (bronze, silver, gold); None when metrics are off."""

@@ -1,15 +1,20 @@
-"""A fake X API v2 filtered stream on 127.0.0.1, for Tweepy to talk to over real HTTP.
+"""A fake X API v2 on 127.0.0.1 (filtered stream, its rules, recent search, usage), for Tweepy
+to talk to over real HTTP.
 
 It runs its own event loop in a thread, so that in-process tests and a worker subprocess can
 both use it. Every request is recorded. Stream connections follow `connections` in order (an
 HTTP error, or messages then a close by the server); once those are used up, a connection gets
 keep-alives until the client leaves. The first `failing_rule_reads` reads of the rules fail (503).
+Recent search finds the `posted` tweets of the rule whose value is the query, created within
+start_time..end_time, newest first, `page_size` a page. The usage endpoint answers each status
+of `usage_failures` in turn, then `usage`.
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
@@ -20,6 +25,9 @@ from aiohttp.test_utils import TestServer
 
 RULES_PATH = "/2/tweets/search/stream/rules"
 STREAM_PATH = "/2/tweets/search/stream"
+SEARCH_PATH = "/2/tweets/search/recent"
+USAGE_PATH = "/2/usage/tweets"
+X_EPOCH_MS = 1288834974657
 KEEP_ALIVE = b"\r\n"
 
 
@@ -39,6 +47,9 @@ class Send:
 
     chunks: tuple[bytes, ...]
     end: Literal["close", "abort", "hold"] = "close"
+    # Posts made on X as the connection ends (so created while the client is away): each a tuple
+    # of the rule tags it matches.
+    posts_at_end: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,9 +64,14 @@ class Recorded:
 class FakeXApi:
     def __init__(
         self, connections: list[Refuse | Send] = (), rules: list[dict] = (), refused_values: set[str] = frozenset(),
-        failing_rule_reads: int = 0,
+        failing_rule_reads: int = 0, posted: list[tuple[dict, str]] = (), page_size: int = 100,
+        usage: dict | None = None, usage_failures: list[int] = (),
     ):
         self.connections = list(connections)
+        self.posted = list(posted)
+        self.page_size = page_size
+        self.usage = usage
+        self.usage_failures = list(usage_failures)
         self.rules = {rule["id"]: rule for rule in rules}
         self.refused_values = refused_values
         self.failing_rule_reads = failing_rule_reads
@@ -87,6 +103,8 @@ class FakeXApi:
         app.router.add_get(RULES_PATH, self._get_rules)
         app.router.add_post(RULES_PATH, self._post_rules)
         app.router.add_get(STREAM_PATH, self._stream)
+        app.router.add_get(SEARCH_PATH, self._search)
+        app.router.add_get(USAGE_PATH, self._usage)
         self._server = TestServer(app, host="127.0.0.1")
         await self._server.start_server(shutdown_timeout=1.0)
         self.base_url = str(self._server.make_url("")).rstrip("/")
@@ -137,6 +155,39 @@ class FakeXApi:
             answer["errors"] = errors
         return web.json_response(answer, status=201)
 
+    async def _search(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        query = request.query
+        size = int(query.get("max_results", 10))
+        if not 10 <= size <= 100:
+            return web.json_response({"title": "Invalid Request", "detail": "max_results: 10 to 100"}, status=400)
+        tags = {rule["value"]: rule["tag"] for rule in self.rules.values()}
+        if query["query"] not in tags:
+            return web.json_response({"meta": {"result_count": 0}})
+        start, end = (x_seconds(query[name]) for name in ("start_time", "end_time"))
+        found = sorted((tweet for tweet, tag in self.posted
+                        if tag == tags[query["query"]] and start <= created_seconds(tweet["id"]) < end),
+                       key=lambda tweet: int(tweet["id"]), reverse=True)
+        offset = int(query.get("next_token", 0))
+        page = found[offset:offset + min(size, self.page_size)]
+        meta: dict = {"result_count": len(page)}
+        if offset + len(page) < len(found):
+            meta["next_token"] = str(offset + len(page))
+        answer: dict = {"meta": meta}
+        if page:
+            answer["data"] = page
+            answer["includes"] = {"users": [{"id": "2244994945", "name": "X Dev", "username": "XDevelopers"}]}
+        return web.json_response(answer)
+
+    async def _usage(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        if self.usage_failures:
+            status = self.usage_failures.pop(0)
+            return web.json_response({"title": "Unavailable", "detail": f"fake {status}"}, status=status)
+        if self.usage is None:
+            return web.json_response({"title": "Not Found", "detail": "no usage"}, status=404)
+        return web.json_response({"data": self.usage})
+
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         await self._record(request)
         script = self.connections.pop(0) if self.connections else None
@@ -148,6 +199,9 @@ class FakeXApi:
             for chunk in script.chunks:
                 await response.write(chunk)
                 await asyncio.sleep(0.005)
+            for sequence, tags in enumerate(script.posts_at_end):
+                tweet = post(snowflake(time.time(), sequence))
+                self.posted += [(tweet, tag) for tag in tags]
             if script.end == "close":
                 await response.write_eof()
                 return response
@@ -165,8 +219,26 @@ class FakeXApi:
 
 def snowflake_time(tweet_id: str) -> str:
     """The creation time an X id carries (ms since X's epoch in its upper bits), as X writes it."""
-    ms = (int(tweet_id) >> 22) + 1288834974657
+    ms = (int(tweet_id) >> 22) + X_EPOCH_MS
     return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def created_seconds(tweet_id: str) -> float:
+    return ((int(tweet_id) >> 22) + X_EPOCH_MS) / 1000
+
+
+def snowflake(seconds: float, sequence: int = 0) -> str:
+    """An X id for a post created at `seconds` since the epoch."""
+    return str((int(seconds * 1000) - X_EPOCH_MS) << 22 | sequence)
+
+
+def x_seconds(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def post(tweet_id: str, text: str = "Gradient boosting beats deep learning on tabular data") -> dict:
+    """A post as recent search returns it (the fields the stream asks for)."""
+    return orjson.loads(message(tweet_id, text))["data"]
 
 
 def message(tweet_id: str, text: str = "Fine-tuning a language model with PyTorch") -> bytes:

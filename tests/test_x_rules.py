@@ -8,9 +8,8 @@ import pytest
 from tweepy import StreamRule
 
 from tweets.topics import StreamRules, Topic, load_rules
-from agents.sources.x_rules import (
-    MAX_RULE_LENGTH, RulesError, build_rules, diff_rules, main, sync_rules, topic_rule,
-)
+from agents.sources.x_access import ACCESS_LEVELS, x_limits
+from agents.sources.x_rules import RulesError, build_rules, diff_rules, main, sync_rules, topic_rule
 from agents.sources.x_api import api_client
 from app.settings import Settings, get_settings
 from tests.fake_x_api import RULES_PATH, FakeXApi
@@ -40,24 +39,37 @@ def test_several_languages_are_alternatives_and_none_means_any():
     assert topic_rule(TOPIC, []).value.endswith("#MachineLearning)")
 
 
-def test_the_project_rules_file_makes_one_rule_per_topic_within_x_limits():
-    rules = build_rules(load_rules(), max_rules=25)
-    assert sorted(r.tag for r in rules) == ["ai", "big_data", "data_science", "machine_learning"]
-    for r in rules:
-        assert r.value.startswith("(") and r.value.endswith(") lang:en")
-        assert len(r.value) <= MAX_RULE_LENGTH
+BASIC = ACCESS_LEVELS["basic"]
 
 
-def test_a_rule_longer_than_x_allows_fails_naming_its_topic():
+def test_the_project_rules_file_makes_one_rule_per_topic_within_every_access_level():
+    for limits in ACCESS_LEVELS.values():
+        rules = build_rules(load_rules(), limits)
+        assert sorted(r.tag for r in rules) == ["ai", "big_data", "data_science", "machine_learning"]
+        for r in rules:
+            assert r.value.startswith("(") and r.value.endswith(") lang:en")
+
+
+def test_the_access_level_sets_the_limits_and_explicit_settings_override_them():
+    settings = Settings(_env_file=None)
+    assert (settings.x_access_level, x_limits(settings)) == ("pay-per-use", ACCESS_LEVELS["pay-per-use"])
+    assert (x_limits(settings).rules, x_limits(settings).rule_length, x_limits(settings).connections) == (1000, 1024, 1)
+    assert x_limits(Settings(_env_file=None, x_access_level="basic")) == BASIC
+    custom = x_limits(Settings(_env_file=None, x_access_level="basic", x_max_rules=40, x_max_rule_length=700))
+    assert (custom.rules, custom.rule_length) == (40, 700)
+
+
+def test_a_rule_longer_than_the_access_level_allows_fails_naming_its_topic():
     long_topic = Topic(tag="too_long", name="Too long", phrases=tuple(f"phrase number {i}" for i in range(40)))
-    with pytest.raises(RulesError, match=r"topic 'too_long' is \d+ characters, more than X's 512"):
-        build_rules(StreamRules(topics=(TOPIC, long_topic), languages=("en",)), max_rules=25)
+    rules = StreamRules(topics=(TOPIC, long_topic), languages=("en",))
+    with pytest.raises(RulesError, match=r"topic 'too_long' is \d+ characters, more than the 512"):
+        build_rules(rules, BASIC)
+    assert len(build_rules(rules, ACCESS_LEVELS["pay-per-use"])) == 2, "pay-per-use allows 1,024 characters"
 
 
-def test_more_topics_than_rules_allowed_fails_naming_the_setting_and_the_topics_over():
-    rules = load_rules()
-    with pytest.raises(RulesError, match=r"more than X_MAX_RULES=2 .*over the limit: \w+, \w+$"):
-        build_rules(rules, max_rules=2)
+def test_more_topics_than_rules_allowed_fails_naming_the_topics_over():
+    with pytest.raises(RulesError, match=r"more than the 2 X allows .*over the limit: \w+, \w+$"):
+        build_rules(load_rules(), x_limits(Settings(_env_file=None, x_max_rules=2)))
 
 
 def test_diff_keeps_equal_rules_and_replaces_changed_ones():
@@ -85,7 +97,7 @@ def sync(fake: FakeXApi, desired, dry_run: bool = False):
 
 
 def test_sync_deletes_stale_rules_then_adds_missing_ones_and_keeps_the_rest():
-    desired = build_rules(load_rules(), max_rules=25)
+    desired = build_rules(load_rules(), BASIC)
     ai = next(r for r in desired if r.tag == "ai")
     existing = [
         {"id": "1", "value": ai.value, "tag": "ai"},
@@ -108,7 +120,7 @@ def test_sync_deletes_stale_rules_then_adds_missing_ones_and_keeps_the_rest():
 
 
 def test_dry_run_reads_the_rules_and_sends_nothing():
-    desired = build_rules(load_rules(), max_rules=25)
+    desired = build_rules(load_rules(), BASIC)
     with FakeXApi(rules=[{"id": "2", "value": "(bitcoin)", "tag": "crypto"}]) as fake:
         diff = sync(fake, desired, dry_run=True)
         assert [r.method for r in fake.requests] == ["GET"]

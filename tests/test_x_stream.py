@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import orjson
 import pytest
@@ -17,15 +20,18 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pipeline.backfill import worker_counters
 from tweets.payloads import tweet_id_of
 from tweets.topics import load_rules
+from agents.sources import x_gap
+from agents.sources.x_access import ACCESS_LEVELS
 from agents.sources.x_rules import build_rules
+from agents.sources.x_spend import month_of
 from agents.sources.x_stream import STREAM_FIELDS, XSource
 from app.settings import Settings
 from pipeline.processes import free_port
 from tests.fake_x_api import (
-    KEEP_ALIVE, ODDLY_FORMATTED, OPERATIONAL_DISCONNECT, RULES_PATH, STREAM_PATH,
-    FakeXApi, Refuse, Send, lines, message,
+    KEEP_ALIVE, ODDLY_FORMATTED, OPERATIONAL_DISCONNECT, RULES_PATH, SEARCH_PATH, STREAM_PATH, USAGE_PATH,
+    FakeXApi, Refuse, Send, lines, message, post, snowflake, x_seconds,
 )
-from tests.processes import BIN, Process, settings_env
+from tests.processes import BIN, Process, bronze_count, bronze_table, settings_env, start_sink, wait_until
 
 M1, M2, M3 = (message(f"179000000000000000{i}") for i in (1, 3, 4))
 
@@ -44,6 +50,12 @@ class TweepyWaits:
     async def sleep(self, seconds: float) -> None:
         self.seconds.append(seconds)
         await asyncio.sleep(0)
+
+
+@pytest.fixture(autouse=True)
+def search_at_once(monkeypatch):
+    """X answers recent search only up to 10 s before the request; the fake answers at once."""
+    monkeypatch.setattr(x_gap, "END_TIME_MARGIN", 0.0)
 
 
 @pytest.fixture
@@ -68,12 +80,15 @@ class FailingOnce(Published):
         await super().__call__(payload)
 
 
-def run_source(fake: FakeXApi, publish: Published, until, timeout: float = 10.0) -> XSource:
+def run_source(fake: FakeXApi, publish: Published, until, timeout: float = 10.0, *, cap=None,
+               data_dir: Path | None = None, **settings_values) -> XSource:
     """Run the X source until `until(source)` holds, then stop it as a stopping worker would."""
 
     async def scenario() -> XSource:
-        settings = Settings(_env_file=None, x_bearer_token="test-token", x_api_base_url=fake.base_url)
-        source = XSource(settings, publish, restart_wait=0.01, restart_wait_max=0.01)
+        values = {"x_usage_poll_seconds": 0, **settings_values}
+        settings = Settings(_env_file=None, x_bearer_token="test-token", x_api_base_url=fake.base_url,
+                            faust_data_dir=data_dir or Path(tempfile.mkdtemp()), **values)
+        source = XSource(settings, publish, restart_wait=0.01, restart_wait_max=0.01, cap=cap)
         task = asyncio.create_task(source.run())
         deadline = time.monotonic() + timeout
         while not until(source):
@@ -104,7 +119,7 @@ def test_each_message_is_published_as_the_bytes_x_sent_and_the_rest_is_counted(t
     assert (counters.tweets, counters.errors, counters.disconnects, counters.reconnects) == (3, 1, 0, 0)
     assert "X stream error message: operational-disconnect: UpstreamOperationalDisconnect: This stream" in caplog.text
 
-    desired_rules = build_rules(load_rules(), max_rules=25)
+    desired_rules = build_rules(load_rules(), ACCESS_LEVELS["pay-per-use"])
     assert {(r["value"], r["tag"]) for r in fake.rules.values()} == {(r.value, r.tag) for r in desired_rules}
     (connection,) = fake.made("GET", STREAM_PATH)
     assert connection.query == {
@@ -167,6 +182,115 @@ def test_a_failed_rules_sync_is_retried_before_the_stream_connects(tweepy_waits,
     assert requests == [("GET", RULES_PATH)] * 3 + [("POST", RULES_PATH), ("GET", STREAM_PATH)]
 
 
+def tag_of_rule(fake: FakeXApi, tag: str) -> str:
+    return next(rule["value"] for rule in fake.rules.values() if rule["tag"] == tag)
+
+
+def test_the_posts_of_a_disconnect_are_recovered_from_recent_search_page_by_page(tweepy_waits, tmp_path):
+    now = time.time()
+    during = [post(snowflake(now - 2, i)) for i in range(3)]  # posted while the stream was down
+    earlier = post(snowflake(now - 3600))  # long before the gap: not searched for
+    other_topic = post(snowflake(now - 1, 9))
+    posted = [(tweet, "machine_learning") for tweet in (*during, earlier)] + [(other_topic, "big_data")]
+    connections = [Send(lines(M1), end="abort"), Send(lines(M2), end="hold")]
+    published = Published()
+    with FakeXApi(connections=connections, posted=posted, page_size=2) as fake:
+        source = run_source(fake, published, lambda s: s.counters.gap_recovered == 4 and len(published) == 6,
+                            data_dir=tmp_path)
+        searches = fake.made("GET", SEARCH_PATH)
+        rules = {rule["value"]: rule["tag"] for rule in fake.rules.values()}
+
+    recovered = [orjson.loads(p) for p in published if p not in (M1, M2)]
+    assert sorted(m["data"]["id"] for m in recovered) == sorted(t["id"] for t in (*during, other_topic))
+    assert {m["data"]["id"]: m["matching_rules"][0]["tag"] for m in recovered}[other_topic["id"]] == "big_data"
+    assert recovered[0]["includes"]["users"][0]["username"] == "XDevelopers"
+    assert M1 in published and M2 in published
+    # One search per rule, with the stream's fields; machine_learning's three posts in two pages.
+    assert sorted(rules[r.query["query"]] for r in searches) == ["ai", "big_data", "data_science",
+                                                                 "machine_learning", "machine_learning"]
+    first = searches[0].query
+    assert first["tweet.fields"] == ",".join(STREAM_FIELDS["tweet_fields"]) and first["max_results"] == "100"
+    assert x_seconds(first["start_time"]) <= now - 2 and x_seconds(first["end_time"]) >= now - 1
+    assert x_seconds(first["start_time"]) > now - 3600
+    counters = source.counters
+    assert (counters.gaps, counters.gap_recovered, counters.gaps_incomplete, counters.gap_seconds_lost) == (1, 4, 0, 0)
+    reads = source.ledger.as_dict()["reads"]
+    assert reads["stream"]["(total)"] == 2 and reads["gap_fill"] == {"machine_learning": 3, "big_data": 1, "(total)": 4}
+
+
+def test_a_gap_longer_than_recent_search_reaches_is_reported_and_the_rest_filled(tweepy_waits, tmp_path):
+    """The worker was down for 8 days: the ledger it left says when the stream was last heard from."""
+    now = time.time()
+    (tmp_path / "x_stream.json").write_text(json.dumps({"month": month_of(now), "alive_at": now - 8 * 86400}))
+    two_days_ago = post(snowflake(now - 2 * 86400))
+    published = Published()
+    with FakeXApi(connections=[Send(lines(M1), end="hold")], posted=[(two_days_ago, "ai")]) as fake:
+        source = run_source(fake, published, lambda s: s.counters.gaps_incomplete == 1 and len(published) == 2,
+                            data_dir=tmp_path)
+        starts = {x_seconds(r.query["start_time"]) for r in fake.made("GET", SEARCH_PATH)}
+
+    assert [orjson.loads(p)["data"]["id"] for p in published if p != M1] == [two_days_ago["id"]]
+    assert min(starts) >= now - 7 * 86400, "recent search reaches back 7 days, no further"
+    assert 86400 - 120 <= source.counters.gap_seconds_lost <= 86400 + 120
+
+
+def test_the_stream_stops_at_the_monthly_cap_and_resumes_when_the_cap_rises(tweepy_waits, tmp_path):
+    cap = [3]
+    tweets = [message(f"17900000000000002{i:02d}") for i in range(5)]
+    later = message("1790000000000000299")
+    published = Published()
+    with FakeXApi(connections=[Send(lines(*tweets), end="hold"), Send(lines(later), end="hold")]) as fake:
+        def stopped_at_cap(source: XSource) -> bool:
+            return source.counters.capped == 1
+
+        async def scenario():
+            settings = Settings(_env_file=None, x_bearer_token="test-token", x_api_base_url=fake.base_url,
+                                faust_data_dir=tmp_path, x_usage_poll_seconds=0, x_cap_check_seconds=0.05,
+                                x_cost_per_post_read=0.005)
+            source = XSource(settings, published, restart_wait=0.01, restart_wait_max=0.01, cap=lambda: cap[0])
+            task = asyncio.create_task(source.run())
+            deadline = time.monotonic() + 10
+            while not stopped_at_cap(source):
+                assert time.monotonic() < deadline and not task.done(), (published, source.counters)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.5)  # stopped means stopped: nothing more is read
+            at_cap = (list(published), len(fake.made("GET", STREAM_PATH)), source.ledger.month_total(),
+                      source.ledger.cost(settings.x_cost_per_post_read), task.done())
+            cap[0] = 10
+            while later not in published:
+                assert time.monotonic() < deadline and not task.done(), (published, source.counters)
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return source, at_cap
+
+        source, (published_at_cap, connections_at_cap, read_at_cap, cost_at_cap, ended) = asyncio.run(scenario())
+
+    assert published_at_cap == tweets[:3] and connections_at_cap == 1 and not ended
+    assert (read_at_cap, cost_at_cap) == (3, pytest.approx(0.015))
+    assert published == tweets[:3] + [later]
+    assert (source.counters.cap_stops, source.counters.capped, source.counters.gaps) == (1, 0, 0)
+    saved = json.loads((tmp_path / "x_stream.json").read_text())
+    assert saved["reads"]["stream"]["(total)"] == 4 and saved["month"] == month_of(time.time())
+
+
+def test_x_usage_endpoint_errors_never_stop_the_stream_and_its_count_joins_the_months(tweepy_waits):
+    published = Published()
+    usage = {"project_id": "1", "project_cap": "2000000", "project_usage": "1234", "cap_reset_day": 5}
+    messages = [message(f"17900000000000003{i:02d}") for i in range(2)]
+    chunks = (*lines(messages[0]), *([KEEP_ALIVE] * 20), *lines(messages[1]))
+    with FakeXApi(connections=[Send(chunks, end="hold")], usage=usage, usage_failures=[503, 429, 401]) as fake:
+        source = run_source(fake, published, lambda s: s.ledger.usage is not None and len(published) == 2,
+                            x_usage_poll_seconds=0.05)
+        polls = len(fake.made("GET", USAGE_PATH))
+
+    assert published == messages
+    assert source.counters.usage_errors == 3 and polls >= 4
+    assert (source.ledger.usage.project_usage, source.ledger.usage.project_cap) == (1234, 2_000_000)
+    assert source.ledger.month_total() == 1234, "X's count of the project's reads when higher than the worker's"
+
+
 def test_source_x_without_a_token_fails_at_start_up_naming_the_setting():
     with pytest.raises(ValueError, match="X_BEARER_TOKEN is not set"):
         XSource(Settings(_env_file=None, source="x"), Published())
@@ -192,21 +316,39 @@ def consume_records(settings: Settings, expected: int, timeout: float) -> list[t
 
 
 @pytest.mark.integration
-def test_the_worker_streams_x_messages_to_the_raw_topic_keyed_by_tweet_id(broker_settings, tmp_path):
+def test_the_worker_streams_x_to_the_raw_topic_and_fills_a_disconnect_so_bronze_has_every_post_once(
+        broker_settings, tmp_path):
     messages = [message(f"17900000000000001{i:02d}") for i in range(5)] + [ODDLY_FORMATTED]
-    chunks = (*lines(*messages[:3]), KEEP_ALIVE, *lines(OPERATIONAL_DISCONNECT, *messages[3:]))
-    with FakeXApi(connections=[Send(chunks, end="hold")]) as fake:
-        env = settings_env(
-            broker_settings, source="x", x_bearer_token="test-token", x_api_base_url=fake.base_url,
-            faust_web_port=free_port(),
-        )
+    # The connection drops after three messages; X goes on posting (one post matches two rules).
+    connections = [Send((*lines(*messages[:3]), KEEP_ALIVE), end="abort",
+                        posts_at_end=(("machine_learning",), ("ai", "machine_learning"), ("big_data",))),
+                   Send(lines(OPERATIONAL_DISCONNECT, *messages[3:]), end="hold")]
+    with FakeXApi(connections=connections) as fake:
+        settings = broker_settings.model_copy(update={"lake_root": str(tmp_path / "lake")})
+        env = settings_env(settings, source="x", x_bearer_token="test-token", x_api_base_url=fake.base_url,
+                           faust_web_port=free_port())
         command = [str(BIN / "faust"), "-A", "app", "worker", "-l", "info", "--web-port", env["FAUST_WEB_PORT"]]
-        with Process("worker", command, env, tmp_path) as worker:
-            records = consume_records(broker_settings, len(messages), timeout=45)
+        with Process("worker", command, env, tmp_path) as worker, \
+                start_sink(settings, tmp_path, sink_trigger_seconds=1) as sink:
+            wait_until(lambda: len(fake.posted) == 4, 60, "the posts made during the gap", (worker,))
+            posted = {tweet["id"] for tweet, _ in fake.posted}
+            expected = {tweet_id_of(m) for m in messages} | posted
+            wait_until(lambda: bronze_count(settings.lake_root) >= len(expected), 180, "every post in bronze",
+                       (worker, sink))
+            records = consume_records(settings, len(messages) + 4, timeout=30)
+            x = worker_counters(int(env["FAUST_WEB_PORT"]))["x"]
             log_text = worker.log_text()
 
-    assert sorted(records) == sorted((tweet_id_of(m).encode(), m) for m in messages), log_text[-4000:]
-    assert "X rules synced: 4 added, 0 deleted, 0 kept" in log_text
+    assert sorted(bronze_table(settings.lake_root, columns=["tweet_id"]).column("tweet_id").to_pylist()) == sorted(expected)
+    stream_records = [(key, value) for key, value in records if value in messages]
+    assert sorted(stream_records) == sorted((tweet_id_of(m).encode(), m) for m in messages), log_text[-4000:]
+    assert {key.decode() for key, _ in records} == expected, "the recovered posts keyed by their ids too"
+    assert x["stream"]["gaps"] == 1 and x["stream"]["gap_recovered"] == 4
+    assert x["posts_read"]["gap_fill"] == {"machine_learning": 2, "ai": 1, "big_data": 1, "(total)": 4}
+    assert x["posts_read"]["stream"]["(total)"] == len(messages)
+    assert x["spend_month"] == pytest.approx((len(messages) + 4) * 0.005)
+    assert {(r["value"], r["tag"]) for r in fake.rules.values()} == {
+        (r.value, r.tag) for r in build_rules(load_rules(), ACCESS_LEVELS["pay-per-use"])}
     assert "test-token" not in log_text
 
 

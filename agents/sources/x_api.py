@@ -2,11 +2,13 @@
 The stream (x_stream.py) and the rules (x_rules.py) both reach X through it."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import aiohttp
-from tweepy.asynchronous import AsyncStreamingClient
+from tweepy.asynchronous import AsyncClient, AsyncStreamingClient
 
+from agents.sources.x_spend import XUsage
 from app.settings import Settings
 
 # Where Tweepy sends every request; X_API_BASE_URL replaces it.
@@ -59,4 +61,23 @@ def api_client(settings: Settings) -> AsyncStreamingClient:
     """A Tweepy client for the rules endpoints; its session must be closed by the caller."""
     client = AsyncStreamingClient(bearer_token(settings), wait_on_rate_limit=True)
     client.session = XApiSession(settings.x_api_base_url)
+    return client
+
+
+async def read_usage(client: AsyncClient) -> XUsage:
+    """`GET /2/usage/tweets`: the posts the project read in X's current month and its cap. Tweepy
+    has no method for it; its request() still sends the token and raises on X's errors."""
+    response = await client.request("GET", "/2/usage/tweets", params={"usage.fields": "cap_reset_day,project_cap,project_usage"})
+    data = (await response.json())["data"]
+    cap = data.get("project_cap")
+    reset_day = data.get("cap_reset_day")
+    return XUsage(project_usage=int(data["project_usage"]), project_cap=int(cap) if cap is not None else None,
+                  cap_reset_day=int(reset_day) if reset_day is not None else None, read_at=time.time())
+
+
+def rest_client(token: str, api_base_url: str) -> AsyncClient:
+    """A Tweepy client for X's REST endpoints (recent search, usage) answering plain JSON dicts. It
+    raises on 429 instead of sleeping: the caller decides how long to wait. Close its session."""
+    client = AsyncClient(token, return_type=dict)
+    client.session = XApiSession(api_base_url)
     return client

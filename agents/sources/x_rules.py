@@ -19,13 +19,9 @@ from tweepy import StreamRule, TweepyException
 from tweepy.asynchronous import AsyncStreamingClient
 
 from tweets.topics import StreamRules, Topic, load_rules
+from agents.sources.x_access import XLimits, x_limits
 from agents.sources.x_api import api_client
 from app.settings import Settings, get_settings
-
-# X's limit on one rule's length at the Basic and Pro access levels (Academic and Enterprise
-# allow more). Checked before anything is sent, so that an over-long topic fails at start-up
-# with its name rather than as a rejection from X.
-MAX_RULE_LENGTH = 512
 
 
 class RulesError(ValueError):
@@ -58,20 +54,22 @@ def topic_rule(topic: Topic, languages: Sequence[str]) -> StreamRule:
     return StreamRule(value=value, tag=topic.tag)
 
 
-def build_rules(rules: StreamRules, max_rules: int) -> tuple[StreamRule, ...]:
-    """The X rules for the rules file, checked against X's limits."""
+def build_rules(rules: StreamRules, limits: XLimits) -> tuple[StreamRule, ...]:
+    """The X rules for the rules file, checked against the access level's limits before anything
+    is sent, so that an over-long topic fails at start-up with its name, not as X's rejection."""
     built = tuple(topic_rule(topic, rules.languages) for topic in rules.topics)
     for rule in built:
-        if len(rule.value) > MAX_RULE_LENGTH:
+        if len(rule.value) > limits.rule_length:
             raise RulesError(
-                f"the X rule of topic {rule.tag!r} is {len(rule.value)} characters, more than X's "
-                f"{MAX_RULE_LENGTH}: drop terms from it or split it into two topics"
+                f"the X rule of topic {rule.tag!r} is {len(rule.value)} characters, more than the "
+                f"{limits.rule_length} X allows (X_ACCESS_LEVEL, X_MAX_RULE_LENGTH): drop terms from it "
+                f"or split it into two topics"
             )
-    if len(built) > max_rules:
-        extra = ", ".join(rule.tag for rule in built[max_rules:])
+    if len(built) > limits.rules:
+        extra = ", ".join(rule.tag for rule in built[limits.rules:])
         raise RulesError(
-            f"{len(built)} topics need {len(built)} X rules, more than X_MAX_RULES={max_rules} "
-            f"(the access level's limit); over the limit: {extra}"
+            f"{len(built)} topics need {len(built)} X rules, more than the {limits.rules} X allows "
+            f"(X_ACCESS_LEVEL, X_MAX_RULES); over the limit: {extra}"
         )
     return built
 
@@ -131,7 +129,7 @@ def describe(diff: RulesDiff) -> list[str]:
 
 
 async def _sync_from_settings(settings: Settings, dry_run: bool) -> RulesDiff:
-    desired = build_rules(load_rules(settings.x_rules_path), settings.x_max_rules)
+    desired = build_rules(load_rules(settings.x_rules_path), x_limits(settings))
     client = api_client(settings)
     try:
         return await sync_rules(client, desired, dry_run=dry_run)
@@ -144,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m agents.sources.x_rules",
         description="Manage the X API v2 filtered-stream rules built from the rules file "
         "(X_RULES_PATH, default config/stream_rules.toml): one rule per topic, tagged with the topic. "
-        "Reads X_BEARER_TOKEN, X_API_BASE_URL and X_MAX_RULES from the environment or .env.",
+        "Reads X_BEARER_TOKEN, X_API_BASE_URL, X_ACCESS_LEVEL (and X_MAX_RULES, X_MAX_RULE_LENGTH) "
+        "from the environment or .env.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     sync = commands.add_parser(
