@@ -389,3 +389,22 @@ def test_a_stream_message_too_large_for_kafka_is_a_dead_letter_and_the_stream_go
     assert (b"1790000000000000301", after) in records
     assert counters["rejected_by_reason"] == {"too_large": 1}
     assert counters["read"] == counters["accepted"] + counters["filtered"] + counters["duplicates"] + counters["rejected"]
+
+
+def test_the_dashboard_shows_posts_read_and_spend_this_month_against_the_cap(tmp_path):
+    from dashboard.x_panel import x_stream_panel
+
+    settings = Settings(_env_file=None, source="x", x_bearer_token="test-token", faust_data_dir=tmp_path,
+                        x_monthly_post_cap=1000, x_cost_per_post_read=0.005)
+    source = XSource(settings, Published())
+    for _ in range(240):
+        source.ledger.count("stream", ["ai"], time.time())
+    for _ in range(10):
+        source.ledger.count("gap_fill", ["ai"], time.time())
+    panel = x_stream_panel({"reachable": True, "x": orjson.loads(orjson.dumps(source.report()))})
+
+    shown = {child.children[1].id: child.children[1].children for child in panel[1].children}
+    assert shown["x-posts-read"] == "250 of 1,000 (25%)"
+    assert shown["x-spend"] == "$1.25 at $0.005 a post"
+    assert shown["x-stream-state"] == "reading"
+    assert x_stream_panel({"reachable": True, "read": 0}) == [], "no X panel without SOURCE=x"
