@@ -43,12 +43,13 @@ QUARANTINE_UNREADABLE = Zone("quarantine/typed_unreadable", ("dt",), query="bron
                              stats=("letter_id",))
 # Gold: hourly aggregates of silver, each hour recomputed whole by the gold job (spark_sink/gold.py)
 # when silver's change feed shows a change in it. Each table's columns besides dt and hour: its
-# group columns, then its counts.
+# group columns, then its counts (relevant_tweets: the posts silver labels relevant).
 GOLD_GROUPS = {
-    "gold/topic_hourly": (("topic",), ("tweets", "originals", "retweets", "quotes", "replies", "authors")),
-    "gold/hashtags_hourly": (("hashtag",), ("tweets",)),
-    "gold/entities_hourly": (("entity", "label"), ("tweets",)),
-    "gold/domains_hourly": (("domain",), ("tweets",)),
+    "gold/topic_hourly": (("topic",), ("tweets", "relevant_tweets", "originals", "retweets", "quotes", "replies",
+                                       "authors")),
+    "gold/hashtags_hourly": (("hashtag",), ("tweets", "relevant_tweets")),
+    "gold/entities_hourly": (("entity", "label"), ("tweets", "relevant_tweets")),
+    "gold/domains_hourly": (("domain",), ("tweets", "relevant_tweets")),
 }
 GOLD_TOPIC_HOURLY, GOLD_HASHTAGS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_DOMAINS_HOURLY = GOLD_TABLES = tuple(
     Zone(path, PARTITION_COLUMNS, query="gold", stats=groups) for path, (groups, _) in GOLD_GROUPS.items()

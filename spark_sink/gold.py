@@ -74,8 +74,11 @@ class GoldWriter:
         metadata = {"query": "gold", "batch": batch_id, "silver_version": silver_version}
         try:
             for table, rows in gold_tables(silver).items():
+                # mergeSchema: a table created before a count was added to GOLD_COLUMNS (relevant_tweets)
+                # gains the column at its first write; the hours not recomputed since read it as null
+                # until silver changes them or a new checkpoint rebuilds gold.
                 (rows.repartition(*PARTITION_COLUMNS).write.format("delta").mode("overwrite")
-                 .option("replaceWhere", where)
+                 .option("replaceWhere", where).option("mergeSchema", "true")
                  .option("txnAppId", app).option("txnVersion", str(batch_id))
                  .option("userMetadata", json.dumps(metadata, sort_keys=True))
                  .save(self.lake.uri(table)))

@@ -1,5 +1,6 @@
 """Gold's rows from silver's, as Spark expressions: per hour partition (dt, hour) of silver, the
-count of posts by topic, hashtag, entity and domain (datalake.layout.GOLD_COLUMNS).
+count of posts by topic, hashtag, entity and domain, and of those silver labels relevant
+(datalake.layout.GOLD_COLUMNS).
 
 Every count is of distinct posts (edit_root_id), not of rows: silver holds one row per post, so
 the two agree, and a read that meets a post twice (a silver batch between its moves and its
@@ -14,10 +15,11 @@ from datalake.layout import (
     GOLD_COLUMNS, GOLD_DOMAINS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_HASHTAGS_HOURLY, GOLD_TOPIC_HOURLY,
     PARTITION_COLUMNS, Zone,
 )
+from tweets.relevance import RELEVANT
 
 # The silver columns gold reads.
-SILVER_READS = ("edit_root_id", "author_id", "is_retweet", "is_quote", "is_reply", "topics", "hashtags",
-                "entities", "domains") + PARTITION_COLUMNS
+SILVER_READS = ("edit_root_id", "author_id", "is_retweet", "is_quote", "is_reply", "relevance_label", "topics",
+                "hashtags", "entities", "domains") + PARTITION_COLUMNS
 
 
 def posts(condition: Column | None = None) -> Column:
@@ -26,26 +28,31 @@ def posts(condition: Column | None = None) -> Column:
     return F.count_distinct(post)
 
 
+def relevant() -> Column:
+    return F.col("relevance_label") == RELEVANT
+
+
 def original() -> Column:
     flags = [F.coalesce(F.col(name), F.lit(False)) for name in ("is_retweet", "is_quote", "is_reply")]
     return ~(flags[0] | flags[1] | flags[2])
 
 
 def by_element(silver: DataFrame, array: str, *fields: tuple[str, str]) -> DataFrame:
-    """One row per (post, distinct element of its `array` column): the element as column `name`
-    (or its struct `fields` as (field, name) pairs)."""
-    exploded = silver.select(*PARTITION_COLUMNS, "edit_root_id", F.explode(F.array_distinct(array)).alias("element"))
+    """One row per (post, distinct element of its `array` column), with the post's relevance label:
+    the element as column `element` (or its struct `fields` as (field, name) pairs)."""
+    post = (*PARTITION_COLUMNS, "edit_root_id", "relevance_label")
+    exploded = silver.select(*post, F.explode(F.array_distinct(array)).alias("element"))
     if fields:
-        return exploded.select(*PARTITION_COLUMNS, "edit_root_id",
-                               *[F.col(f"element.{field}").alias(name) for field, name in fields])
+        return exploded.select(*post, *[F.col(f"element.{field}").alias(name) for field, name in fields])
     return exploded
 
 
 def topic_hourly(silver: DataFrame) -> DataFrame:
     rows = silver.select(*PARTITION_COLUMNS, "edit_root_id", "author_id", "is_retweet", "is_quote", "is_reply",
-                         F.explode(F.array_distinct("topics")).alias("topic"))
+                         "relevance_label", F.explode(F.array_distinct("topics")).alias("topic"))
     return rows.groupBy(*PARTITION_COLUMNS, "topic").agg(
         posts().alias("tweets"),
+        posts(relevant()).alias("relevant_tweets"),
         posts(original()).alias("originals"),
         posts(F.col("is_retweet")).alias("retweets"),
         posts(F.col("is_quote")).alias("quotes"),
@@ -58,7 +65,8 @@ def element_hourly(silver: DataFrame, array: str, names: tuple[str, ...], fields
     rows = by_element(silver, array, *zip(fields, names))
     if not fields:
         rows = rows.withColumnRenamed("element", names[0])
-    return rows.where(F.col(names[0]).isNotNull()).groupBy(*PARTITION_COLUMNS, *names).agg(posts().alias("tweets"))
+    return rows.where(F.col(names[0]).isNotNull()).groupBy(*PARTITION_COLUMNS, *names).agg(
+        posts().alias("tweets"), posts(relevant()).alias("relevant_tweets"))
 
 
 def gold_tables(silver: DataFrame) -> dict[Zone, DataFrame]:

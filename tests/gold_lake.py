@@ -1,6 +1,7 @@
 """A lake whose silver and gold the real jobs wrote from bronze with repeats, an edited post that
-moves to the next hour, and a late hour a month back; and gold's counts computed again straight
-from silver with DuckDB, to hold gold to."""
+moves to the next hour, and a late hour a month back, over gold tables as a lake written before
+relevant_tweets left them; and gold's counts computed again straight from silver with DuckDB, to
+hold gold to."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,9 +17,10 @@ import pyarrow as pa
 from app.settings import Settings
 from datalake.lake import Lake
 from datalake.layout import GOLD_COLUMNS, GOLD_DOMAINS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_HASHTAGS_HOURLY, \
-    GOLD_TOPIC_HOURLY, SILVER, Zone
+    GOLD_TABLES, GOLD_TOPIC_HOURLY, PARTITION_COLUMNS, SILVER, Zone
 from tests.bronze_files import edited, tweet, write_bronze
 from tests.processes import start_sink, wait_until
+from tweets.relevance import RELEVANT
 
 START = datetime(2024, 5, 1, 7, 5, tzinfo=timezone.utc)
 LATE = datetime(2024, 4, 1, 12, 10, tzinfo=timezone.utc)
@@ -40,11 +42,14 @@ def post(moment: datetime, n: int, author: int) -> dict:
 
 
 def first_rows() -> list[dict]:
-    """Three hours of posts; a post edited across the hour (07:58, then 08:03)."""
+    """Three hours of posts; a post edited across the hour (07:58, then 08:03); a post whose AI is a
+    game's (a topic, but not relevant)."""
     rows = [post(START + timedelta(minutes=3 * n), n, author=n % 7) for n in range(60)]
     crossing = edited(datetime(2024, 5, 1, 7, 58, tzinfo=timezone.utc),
                       ["Machine learning on Spark, first draft", "Machine learning on Apache Spark, edited"])
-    return rows + crossing
+    game = tweet(START + timedelta(minutes=50), "The game's AI is so dumb, this boss fight is unfair", sequence=3999,
+                 hashtags=["gaming"])
+    return rows + [game] + crossing
 
 
 def late_batches(first: list[dict]) -> list[list[dict]]:
@@ -119,20 +124,21 @@ def expected_gold(lake: Path) -> dict[Zone, set[tuple]]:
     """Each gold table's rows as silver says they must be: (dt, hour, group..., counts...)."""
     db = silver_view(lake)
     flags = "coalesce(is_retweet, false) OR coalesce(is_quote, false) OR coalesce(is_reply, false)"
+    posts = f"count(DISTINCT edit_root_id), count(DISTINCT edit_root_id) FILTER (WHERE relevance_label = '{RELEVANT}')"
     queries = {
         GOLD_TOPIC_HOURLY: f"""
-            SELECT dt, hour, topic, count(DISTINCT edit_root_id),
+            SELECT dt, hour, topic, {posts},
                    count(DISTINCT edit_root_id) FILTER (WHERE NOT ({flags})),
                    count(DISTINCT edit_root_id) FILTER (WHERE is_retweet),
                    count(DISTINCT edit_root_id) FILTER (WHERE is_quote),
                    count(DISTINCT edit_root_id) FILTER (WHERE is_reply),
                    count(DISTINCT author_id)
             FROM (SELECT *, unnest(topics) AS topic FROM silver) GROUP BY ALL""",
-        GOLD_HASHTAGS_HOURLY: """SELECT dt, hour, hashtag, count(DISTINCT edit_root_id)
+        GOLD_HASHTAGS_HOURLY: f"""SELECT dt, hour, hashtag, {posts}
             FROM (SELECT *, unnest(hashtags) AS hashtag FROM silver) GROUP BY ALL""",
-        GOLD_ENTITIES_HOURLY: """SELECT dt, hour, e.text, e.label, count(DISTINCT edit_root_id)
+        GOLD_ENTITIES_HOURLY: f"""SELECT dt, hour, e.text, e.label, {posts}
             FROM (SELECT *, unnest(entities) AS e FROM silver) GROUP BY ALL""",
-        GOLD_DOMAINS_HOURLY: """SELECT dt, hour, domain, count(DISTINCT edit_root_id)
+        GOLD_DOMAINS_HOURLY: f"""SELECT dt, hour, domain, {posts}
             FROM (SELECT *, unnest(domains) AS domain FROM silver) GROUP BY ALL""",
     }
     return {table: set(db.execute(sql).fetchall()) for table, sql in queries.items()}
@@ -170,10 +176,11 @@ class GoldLake:
 
 
 def build_gold_lake(workdir: Path) -> GoldLake:
-    """Bronze with repeats -> silver; the gold job started live: its batch 0 rebuilds gold. Then late
-    rows in single-file bronze commits -> silver, a batch per commit; the live gold job, following
-    silver's change feed a file a batch, SIGKILLed in the middle of those -> gold again, from its
-    checkpoint, which must end equal to silver."""
+    """Bronze with repeats -> silver; gold tables as an older gold job left them (old_gold); the gold
+    job started live: its batch 0 rebuilds gold. Then late rows in single-file bronze commits ->
+    silver, a batch per commit; the live gold job, following silver's change feed a file a batch,
+    SIGKILLed in the middle of those -> gold again, from its checkpoint, which must end equal to
+    silver."""
     lake = workdir / "lake"
     settings = lake_settings(lake)
     rows = first_rows()
@@ -181,6 +188,7 @@ def build_gold_lake(workdir: Path) -> GoldLake:
     write_bronze(lake, rows + cases["first"])
     write_bronze(lake, rows[:20] + rows[-1:])  # repeats, the edit among them
     logs = {"silver-0": run_job(settings, workdir, "silver", "silver-0")}
+    old_gold(lake)
     silver_after_first = silver_table(lake).to_pylist()
     gold = start_sink(settings, workdir, job="gold", name="gold-1")
     try:
@@ -202,6 +210,18 @@ def build_gold_lake(workdir: Path) -> GoldLake:
     logs["gold-1"] = (workdir / "gold-1.log").read_text()
     logs["gold-2"] = run_job(settings.model_copy(update={"gold_max_files_per_trigger": 50}), workdir, "gold", "gold-2")
     return GoldLake(lake, logs, silver_after_first, cases)
+
+
+def old_gold(lake: Path) -> None:
+    """Each gold table as a lake written before relevant_tweets holds it: without that column, one
+    row in an hour silver never had (the rebuild must clear it)."""
+    for table in GOLD_TABLES:
+        groups, counts = GOLD_COLUMNS[table]
+        schema = pa.schema([(name, pa.string()) for name in groups]
+                           + [(name, pa.int64()) for name in counts if name != "relevant_tweets"]
+                           + [(name, pa.string()) for name in PARTITION_COLUMNS])
+        row = {name: "stale" for name in groups} | {"tweets": 1, "dt": "2024-03-01", "hour": "00"}
+        Lake(str(lake), must_exist=False).append(table, pa.Table.from_pylist([row], schema))
 
 
 def silver_table(lake: Path) -> pa.Table:

@@ -1,6 +1,7 @@
-"""The gold job on a real lake: every gold count equals the count straight from silver (DuckDB),
-after a rebuild, late hours, repeats, an edit that moves a post to the next hour, and a SIGKILL in
-the middle of gold's batches followed by a restart from its checkpoint."""
+"""The gold job on a real lake: every gold count, relevant_tweets included, equals the count straight
+from silver (DuckDB), after a rebuild over gold tables written before relevant_tweets, late hours,
+repeats, an edit that moves a post to the next hour, and a SIGKILL in the middle of gold's batches
+followed by a restart from its checkpoint."""
 from __future__ import annotations
 
 import pytest
@@ -26,6 +27,9 @@ def test_gold_equals_silver_after_late_hours_repeats_and_a_kill(gold_lake):
 
     sizes = assert_gold_equals_silver(gold_lake.root)
     assert all(sizes[table] > 0 for table in GOLD_TABLES), sizes
-    topic_hours = {(dt, hour) for dt, hour, *_ in gold_rows(gold_lake.root, GOLD_TOPIC_HOURLY)}
+    topic_rows = gold_rows(gold_lake.root, GOLD_TOPIC_HOURLY)
+    topic_hours = {(dt, hour) for dt, hour, *_ in topic_rows}
+    tweets, relevant = (sum(row[3 + n] for row in topic_rows) for n in range(2))  # dt, hour, topic, tweets, ...
+    assert 0 < relevant < tweets, "relevant_tweets does not tell relevant posts from the others"
     assert ("2024-04-01", "12") in topic_hours, "the late hour is not in gold"
     assert {("2024-05-01", "07"), ("2024-05-01", "08"), ("2024-05-01", "09"), ("2024-05-01", "10")} <= topic_hours
