@@ -1,12 +1,14 @@
 """Serve the tweetlake dashboard on 127.0.0.1 (the Procfile's `dashboard` process).
 
 The page shows tweets per topic over time (from gold/topic_hourly), trending hashtags, entities
-and domains (growth of the newest hour in gold against the hourly mean of the 24 before it), the
-newest relevant tweets of silver filtered by topic, and the pipeline's health: the worker's
-/counters/ (on FAUST_WEB_PORT), rows, files and newest data per zone, quarantine, and the lag of
-the worker's consumer group and of the bronze sink's checkpoint. It refreshes itself every
+(of the labels in TREND_ENTITY_LABELS) and domains (growth of the newest hour in gold against the
+hourly mean of the 24 before it), each counting every tweet or, with the switch, the relevant ones
+only, the newest relevant tweets of silver filtered by topic, and the pipeline's health: the
+worker's /counters/ (on FAUST_WEB_PORT), rows, files and newest data per zone, quarantine, and the
+lag of the worker's consumer group and of the bronze sink's checkpoint. It refreshes itself every
 DASHBOARD_REFRESH_SECONDS and loads nothing from the internet. JSON of the same numbers:
-/api/topics?range=hour|day|week|all, /api/trending, /api/tweets?topic=TAG, /api/health.
+/api/topics?range=hour|day|week|all&relevant=0|1, /api/trending?relevant=0|1, /api/tweets?topic=TAG,
+/api/health.
 """
 from __future__ import annotations
 

@@ -31,9 +31,9 @@ def create_app(settings: Settings) -> Dash:
 
 
 def add_api(app: Dash, views: Views) -> None:
-    """GET /api/topics?range=hour|day|week|all, /api/trending?limit=N, /api/tweets?topic=TAG&limit=N
-    and /api/health (README.md, "Dashboard"): 400 for a bad parameter, 503 while the lake cannot
-    be read."""
+    """GET /api/topics?range=hour|day|week|all, /api/trending?limit=N (both with relevant=1: relevant
+    tweets only), /api/tweets?topic=TAG&limit=N and /api/health (README.md, "Dashboard"): 400 for a
+    bad parameter, 503 while the lake cannot be read."""
     server = app.server
     server.json.sort_keys = False
 
@@ -47,11 +47,11 @@ def add_api(app: Dash, views: Views) -> None:
 
     @server.get("/api/topics")
     def api_topics():
-        return answer(lambda: views.topics(request.args.get("range", "day")))
+        return answer(lambda: views.topics(request.args.get("range", "day"), relevant=flag("relevant")))
 
     @server.get("/api/trending")
     def api_trending():
-        return answer(lambda: views.trending(limit=bounded_int("limit", 10, 1, 1000)))
+        return answer(lambda: views.trending(limit=bounded_int("limit", 10, 1, 1000), relevant=flag("relevant")))
 
     @server.get("/api/tweets")
     def api_tweets():
@@ -60,6 +60,14 @@ def add_api(app: Dash, views: Views) -> None:
     @server.get("/api/health")
     def api_health():
         return answer(views.health)
+
+
+def flag(name: str) -> bool:
+    """A 0/1 query parameter, 0 when absent."""
+    text = request.args.get(name, "0")
+    if text not in ("0", "1"):
+        raise ValueError(f"{name} must be 0 or 1, got {text!r}")
+    return text == "1"
 
 
 def bounded_int(name: str, default: int, low: int, high: int) -> int:

@@ -53,8 +53,7 @@ class LakeReader:
         version = table.version()
         cached = self._gold.get(zone)
         if cached is None or cached[0] != version:
-            rows = table.to_pyarrow_dataset().to_table(columns=schema.names).cast(schema)
-            self._gold[zone] = cached = (version, rows)
+            self._gold[zone] = cached = (version, gold_rows(table.to_pyarrow_dataset(), schema))
         return cached[1]
 
     def newest_tweets(self, topic: str | None, limit: int,
@@ -99,6 +98,16 @@ class LakeReader:
         while len(self._silver) > SILVER_PARTITIONS_KEPT:
             self._silver.popitem(last=False)
         return relevant
+
+
+def gold_rows(dataset: ds.Dataset, schema: pa.Schema) -> pa.Table:
+    """A gold table's rows in `schema`. A count the table predates (relevant_tweets in a lake written
+    before it) reads 0, in the table or in the hours the gold job has not recomputed since it came."""
+    rows = dataset.to_table(columns=[name for name in schema.names if name in dataset.schema.names])
+    columns = [rows[field.name].cast(field.type) if field.name in rows.column_names
+               else pa.nulls(rows.num_rows, field.type) for field in schema]
+    return pa.table([pc.fill_null(column, 0) if pa.types.is_integer(column.type) else column for column in columns],
+                    schema=schema)
 
 
 def files_by_partition(zone: Zone, files: pa.Table) -> dict[str, tuple[str, ...]]:

@@ -1,9 +1,11 @@
 """The page: its layout and the callbacks that fill it from the views at every refresh.
 
-Elements the end-to-end test reads have stable ids: range, topics-chart, topic-totals (rows with
+Elements the end-to-end test reads have stable ids: relevance-switch (its data-relevant says which
+counts the chart and totals show, once they do), range, topics-chart, topic-totals (rows with
 data-topic), trending-hashtags/-entities/-domains, topic-filter, tweets (items with data-topics),
 health, worker-status, counter-<name>, zones (rows with data-zone), quarantine-rows, lag-worker,
-lag-bronze-sink, processes (rows with data-process).
+lag-bronze-sink, processes (rows with data-process), x-stream (SOURCE=x: x-posts-read, x-spend,
+x-stream-state, x-gaps).
 """
 from __future__ import annotations
 
@@ -15,15 +17,17 @@ from dash import Dash, Input, Output, dcc, html
 from datalake.errors import LakeError
 from datalake.display import human_size
 from dashboard.health import COUNTER_NAMES
+from dashboard.x_panel import x_stream_panel
 from dashboard.views import ALL_TOPICS, RANGES, TOPIC_COUNTS, Views
 
 RANGE_LABELS = {"hour": "Last hour", "day": "Last day", "week": "Last week", "all": "All"}
+COUNTED = {"all": "All tweets", "relevant": "Relevant only"}  # the switch's values: which posts the counts count
 TREND_COLUMNS = {"hashtags": ("hashtag",), "entities": ("entity", "label"), "domains": ("domain",)}
 
 
 def layout(views: Views, refresh_seconds: float) -> html.Div:
     return html.Div(className="page", children=[
-        html.Header([html.H1("tweetlake"), html.Span(id="updated-at", className="muted")]),
+        html.Header([html.H1("tweetlake"), html.Span(id="updated-at", className="muted"), relevance_switch()]),
         dcc.Interval(id="refresh", interval=int(refresh_seconds * 1000), n_intervals=0),
         html.Section(id="topics-section", children=[
             html.H2("Tweets per topic"),
@@ -52,6 +56,15 @@ def layout(views: Views, refresh_seconds: float) -> html.Div:
     ])
 
 
+def relevance_switch() -> html.Div:
+    """Every tweet or the relevant ones only, for the chart, the totals and the trends."""
+    return html.Div(id="relevance-switch", className="switch", **{"data-relevant": "0"}, children=[
+        html.Span("Counting", className="muted"),
+        dcc.RadioItems(id="relevance", options=[{"label": label, "value": value} for value, label in COUNTED.items()],
+                       value="all", inline=True, className="choices"),
+    ])
+
+
 def topic_options(views: Views) -> list[dict]:
     return [{"label": "All topics", "value": ALL_TOPICS}] + [
         {"label": views.topic_names.get(tag, tag), "value": tag} for tag in views.topic_tags()]
@@ -74,22 +87,24 @@ def lake_errors_shown(outputs: int):
 
 def register_callbacks(app: Dash, views: Views) -> None:
     @app.callback(Output("topics-chart", "figure"), Output("topic-totals", "children"), Output("range-note", "children"),
-                  Input("refresh", "n_intervals"), Input("range", "value"))
-    def show_topics(_n, range_name):
+                  Output("relevance-switch", "data-relevant"),
+                  Input("refresh", "n_intervals"), Input("range", "value"), Input("relevance", "value"))
+    def show_topics(_n, range_name, counted):
+        relevant = counted == "relevant"
         try:
-            topics = views.topics(range_name)
+            topics = views.topics(range_name, relevant=relevant)
         except (LakeError, OSError) as error:
-            return go.Figure(), None, f"lake not readable: {error}"
-        return topics_figure(topics), topic_totals(topics), range_note(topics)
+            return go.Figure(), None, f"lake not readable: {error}", str(int(relevant))
+        return topics_figure(topics), topic_totals(topics), range_note(topics), str(int(relevant))
 
     @app.callback(*(Output(f"trending-{name}", "children") for name in TREND_COLUMNS),
-                  Output("trending-note", "children"), Input("refresh", "n_intervals"))
+                  Output("trending-note", "children"), Input("refresh", "n_intervals"), Input("relevance", "value"))
     @lake_errors_shown(outputs=len(TREND_COLUMNS) + 1)
-    def show_trending(_n):
-        trends = views.trending()
-        note = (f"Tweets in the newest hour of gold ({trends['last_hour']}) against the hourly mean of the "
-                f"{trends['window_hours']} hours before it; new: none in those hours."
-                if trends["last_hour"] else "No gold data yet.")
+    def show_trending(_n, counted):
+        trends = views.trending(relevant=counted == "relevant")
+        note = (f"{'Relevant tweets' if trends['relevant'] else 'Tweets'} in the newest hour of gold "
+                f"({trends['last_hour']}) against the hourly mean of the {trends['window_hours']} hours before it; "
+                "new: none in those hours." if trends["last_hour"] else "No gold data yet.")
         return (*(trend_table(trends[name], TREND_COLUMNS[name]) for name in TREND_COLUMNS), note)
 
     @app.callback(Output("topic-filter", "options"), Input("refresh", "n_intervals"))
@@ -118,20 +133,24 @@ def topics_figure(topics: dict) -> go.Figure:
         for topic in topics["topics"]
     ])
     figure.update_layout(margin={"l": 40, "r": 10, "t": 10, "b": 30}, legend={"orientation": "h", "y": -0.15},
-                         yaxis_title="tweets per hour", template="plotly_white", uirevision=topics["range"])
+                         yaxis_title=f"{'relevant tweets' if topics['relevant'] else 'tweets'} per hour",
+                         template="plotly_white", uirevision=topics["range"])
     return figure
 
 
 def range_note(topics: dict) -> str:
     if topics["newest_hour"] is None:
         return "No gold data yet."
-    return f"Hours {topics['first_hour']} to {topics['newest_hour']} (the newest hour in gold), UTC."
+    counted = ("relevant tweets only, which gold does not break down into originals, retweets, quotes and replies"
+               if topics["relevant"] else "every tweet")
+    return f"Hours {topics['first_hour']} to {topics['newest_hour']} (the newest hour in gold), UTC; {counted}."
 
 
 def topic_totals(topics: dict) -> list:
     head = html.Tr([html.Th("Topic")] + [html.Th(count.capitalize()) for count in TOPIC_COUNTS])
     rows = [html.Tr([html.Td(topic["name"], className="topic")]
-                    + [html.Td(f"{topic[count]:,}", className=count) for count in TOPIC_COUNTS],
+                    + [html.Td("–" if topic[count] is None else f"{topic[count]:,}", className=count)
+                       for count in TOPIC_COUNTS],
                     **{"data-topic": topic["topic"]})
             for topic in topics["topics"]]
     return [html.Thead(head), html.Tbody(rows)]
@@ -140,8 +159,9 @@ def topic_totals(topics: dict) -> list:
 def trend_table(trends: list[dict], columns: tuple[str, ...]) -> list:
     if not trends:
         return [html.Tbody(html.Tr(html.Td("Nothing in the newest hour.", className="muted")))]
-    head = html.Tr([html.Th(c.capitalize()) for c in columns] + [html.Th("Last hour"), html.Th("Mean/h before"),
-                                                                   html.Th("Growth")])
+    head = html.Tr([html.Th(c.capitalize(), className=c) for c in columns]
+                   + [html.Th("Last hour", className="tweets"), html.Th("Mean/h before", className="prior"),
+                      html.Th("Growth", className="growth")])
     rows = [html.Tr([html.Td(trend[c], className=c) for c in columns]
                     + [html.Td(f"{trend['tweets']:,}", className="tweets"),
                        html.Td(f"{trend['prior_hourly_mean']:.2f}", className="prior"),
@@ -193,8 +213,8 @@ def health_panel(state: dict) -> list:
         lag_item("lag-worker", "worker lag (raw topic)", lag["worker"]),
         lag_item("lag-bronze-sink", "bronze sink lag (typed topic)", lag["bronze_sink"]),
     ])
-    return [status, counters, zones, quarantine, html.H3("Consumer lag"), lags, html.H3("Processes"),
-            process_table(state["supervised"])]
+    return [status, counters, *x_stream_panel(worker), zones, quarantine, html.H3("Consumer lag"), lags,
+            html.H3("Processes"), process_table(state["supervised"])]
 
 
 def process_table(supervised: dict) -> html.Div | html.Table:

@@ -2,7 +2,8 @@
 return them, so the numbers on the page are the endpoints' numbers.
 
 Time ranges end at the newest hour in gold/topic_hourly, as trends do (datalake/trending.py): a
-backfilled archive shows its own last day, not an empty one.
+backfilled archive shows its own last day, not an empty one. Topics and trends count every post, or
+with `relevant` only those silver labels relevant (gold's relevant_tweets).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tweets.topics import load_rules
 # Hours of each range, counted back from the newest hour in gold (None: every hour there is).
 RANGES = {"hour": 1, "day": 24, "week": 7 * 24, "all": None}
 TOPIC_COUNTS = ("tweets", "originals", "retweets", "quotes", "replies")  # authors do not add up over hours
+RELEVANT_COUNT = "relevant_tweets"  # gold's count of the posts silver labels relevant
 TREND_TABLES = {"hashtags": GOLD_HASHTAGS_HOURLY, "entities": GOLD_ENTITIES_HOURLY, "domains": GOLD_DOMAINS_HOURLY}
 ALL_TOPICS = "all"
 
@@ -43,14 +45,17 @@ class Views:
         # The reader's caches are not thread-safe; the probes have their own timeouts and need no lock.
         self._lake = threading.Lock()
 
-    def topics(self, range_name: str = "day") -> dict:
-        """Tweets per topic and hour over a range, zero where gold has no row, and each topic's totals."""
+    def topics(self, range_name: str = "day", relevant: bool = False) -> dict:
+        """Tweets per topic and hour over a range, zero where gold has no row, and each topic's totals.
+        `relevant`: relevant tweets only; gold does not break those down, so originals, retweets,
+        quotes and replies are null."""
         if range_name not in RANGES:
             raise UnknownRange(range_name)
         with self._lake:
             gold = self.reader.gold(GOLD_TOPIC_HOURLY)
         last = newest_hour(gold)
-        result = {"range": range_name, "newest_hour": iso_utc(last), "first_hour": None, "hour_starts": [], "topics": []}
+        result = {"range": range_name, "relevant": relevant, "newest_hour": iso_utc(last), "first_hour": None,
+                  "hour_starts": [], "topics": []}
         if last is None:
             return result
         starts = hour_starts(gold)
@@ -60,27 +65,35 @@ class Views:
             pc.greater_equal(starts, pa.scalar(first, type=starts.type)))
         hour_list = [first + timedelta(hours=n) for n in range(int((last - first) / timedelta(hours=1)) + 1)]
         index = {moment: n for n, moment in enumerate(hour_list)}
+        sources = {"tweets": RELEVANT_COUNT} if relevant else {count: count for count in TOPIC_COUNTS}
         per_topic: dict[str, dict] = {}
-        for row in rows.group_by(["topic", "hour_start"]).aggregate([(c, "sum") for c in TOPIC_COUNTS]).to_pylist():
+        for row in rows.group_by(["topic", "hour_start"]).aggregate([(c, "sum") for c in sources.values()]).to_pylist():
             topic = per_topic.setdefault(row["topic"], {
                 "topic": row["topic"], "name": self.topic_names.get(row["topic"], row["topic"]),
-                **{count: 0 for count in TOPIC_COUNTS}, "tweets_per_hour": [0] * len(hour_list)})
-            for count in TOPIC_COUNTS:
-                topic[count] += row[f"{count}_sum"]
-            topic["tweets_per_hour"][index[row["hour_start"].astimezone(timezone.utc)]] += row["tweets_sum"]
+                **{count: 0 if count in sources else None for count in TOPIC_COUNTS},
+                "tweets_per_hour": [0] * len(hour_list)})
+            for count, column in sources.items():
+                topic[count] += row[f"{column}_sum"]
+            hour = index[row["hour_start"].astimezone(timezone.utc)]
+            topic["tweets_per_hour"][hour] += row[f"{sources['tweets']}_sum"]
         result.update(first_hour=iso_utc(first), hour_starts=[iso_utc(moment) for moment in hour_list],
                       topics=sorted(per_topic.values(), key=lambda t: (-t["tweets"], t["topic"])))
         return result
 
-    def trending(self, limit: int = 10) -> dict:
-        """The top trends of hashtags, entities and domains in the newest hour of gold."""
+    def trending(self, limit: int = 10, relevant: bool = False) -> dict:
+        """The top trends of hashtags, entities (of the labels TREND_ENTITY_LABELS names) and domains
+        in the newest hour of gold; `relevant`: of relevant tweets only."""
         with self._lake:
             last = newest_hour(self.reader.gold(GOLD_TOPIC_HOURLY))
             tables = {name: self.reader.gold(zone) for name, zone in TREND_TABLES.items()}
+        tables["entities"] = of_labels(tables["entities"], self.settings.trend_entity_label_list)
+        count = RELEVANT_COUNT if relevant else "tweets"
         return {
             "last_hour": iso_utc(last),
             "window_hours": WINDOW_HOURS,
-            **{name: [trend.as_dict() for trend in trending(table, GOLD_COLUMNS[TREND_TABLES[name]][0], last, limit=limit)]
+            "relevant": relevant,
+            **{name: [trend.as_dict() for trend in
+                      trending(table, GOLD_COLUMNS[TREND_TABLES[name]][0], last, limit=limit, count=count)]
                for name, table in tables.items()},
         }
 
@@ -128,6 +141,12 @@ class Views:
             "consumer_lag": health.consumer_lag(self.settings),
             "supervised": health.processes(self.settings),
         }
+
+
+def of_labels(entities: pa.Table, labels: list[str]) -> pa.Table:
+    """The rows of gold/entities_hourly whose label is one of `labels`: a number, a date or a time
+    (CARDINAL, DATE, TIME...) trends every hour and says nothing about the field."""
+    return entities.filter(pc.is_in(entities["label"], value_set=pa.array(labels, pa.string())))
 
 
 def tweet_view(row: dict) -> dict:

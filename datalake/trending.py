@@ -7,9 +7,11 @@ archive's own newest hour instead of nothing. For each term (a gold table's grou
 
     growth = tweets in the last hour / (tweets in the 24 hours before it / 24)
 
-an hour missing from gold counting 0 tweets. A term without a tweet in those 24 hours is `new`
-(growth null). Only terms tweeted in the last hour trend; new terms rank first, by their count (a
-term from nowhere is the strongest rise there is), then the rest by growth, ties by count.
+an hour missing from gold counting 0 tweets; "tweets" is the gold count asked for: every post
+(`tweets`) or only those silver labels relevant (`relevant_tweets`). A term without a tweet in
+those 24 hours is `new` (growth null). Only terms tweeted in the last hour trend; new terms rank
+first, by their count (a term from nowhere is the strongest rise there is), then the rest by
+growth, ties by count.
 """
 from __future__ import annotations
 
@@ -55,9 +57,9 @@ def newest_hour(topic_hourly: pa.Table) -> datetime | None:
 
 
 def trending(hourly: pa.Table, group_columns: Sequence[str], last_hour: datetime | None,
-             window_hours: int = WINDOW_HOURS, limit: int | None = None) -> list[Trend]:
-    """The terms of a gold hourly table (dt, hour, the group columns, tweets) that were tweeted in
-    `last_hour`, ranked as the module says; the top `limit` of them if given."""
+             window_hours: int = WINDOW_HOURS, limit: int | None = None, count: str = "tweets") -> list[Trend]:
+    """The terms of a gold hourly table (dt, hour, the group columns, its `count` column) that were
+    tweeted in `last_hour`, ranked as the module says; the top `limit` of them if given."""
     if last_hour is None or hourly.num_rows == 0:
         return []
     starts = hour_starts(hourly)
@@ -65,7 +67,7 @@ def trending(hourly: pa.Table, group_columns: Sequence[str], last_hour: datetime
     first = pa.scalar(last_hour.astimezone(timezone.utc) - timedelta(hours=window_hours), type=starts.type)
     in_window = pc.and_(pc.greater_equal(starts, first), pc.less_equal(starts, last))
     is_last = pc.equal(starts, last)
-    tweets = hourly["tweets"].cast(pa.int64())
+    tweets = hourly[count].cast(pa.int64())
     zero = pa.scalar(0, pa.int64())
     counted = pa.table(
         {name: hourly[name] for name in group_columns}

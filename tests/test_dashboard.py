@@ -2,10 +2,11 @@
 of Delta tables (silver appended an hour a commit with deltalake, gold written from silver's change
 feed by the real gold job), driven in Debian's headless Chromium through Playwright. The page
 loads nothing from outside the app and logs no console error, its chart renders a trace per topic,
-its numbers are gold's, a topic filter shows that topic's newest relevant silver tweets, and with
-no worker and no Kafka the health panel says so. The numbers the tests expect are read apart from
-the dashboard, through each table's Delta log into DuckDB. A screenshot is saved in
-tests/output/dashboard.png."""
+its numbers are gold's (every tweet, or the relevant ones with the switch), a topic filter shows
+that topic's newest relevant silver tweets, and with no worker and no Kafka the health panel says
+so; at 1024 and 1400 px wide no panel or table overlaps another and no cell's text overflows. The
+numbers the tests expect are read apart from the dashboard, through each table's Delta log into
+DuckDB. Screenshots are saved in tests/output/dashboard-1024.png and dashboard-1400.png."""
 from __future__ import annotations
 
 import json
@@ -22,10 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Producer
+from deltalake import write_deltalake
 
 from app.broker import create_topics
 from app.settings import Settings
 from dashboard import health as dashboard_health
+from dashboard.views import Views
 from datalake import layout
 from datalake.lake import Lake
 from datalake.layout import SILVER
@@ -33,10 +36,12 @@ from engines.chromium import launch
 from spark_sink.metrics import QueryMetrics, start_metrics_server
 from spark_sink.schema import silver_arrow_schema
 from tests.conftest import isolated_settings
-from tests.gold_lake import assert_gold_equals_silver, duck, lake_settings, run_job
+from tests.gold_lake import assert_gold_equals_silver, duck, lake_settings, old_gold, run_job
 from tests.processes import REPO, Process, settings_env, wait_until
 from tests.test_metrics import kafka_progress
 from pipeline.processes import free_port
+from tweets.entities import load_pipeline, load_vocabulary
+from tweets.relevance import NOT_RELEVANT, RELEVANT
 
 pytestmark = pytest.mark.integration
 
@@ -44,11 +49,16 @@ NEWEST_HOUR = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
 HOURS = 30
 TOPICS = ("ai", "machine_learning", "data_science", "big_data")
 OUTPUT = Path(__file__).resolve().parent / "output"
+NEWEST = "dt = '2024-05-01' and hour = '12'"
+# Entity labels trends leave out by default: numbers, dates and times.
+NUMBER_LABELS = {"DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"}
 
 
 def silver_post(rng: random.Random, n: int, created_at: datetime, hours_before_newest: int) -> dict:
     """A post whose topics, hashtags, domains and entities make the trends worth looking at:
-    LLM surges in the newest hour, rstats and a new domain appear in it, big data is rare lately."""
+    LLM surges in the newest hour, rstats and a new domain appear in it, big data is rare lately;
+    a date and a number among the entities (trends leave those labels out), long names that must
+    wrap in their cells."""
     pool = ["ai", "ai", "machine_learning", "data_science"] + (["big_data"] * 3 if hours_before_newest > 6 else [])
     topics = sorted(set(rng.sample(pool, rng.choice((1, 1, 2)))))
     hashtags = [rng.choice(["AI", "MachineLearning", "DataScience", "BigData"])]
@@ -58,11 +68,13 @@ def silver_post(rng: random.Random, n: int, created_at: datetime, hours_before_n
         hashtags.append("LLM")
     if hours_before_newest == 0 and rng.random() < 0.3:
         hashtags.append("rstats")
-    domains = [rng.choice(["arxiv.org", "github.com", "huggingface.co"])]
+    domains = [rng.choice(["arxiv.org", "github.com", "huggingface.co", "blog.research.google.example.com"])]
     if hours_before_newest == 0 and rng.random() < 0.4:
         domains = ["kaggle.com"]
-    entities = [{"text": rng.choice(["OpenAI", "Spark", "PyTorch"]), "label": rng.choice(["ORG", "PRODUCT"]),
-                 "start": 0, "end": 5}]
+    entities = [{"text": rng.choice(["OpenAI", "Spark", "PyTorch", "Stanford Institute for Human-Centered AI"]),
+                 "label": rng.choice(["ORG", "PRODUCT"]), "start": 0, "end": 5}]
+    entities += [{"text": text, "label": label, "start": 0, "end": 4}
+                 for text, label, every in (("2024", "DATE", 3), ("three", "CARDINAL", 5)) if n % every == 0]
     kind = rng.choice(["original"] * 5 + ["retweet", "quote", "reply"])
     relevance = rng.random()
     author = f"author{rng.randrange(25)}"
@@ -70,7 +82,7 @@ def silver_post(rng: random.Random, n: int, created_at: datetime, hours_before_n
         "edit_root_id": f"{n}", "tweet_id": f"{n}", "created_at": created_at,
         "text": f"post {n} about {' and '.join(topics)} #{' #'.join(hashtags)}", "text_clean": f"post {n}",
         "lang": "en", "entities": entities, "hashtags": hashtags, "domains": domains, "topics": topics,
-        "relevance": relevance, "relevance_label": "relevant" if relevance >= 0.25 else "not_relevant",
+        "relevance": relevance, "relevance_label": RELEVANT if relevance >= 0.25 else NOT_RELEVANT,
         "author_id": author.replace("author", "9"), "author_username": author,
         "is_retweet": kind == "retweet", "is_quote": kind == "quote", "is_reply": kind == "reply",
         "source_format": "v2", "schema_version": 1,
@@ -131,10 +143,15 @@ def within_hours(hours: int) -> str:
     return f"strptime(dt || ' ' || hour, '%Y-%m-%d %H') >= TIMESTAMP '{first:%Y-%m-%d %H:%M:%S}'"
 
 
-def gold_topic_totals(lake: Path, hours: int | None) -> dict[str, int]:
+def gold_topic_totals(lake: Path, hours: int | None, count: str = "tweets") -> dict[str, int]:
     where = within_hours(hours) if hours else "true"
     return {topic: int(tweets) for topic, tweets in
-            gold(lake, layout.GOLD_TOPIC_HOURLY, "topic, sum(tweets)", f"{where} group by topic")}
+            gold(lake, layout.GOLD_TOPIC_HOURLY, f"topic, sum({count})", f"{where} group by topic")}
+
+
+def gold_newest_hashtags(lake: Path, count: str = "tweets") -> dict[str, int]:
+    """Each hashtag's `count` in the newest hour, those above 0 (the ones that trend)."""
+    return dict(gold(lake, layout.GOLD_HASHTAGS_HOURLY, f"hashtag, {count}", f"{NEWEST} and {count} > 0"))
 
 
 def newest_relevant(lake: Path, topic: str | None, limit: int = 20) -> list[str]:
@@ -182,20 +199,34 @@ def test_the_endpoints_return_gold_and_silver_numbers(dashboard, dashboard_lake)
         status, topics = get_json(f"{base}/api/topics?range={range_name}")
         assert status == 200
         assert {t["topic"]: t["tweets"] for t in topics["topics"]} == gold_topic_totals(dashboard_lake, hours)
+        status, relevant = get_json(f"{base}/api/topics?range={range_name}&relevant=1")
+        assert status == 200 and relevant["relevant"] is True
+        assert ({t["topic"]: t["tweets"] for t in relevant["topics"]}
+                == gold_topic_totals(dashboard_lake, hours, "relevant_tweets"))
+        assert all(sum(t["tweets_per_hour"]) == t["tweets"] and t["originals"] is None for t in relevant["topics"])
     assert topics["newest_hour"] == "2024-05-01T12:00:00Z"
     assert len(topics["hour_starts"]) == HOURS
+    # Not every tweet is relevant: the switch changes the numbers.
+    everything = {t["topic"]: t["tweets"] for t in topics["topics"]}
+    assert all(t["tweets"] < everything[t["topic"]] for t in relevant["topics"])
     assert get_json(f"{base}/api/topics?range=month")[0] == 400
 
-    status, trends = get_json(f"{base}/api/trending")
-    assert status == 200 and trends["last_hour"] == "2024-05-01T12:00:00Z"
-    llm = next(t for t in trends["hashtags"] if t["hashtag"] == "LLM")
-    newest = "dt = '2024-05-01' and hour = '12'"
-    ((last,),) = gold(dashboard_lake, layout.GOLD_HASHTAGS_HOURLY, "sum(tweets)", f"{newest} and hashtag = 'LLM'")
-    ((prior,),) = gold(dashboard_lake, layout.GOLD_HASHTAGS_HOURLY, "sum(tweets)",
-                       f"not ({newest}) and {within_hours(25)} and hashtag = 'LLM'")
-    assert (llm["tweets"], llm["prior_hourly_mean"]) == (last, round(prior / 24, 3))
-    assert next(t for t in trends["hashtags"] if t["hashtag"] == "rstats")["new"] is True
-    assert {t["domain"] for t in trends["domains"]} >= {"kaggle.com"}
+    for count, relevant in (("tweets", "0"), ("relevant_tweets", "1")):
+        status, trends = get_json(f"{base}/api/trending?relevant={relevant}")
+        assert status == 200 and trends["last_hour"] == "2024-05-01T12:00:00Z"
+        llm = next(t for t in trends["hashtags"] if t["hashtag"] == "LLM")
+        ((last,),) = gold(dashboard_lake, layout.GOLD_HASHTAGS_HOURLY, f"sum({count})", f"{NEWEST} and hashtag = 'LLM'")
+        ((prior,),) = gold(dashboard_lake, layout.GOLD_HASHTAGS_HOURLY, f"sum({count})",
+                           f"not ({NEWEST}) and {within_hours(25)} and hashtag = 'LLM'")
+        assert (llm["tweets"], llm["prior_hourly_mean"]) == (last, round(prior / 24, 3)), count
+        assert {t["hashtag"]: t["tweets"] for t in trends["hashtags"]} == gold_newest_hashtags(dashboard_lake, count)
+        assert next(t for t in trends["hashtags"] if t["hashtag"] == "rstats")["new"] is True
+        assert {t["domain"] for t in trends["domains"]} >= {"kaggle.com"}
+        # Gold has dates and numbers among the newest hour's entities; trends leave them out.
+        assert {t["label"] for t in trends["entities"]} == {"ORG", "PRODUCT"}
+    newest_labels = {label for (label,) in gold(dashboard_lake, layout.GOLD_ENTITIES_HOURLY, "distinct label", NEWEST)}
+    assert newest_labels == {"ORG", "PRODUCT", "DATE", "CARDINAL"}
+    assert get_json(f"{base}/api/trending?relevant=yes")[0] == 400
 
     status, tweets = get_json(f"{base}/api/tweets?topic=big_data&limit=5")
     assert status == 200 and [t["tweet_id"] for t in tweets["tweets"]] == newest_relevant(dashboard_lake, "big_data", 5)
@@ -229,7 +260,7 @@ def test_the_page_in_chromium(dashboard, dashboard_lake):
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
             page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")
                     if message.type == "error" else None)
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
@@ -258,13 +289,10 @@ def test_the_page_in_chromium(dashboard, dashboard_lake):
             everything = gold_topic_totals(dashboard_lake, None)
             wait_until(lambda: shown_totals(page) == everything, 10, "the totals of all of gold", (process,))
 
-            hashtags = page.locator("#trending-hashtags tbody tr")
-            expect(hashtags.first).to_be_visible()
-            shown = {row.locator("td.hashtag").inner_text(): row.locator("td.tweets").inner_text()
-                     for row in hashtags.all()}
-            newest = gold(dashboard_lake, layout.GOLD_HASHTAGS_HOURLY, "hashtag, tweets", "dt = '2024-05-01' and hour = '12'")
-            assert shown == {tag: f"{n:,}" for tag, n in newest}
+            expect(page.locator("#trending-hashtags tbody tr").first).to_be_visible()
+            assert shown_hashtags(page) == gold_newest_hashtags(dashboard_lake)
             assert page.locator("#trending-hashtags td.growth", has_text="new").count() >= 1
+            assert NUMBER_LABELS.isdisjoint(page.locator("#trending-entities td.label").all_inner_texts())
 
             expect(page.locator("#worker-status")).to_contain_text("worker not reachable")
             expect(page.locator("#lag-worker")).to_contain_text("unavailable")
@@ -287,9 +315,27 @@ def test_the_page_in_chromium(dashboard, dashboard_lake):
                        "the page to refresh itself", (process,))
 
             OUTPUT.mkdir(exist_ok=True)
-            screenshot = OUTPUT / "dashboard.png"
-            page.screenshot(path=str(screenshot), full_page=True)
-            print(f"dashboard screenshot: {screenshot}")
+            for width in (1024, 1400):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.wait_for_function(CHART_FITS)
+                assert layout_problems(page) == [], f"at {width} px"
+                screenshot = OUTPUT / f"dashboard-{width}.png"
+                page.screenshot(path=str(screenshot), full_page=True)
+                print(f"dashboard screenshot: {screenshot}")
+
+            # The switch: the chart, the totals (range "all" still) and the trends count relevant tweets only.
+            page.locator("#relevance-switch label", has_text="Relevant only").click()
+            expect(page.locator("#relevance-switch")).to_have_attribute("data-relevant", "1")
+            relevant = gold_topic_totals(dashboard_lake, None, "relevant_tweets")
+            assert relevant != everything
+            wait_until(lambda: shown_totals(page) == relevant, 10, "the totals of relevant tweets", (process,))
+            assert page.locator("#topic-totals td.originals").all_inner_texts() == ["–"] * len(relevant)
+            relevant_hashtags = gold_newest_hashtags(dashboard_lake, "relevant_tweets")
+            assert relevant_hashtags != gold_newest_hashtags(dashboard_lake)
+            wait_until(lambda: shown_hashtags(page) == relevant_hashtags, 10, "the trends of relevant tweets",
+                       (process,))
+            expect(page.locator("#topics-chart .ytitle")).to_have_text("relevant tweets per hour")
+            assert layout_problems(page) == []
         finally:
             browser.close()
     assert outside == [], f"the page loaded from outside the app: {outside}"
@@ -302,8 +348,91 @@ def shown_totals(page) -> dict[str, int]:
     return {topic: int(text.replace(",", "")) for topic, text in rows}
 
 
+def shown_hashtags(page) -> dict[str, int]:
+    rows = page.locator("#trending-hashtags tbody tr").evaluate_all(
+        "rows => rows.map(r => [r.querySelector('td.hashtag').textContent, r.querySelector('td.tweets').textContent])")
+    return {tag: int(text.replace(",", "")) for tag, text in rows}
+
+
+# What "lays out cleanly" means: no two of the page's panels, tables, charts and header items
+# overlap unless one holds the other, none sticks out of its section, no cell's text runs past the
+# cell, and the page does not scroll sideways.
+LAYOUT_PROBLEMS = """() => {
+    const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '')
+        + ' "' + e.textContent.trim().slice(0, 30) + '"';
+    const boxes = [...document.querySelectorAll(
+        'header > *, section, .trends > div, table, #topics-chart, .stats > div')];
+    const problems = [];
+    for (const [i, a] of boxes.entries()) {
+        const r = a.getBoundingClientRect();
+        for (const b of boxes.slice(i + 1)) {
+            const s = b.getBoundingClientRect();
+            if (a.contains(b) || b.contains(a)) continue;
+            if (r.left < s.right - 0.5 && s.left < r.right - 0.5 && r.top < s.bottom - 0.5 && s.top < r.bottom - 0.5)
+                problems.push(name(a) + ' overlaps ' + name(b));
+        }
+        const section = a.parentElement && a.parentElement.closest('section');
+        if (section) {
+            const s = section.getBoundingClientRect();
+            if (r.left < s.left - 0.5 || r.right > s.right + 0.5)
+                problems.push(name(a) + ' sticks out of ' + name(section));
+        }
+    }
+    for (const cell of document.querySelectorAll('td, th'))
+        if (cell.scrollWidth > cell.clientWidth) problems.push('text overflows ' + name(cell));
+    const page = document.documentElement;
+    if (page.scrollWidth > page.clientWidth) problems.push('the page scrolls sideways: ' + page.scrollWidth + ' px');
+    return problems;
+}"""
+
+
+# Plotly follows a new window width on a timer: until then its chart is as wide as before.
+CHART_FITS = """() => {
+    const chart = document.querySelector('#topics-chart'), svg = chart.querySelector('svg.main-svg');
+    return svg !== null && Math.abs(svg.getBoundingClientRect().width - chart.getBoundingClientRect().width) < 2;
+}"""
+
+
+def layout_problems(page) -> list[str]:
+    return page.evaluate(LAYOUT_PROBLEMS)
+
+
 def shown_tweets(page) -> list[str]:
     return page.locator("#tweets li.tweet").evaluate_all("items => items.map(i => i.dataset.tweetId)")
+
+
+def test_trending_entities_show_the_labels_trend_entity_labels_names(dashboard_lake):
+    settings = Settings(_env_file=None, lake_root=str(dashboard_lake), trend_entity_labels=" DATE, ORG ,")
+    assert settings.trend_entity_label_list == ["DATE", "ORG"]
+    entities = Views(settings).trending()["entities"]
+    expected = gold(dashboard_lake, layout.GOLD_ENTITIES_HOURLY, "entity, label, tweets",
+                    f"{NEWEST} and label in ('DATE', 'ORG')")
+    assert {(t["entity"], t["label"], t["tweets"]) for t in entities} == set(expected)
+    assert {"DATE", "ORG"} == {t["label"] for t in entities}
+
+
+def test_trend_entity_labels_are_the_models_but_numbers_dates_and_times():
+    vocabulary = load_vocabulary()
+    labels = set(load_pipeline(vocabulary).get_pipe("ner").labels) | set(vocabulary.labels)
+    assert NUMBER_LABELS <= labels
+    assert set(Settings(_env_file=None).trend_entity_label_list) == labels - NUMBER_LABELS
+
+
+def test_a_gold_written_before_relevant_tweets_counts_no_relevant_tweet_until_recomputed(tmp_path):
+    """Gold tables without relevant_tweets (tests/gold_lake.old_gold: a "stale" term in 2024-03-01
+    00:00), then topic_hourly with the column added by a later hour (as the gold job's mergeSchema
+    adds it): the old hour reads 0 relevant tweets, the new hour its own."""
+    old_gold(tmp_path)
+    newer = pa.table({"topic": ["ai"], "tweets": pa.array([5], pa.int64()),
+                      "relevant_tweets": pa.array([3], pa.int64()), "dt": ["2024-03-01"], "hour": ["01"]})
+    views = Views(Settings(_env_file=None, lake_root=str(tmp_path)))
+    relevant = views.topics("all", relevant=True)["topics"]
+    assert {t["topic"]: t["tweets"] for t in relevant} == {"stale": 0}
+    assert views.trending(relevant=True)["hashtags"] == []
+    write_deltalake(str(tmp_path / layout.GOLD_TOPIC_HOURLY.path), newer, mode="append", schema_mode="merge")
+    counts = {relevant: {t["topic"]: t["tweets_per_hour"] for t in views.topics("all", relevant=relevant)["topics"]}
+              for relevant in (False, True)}
+    assert counts == {False: {"ai": [0, 5], "stale": [1, 0]}, True: {"ai": [0, 3], "stale": [0, 0]}}
 
 
 def test_the_sink_lag_comes_from_the_sinks_metrics_and_is_unavailable_without_them(session_kafka):
@@ -322,6 +451,9 @@ def test_the_sink_lag_comes_from_the_sinks_metrics_and_is_unavailable_without_th
             producer.produce(topic, value=b"{}", key=str(n).encode(), partition=partition)
     assert producer.flush(30) == 0
 
+    # A broker started moments ago answers "not coordinator" until its offsets topic is ready.
+    wait_until(lambda: dashboard_health.consumer_lag(settings, timeout=5)["worker"]["available"], 60,
+               "the group coordinator")
     lag = dashboard_health.consumer_lag(settings, timeout=5)
     assert lag["worker"] == {"available": True, "topic": settings.topic_raw, "lag": 3,
                              "partitions": {"0": 3, "1": 0}, "group": settings.faust_app_id}

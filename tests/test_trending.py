@@ -79,3 +79,10 @@ def test_an_empty_gold_has_no_trends():
     assert newest_hour(empty) is None
     assert trending(empty, ["hashtag"], None) == []
     assert trending(empty, ["hashtag"], LAST) == []
+
+
+def test_trends_of_another_count_rank_by_that_count():
+    table = hourly([(ago(0), "AI", 12), (ago(1), "AI", 24), (ago(0), "ML", 6), (ago(1), "ML", 48), (ago(0), "spam", 9)])
+    table = table.append_column("relevant_tweets", pa.array([6, 24, 6, 12, 0], pa.int64()))
+    trends = trending(table, ["hashtag"], LAST, count="relevant_tweets")
+    assert [(t.term["hashtag"], t.tweets, t.growth) for t in trends] == [("ML", 6, 12.0), ("AI", 6, 6.0)]
