@@ -1,7 +1,7 @@
 """Batched produce for the filter/normalize agent.
 
 Faust's `Topic.send` costs a FutureMessage and several asyncio futures per record; at thousands
-of tweets a second that was a fifth of the worker's CPU (BENCHMARKS.md, profile). The agent
+of tweets a second that was a fifth of the worker's CPU (docs/benchmark-history.md, profiles). The agent
 instead collects the records of one `take_events` batch here and hands them to Faust's own
 aiokafka producer as whole record batches: one future per (topic, partition) batch.
 

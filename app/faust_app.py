@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(settings.faust_data_dir),
         # At-least-once: the normalize agent's outbox sends whole record batches through the plain
         # producer, outside Faust's per-partition transactions; dedup in the worker and the sink
-        # keep bronze exact instead (README, "Delivery guarantee").
+        # keep bronze exact instead (docs/architecture.md, "Delivery guarantee").
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.faust_session_timeout,
@@ -56,7 +56,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         # Fetch up to 8 MB per partition (Faust's default is 1 MB, ~500 tweets): fewer fetch round
-        # trips measured 4.2k -> 6.4k tweets/s for one normalize worker (BENCHMARKS.md).
+        # trips measured 4.2k -> 6.4k tweets/s for one normalize worker (docs/benchmark-history.md).
         consumer_max_fetch_size=8 * 1024 * 1024,
         # Room for two or more take_events batches between the fetcher and the agent (Faust's
         # default 4,096 is one), so the agent does not wait on the fetcher between batches.

@@ -4,7 +4,7 @@ Kafka record values (1-3 KB) are too big for CPython's small-object allocator: t
 malloc, as do the multi-megabyte fetch buffers. When the worker falls behind for a few seconds (a
 Spark micro-batch takes the CPU), thousands of them are alive at once. Once freed, glibc keeps
 those pages, scattered among live ones, and RSS ratchets up to the largest backlog seen so far.
-Measured in a 12-minute soak (BENCHMARKS.md): Python objects and malloc'd bytes in use flat, RSS
+Measured in a 12-minute soak (docs/benchmark-history.md): Python objects and malloc'd bytes in use flat, RSS
 84 -> 157 MB and still rising 6.4 MB a minute.
 
 Two glibc settings fix it; elsewhere (musl, macOS) there is nothing to do and nothing is done:

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     faust_session_timeout: float = Field(default=10.0, ge=6.0)
     faust_heartbeat_interval: float = Field(default=3.0, gt=0)
     # Raw messages buffered between the fetcher and the normalize agent: 8,192 keeps the worker
-    # under 250 MB; 16,384 measured ~15% more tweets/s end to end for ~60 MB more (BENCHMARKS.md).
+    # under 250 MB; 16,384 measured ~15% more tweets/s end to end for ~60 MB more (docs/benchmark-history.md).
     faust_stream_buffer: int = Field(default=8192, ge=1000)
     # Seconds between handing the worker's freed heap back to the OS (glibc only; 0 = never).
     # Without it RSS ratchets up with every backlog: +6 MB a minute in the soak (app/heap.py).

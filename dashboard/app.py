@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> Dash:
 
 def add_api(app: Dash, views: Views) -> None:
     """GET /api/topics?range=hour|day|week|all, /api/trending?limit=N (both with relevant=1: relevant
-    tweets only), /api/tweets?topic=TAG&limit=N and /api/health (README.md, "Dashboard"): 400 for a
+    tweets only), /api/tweets?topic=TAG&limit=N and /api/health (docs/architecture.md, "Dashboard"): 400 for a
     bad parameter, 503 while the lake cannot be read."""
     server = app.server
     server.json.sort_keys = False

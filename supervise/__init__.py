@@ -1,2 +1,2 @@
 """Supervision of the Procfile sets of `make run` and `make cluster` with supervisord: restarts,
-their counts as metrics, and giving up on a process that keeps failing (README, "Supervision")."""
+their counts as metrics, and giving up on a process that keeps failing (docs/operations.md, "Supervision")."""

@@ -7,7 +7,7 @@ with the stream's fields and expansions; each post is published as a stream mess
 the includes it refers to, the rule it matched), so the worker's dedup and the bronze MERGE drop
 what the stream had already delivered. Search reaches back 7 days: older seconds are reported as
 lost. Search and stream differ (X documents operators only one of them has, and search sees a post
-as it is when searched: edited, deleted or protected posts differ); README, "The live X stream".
+as it is when searched: edited, deleted or protected posts differ); docs/x-stream.md.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ callback, the suspend signal, the service's stopped and crashed signals) and an 
 per message. It exists so that a delivery stuck on a full stream queue is abandoned when a
 rebalance suspends the flow. On this machine it was the worker's largest single cost, ~20% of
 its samples; without it the normalize stage went from 0.17 to 0.10 CPU-seconds per 1,000 tweets
-(BENCHMARKS.md).
+(docs/benchmark-history.md).
 
 Almost every delivery finishes without ever waiting: the flow is not suspended and the queue
 has room. So the callback is first run by hand up to its first wait. If it finishes there, that
