@@ -138,7 +138,7 @@ def dry_run(lake: Lake, selection: Selection, progress: Progress) -> dict:
 
 
 def replay(lake: Lake, settings: Settings, reason: str | None, dt: str | None, progress: Progress) -> dict:
-    """Replay the selected letters; see `lake replay --help` (datalake/cli.py)."""
+    """Replay the selected letters; see `lake replay --help` (pipeline/lake_cli.py)."""
     def note(text: str) -> None:
         progress.show(text, permanent=True)
 

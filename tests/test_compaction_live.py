@@ -44,7 +44,7 @@ def test_compaction_while_the_sink_writes_loses_and_doubles_nothing(broker_setti
         while bronze_count(lake) < len(rows) and len(compactions) < 3:
             before = files_of_the_hour(lake)
             compaction = subprocess.run(
-                [str(BIN / "python"), "-m", "datalake.cli", "--lake-root", str(lake),
+                [str(BIN / "python"), "-m", "pipeline.lake_cli", "--lake-root", str(lake),
                  "compact", "--dt", "2024-05-01", "--hour", "12"],
                 env=settings_env(settings), cwd=REPO, capture_output=True, text=True, timeout=120,
             )

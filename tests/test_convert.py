@@ -60,7 +60,7 @@ def old_lake(root: Path) -> set[str]:
 
 def convert(root: Path) -> tuple[subprocess.CompletedProcess, dict]:
     env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    result = subprocess.run([sys.executable, "-m", "datalake.cli", "--lake-root", str(root), "convert"], cwd=root.parent,
+    result = subprocess.run([sys.executable, "-m", "pipeline.lake_cli", "--lake-root", str(root), "convert"], cwd=root.parent,
                             env=env | {"SPARK_METRICS_PORT": "0"}, capture_output=True, text=True, timeout=600)
     lines = result.stdout.strip().splitlines()
     assert result.returncode == 0 and lines, result.stderr[-4000:]

@@ -16,7 +16,7 @@ import pytest
 
 from app.settings import Settings
 from datalake import forgotten
-from datalake.cli import main
+from pipeline.lake_cli import main
 from datalake.errors import LakeError
 from datalake.forgotten import Forgotten, forgotten_rows, read_log
 from datalake.lake import Lake

@@ -25,7 +25,7 @@ from deltalake import DeltaTable
 from agents.sources.synthetic import SyntheticTweets
 from app.broker import create_topics
 from app.settings import Settings
-from datalake.cli import main as lake_main
+from pipeline.lake_cli import main as lake_main
 from datalake.lake import Lake
 from datalake.layout import FORGOTTEN as FORGOTTEN_LOG, GOLD_TOPIC_HOURLY, SILVER
 from pipeline.forget import gold_read_up_to
@@ -71,7 +71,7 @@ def compliance_lines(ids: list[str]) -> bytes:
 
 
 def forget_command(lake: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "datalake.cli", "--lake-root", str(lake), "forget", *args]
+    return [sys.executable, "-m", "pipeline.lake_cli", "--lake-root", str(lake), "forget", *args]
 
 
 def ids_in(lake: Path, zone: str, column: str) -> list[str]:

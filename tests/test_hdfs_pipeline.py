@@ -23,7 +23,7 @@ from deltalake.exceptions import DeltaError
 from app.broker import create_topics
 from app.settings import Settings
 from conftest import isolated_settings
-from datalake.cli import main as lake_main
+from pipeline.lake_cli import main as lake_main
 from datalake.commits import commit_metadata
 from datalake.display import iso_utc
 from datalake.errors import LakeError
@@ -260,7 +260,7 @@ def test_a_namenode_that_does_not_answer_is_a_clear_error(hdfs, capsys):
         code, out, err = lake_cli(capsys, wrong, *argv)
         assert code in (1, 2), (argv, code, out, err)
         assert wrong.split("/tests")[0] in err and re.search("connection refused", err, re.I), (argv, err)
-    lake = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "datalake.cli", "--lake-root", wrong, "stats"],
+    lake = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "pipeline.lake_cli", "--lake-root", wrong, "stats"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert lake.returncode in (1, 2) and "Traceback" not in lake.stderr and wrong in lake.stderr, lake.stderr
 

@@ -15,7 +15,7 @@ import pytest
 
 from app.settings import Settings
 from datalake import forgotten
-from datalake.cli import main
+from pipeline.lake_cli import main
 from datalake.lake import Lake
 from datalake.layout import BRONZE, GOLD_HASHTAGS_HOURLY, GOLD_TOPIC_HOURLY, SILVER, Zone
 from tests.bronze_files import bronze_arrow_schema, tweet, write_bronze
@@ -344,7 +344,7 @@ def test_the_module_runs_as_a_command_with_exit_codes(tmp_path):
     small_lake(tmp_path, commits=1)
 
     def lake(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "datalake.cli", *argv], capture_output=True, text=True, timeout=60)
+        return subprocess.run([sys.executable, "-m", "pipeline.lake_cli", *argv], capture_output=True, text=True, timeout=60)
 
     run = lake("--lake-root", str(tmp_path), "stats", "--json")
     assert run.returncode == 0 and json.loads(run.stdout.splitlines()[-1])["rows"] == 10

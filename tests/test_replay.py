@@ -20,7 +20,7 @@ import pytest
 from tweets.oversize import PREVIEW_BYTES
 from agents.sources.synthetic import SyntheticTweets
 from app.settings import Settings
-from datalake.cli import main
+from pipeline.lake_cli import main
 from datalake.lake import Lake
 from datalake.layout import QUARANTINE_DEAD_LETTERS
 from tests.processes import bronze_table
@@ -132,7 +132,7 @@ def archive(tmp_path_factory) -> dict:
 
 def run_lake(*args: str, cwd: Path, **env: str) -> tuple[subprocess.CompletedProcess, dict]:
     clean = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    result = subprocess.run([sys.executable, "-m", "datalake.cli", *args], cwd=cwd, env=clean | env,
+    result = subprocess.run([sys.executable, "-m", "pipeline.lake_cli", *args], cwd=cwd, env=clean | env,
                             capture_output=True, text=True, timeout=600)
     lines = result.stdout.strip().splitlines()
     assert lines, f"no output (exit {result.returncode}):\n{result.stderr[-4000:]}"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.settings import Settings
-from datalake.cli import main as lake_main
+from pipeline.lake_cli import main as lake_main
 from datalake.commits import commit_metadata
 from datalake.lake import Lake
 from datalake.layout import SILVER

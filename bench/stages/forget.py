@@ -63,7 +63,7 @@ def run(bench: Bench) -> dict:
         bench.log(f"  forget {len(chosen):,} ids ({name}): {wall:.1f} s, {report['files_rewritten']} files rewritten (every table), "
                   f"removed {report['rows_removed']['bronze']} bronze / {report['rows_removed']['silver']} silver rows")
     began = time.monotonic()
-    verify = bench.start_python(settings, "verify", "-m", "datalake.cli", "--lake-root", str(lake), "verify")
+    verify = bench.start_python(settings, "verify", "-m", "pipeline.lake_cli", "--lake-root", str(lake), "verify")
     wait_for(lambda: not verify.alive(), 600, "lake verify", interval=0.2)
     results["verify_s"] = round(time.monotonic() - began, 1)
     results["verify_ok"] = verify.popen.returncode == 0
@@ -74,7 +74,7 @@ def run(bench: Bench) -> dict:
 
 def forget(bench: Bench, settings, lake: Path, path: Path, name: str) -> tuple[float, dict]:
     began = time.monotonic()
-    process = bench.start_python(settings, f"forget-{name}", "-m", "datalake.cli", "--lake-root", str(lake),
+    process = bench.start_python(settings, f"forget-{name}", "-m", "pipeline.lake_cli", "--lake-root", str(lake),
                                  "forget", str(path))
     wait_for(lambda: not process.alive(), 3600, f"lake forget ({name})", interval=0.2)
     wall = round(time.monotonic() - began, 1)
