@@ -11,9 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -163,17 +161,6 @@ class Broker:
     def stop(self) -> None:
         if self.process is not None:
             stop_kafka(self.process)
-
-
-@contextmanager
-def running_broker(settings: Settings, data_dir: Path | None = None) -> Iterator[Broker]:
-    """The configured Kafka if bootstrap servers are set, else an embedded one for the block."""
-    broker = Broker(settings, data_dir)
-    try:
-        broker.start()
-        yield broker
-    finally:
-        broker.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

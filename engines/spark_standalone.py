@@ -21,10 +21,9 @@ import json
 import os
 import time
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Collection, Iterator, Sequence
+from typing import Callable, Collection, Sequence
 from urllib.parse import urlsplit
 
 from engines.daemon import Daemon, find_java, log_hint, port_in_use
@@ -194,11 +193,6 @@ def master_state(layout: StandaloneLayout) -> dict:
     return _json(f"{layout.ui_url}/json/")
 
 
-def worker_state(layout: StandaloneLayout, index: int) -> dict:
-    """Worker `index`'s /json/: its executors (id, appid, ...) among others."""
-    return _json(f"http://{layout.host}:{layout.worker_ui_port(index)}/json/")
-
-
 def alive_workers(state: dict) -> dict[int, str]:
     """The master's ALIVE workers: web UI port -> worker id."""
     return {urlsplit(worker["webuiaddress"]).port: worker["id"]
@@ -301,14 +295,3 @@ def start(layout: StandaloneLayout, log_to_files: bool = True, timeout: float = 
         cluster.stop()
         raise
     return cluster
-
-
-@contextmanager
-def running_cluster(layout: StandaloneLayout, log_to_files: bool = True,
-                    timeout: float = 90.0) -> Iterator[StandaloneCluster]:
-    """A standalone cluster for the `with` block: submit to `.master_url`."""
-    cluster = start(layout, log_to_files, timeout)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()

@@ -3,36 +3,14 @@ own topics and consumer group), a broker of a test's own where it kills or resta
 local Spark session."""
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
 
 import pytest
 
 from app.broker import Broker, create_topics
-from pipeline.processes import free_port
 from app.settings import Settings
+from tests.support.settings import embedded_broker_settings, isolated_settings
 
-pytest_plugins = ["hdfs_cluster"]
-
-
-def isolated_settings(**values) -> Settings:
-    """Settings no other test shares: topics, Faust app id (group, changelogs), web port; no Spark metrics ports."""
-    suffix = uuid.uuid4().hex[:8]
-    values.setdefault("spark_metrics_port", 0)  # a test that reads the Spark jobs' metrics picks a port
-    return Settings(
-        _env_file=None,
-        topic_raw=f"tweets.raw.{suffix}",
-        topic_typed=f"tweets.typed.{suffix}",
-        topic_dead_letter=f"tweets.dead-letter.{suffix}",
-        topic_compliance=f"tweets.compliance.{suffix}",
-        faust_app_id=f"tweetlake-{suffix}",
-        faust_web_port=free_port(),
-        **values,
-    )
-
-
-def embedded_broker_settings(data_dir: Path) -> Settings:
-    return isolated_settings(broker_port=free_port(), kafka_controller_port=free_port(), kafka_data_dir=data_dir)
+pytest_plugins = ["tests.support.hdfs_cluster"]
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +81,6 @@ def spark():
 def gold_lake(tmp_path_factory):
     """One lake whose silver and gold the real jobs wrote, killed and restarted (tests/gold_lake.py),
     shared by the silver and the gold tests."""
-    from tests.gold_lake import build_gold_lake
+    from tests.support.gold_lake import build_gold_lake
 
     return build_gold_lake(tmp_path_factory.mktemp("gold"))

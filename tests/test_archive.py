@@ -10,6 +10,7 @@ import pytest
 from tweets.normalizer import Accepted, FilterPolicy, Rejected, normalize
 from agents.sources.archive import ArchiveError, ArchiveFile, RawMessage, split_page
 from agents.sources.synthetic import SyntheticTweets
+from tests.support.tweets import page_of
 
 KEEP_ALL = FilterPolicy(require_topic=False)
 CREATED = "2024-03-01T10:00:00.000Z"
@@ -59,22 +60,6 @@ PAGE = {
     "meta": {"result_count": 3, "newest_id": "203", "oldest_id": "201"},
     "__twarc": {"url": "https://api.twitter.com/2/tweets/search/recent", "version": "2.14.0"},
 }
-
-
-def page_of(messages: list[dict]) -> dict:
-    """What the search endpoint would have returned for these stream messages: one page, the
-    expansions of all its tweets merged."""
-    includes: dict[str, dict[str, dict]] = {}
-    for message in messages:
-        for kind, objects in message.get("includes", {}).items():
-            for obj in objects:
-                includes.setdefault(kind, {}).setdefault(obj.get("id") or obj.get("media_key"), obj)
-    data = [message["data"] for message in messages]
-    return {
-        "data": data,
-        "includes": {kind: list(objects.values()) for kind, objects in includes.items()},
-        "meta": {"result_count": len(data), "newest_id": data[0]["id"], "oldest_id": data[-1]["id"]},
-    }
 
 
 def write(path, lines: list[bytes], *, gzipped: bool = False):

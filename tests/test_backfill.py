@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
 import os
 import subprocess
 import sys
@@ -26,14 +25,14 @@ from agents.sources.synthetic import SyntheticTweets
 from app.settings import Settings
 from datalake.lake import Lake
 from datalake.layout import BRONZE
-from tests.bronze_files import snowflake
-from tests.gold_lake import assert_gold_equals_silver
-from tests.kafka_io import produce
+from tests.support.backfill import assert_adds_up, backfill
+from tests.support.bronze_files import snowflake
+from tests.support.gold_lake import assert_gold_equals_silver
+from tests.support.kafka_io import produce
+from tests.support.metrics import scraped
+from tests.support.processes import bronze_count, bronze_ids, bronze_table, start_sink, start_worker, wait_until
+from tests.support.tweets import SEED_FILE, page_of, v1_status
 from pipeline.processes import free_port
-from tests.processes import bronze_count, bronze_table, start_sink, start_worker, wait_until
-from tests.test_archive import page_of
-from tests.test_metrics import scraped
-from tests.test_seed_file import SEED_FILE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]  # a backfill with silver and gold: minutes on 2 busy cores
 
@@ -42,28 +41,6 @@ POLICIES = {
     "topics": FilterPolicy(matcher=MATCHER, languages=frozenset({"en"})),
     "none": FilterPolicy(matcher=MATCHER, require_topic=False),
 }
-V1_TEXTS = [
-    ("en", "Our team moved the whole feature pipeline to machine learning on Spark"),
-    ("en", "Artificial intelligence will not replace code review any time soon"),
-    ("en", "Sunny afternoon at the lake, nothing else to report"),
-    ("fr", "Un cours gratuit sur le machine learning commence lundi"),
-    ("en", "Notebook tips for every data scientist: restart and run all"),
-]
-
-
-def v1_status(number: int) -> dict:
-    lang, text = V1_TEXTS[number % len(V1_TEXTS)]
-    created = datetime(2021, 6, 1, 9, 30, tzinfo=timezone.utc) + timedelta(seconds=17 * number)
-    # A snowflake id carries its creation time (ms since X's epoch, above 22 bits).
-    tweet_id = (int(created.timestamp() * 1000) - 1288834974657 << 22) + number
-    return {
-        "created_at": created.strftime("%a %b %d %H:%M:%S +0000 %Y"),
-        "id": tweet_id, "id_str": str(tweet_id), "text": f"{text} ({number})", "lang": lang,
-        "user": {"id": 7000 + number % 9, "id_str": str(7000 + number % 9), "screen_name": f"writer{number % 9}"},
-        "entities": {"hashtags": [], "user_mentions": [], "urls": [], "symbols": []},
-        "source": '<a href="https://example.org" rel="nofollow">Example client</a>',
-        "retweet_count": number, "favorite_count": 2 * number,
-    }
 
 
 def edited_post(created: datetime, texts: list[str], minutes_apart: int) -> list[dict]:
@@ -137,28 +114,6 @@ def predicted(files: list[Path], filter_name: str) -> tuple[Counter, set[str]]:
                 counts["filtered"] += 1
             seen.add(tweet_id)
     return counts, accepted
-
-
-def backfill(*args: str, cwd: Path, **env: str) -> tuple[subprocess.CompletedProcess, dict]:
-    """The CLI as a user runs it, with no tweetlake setting from this environment (or a .env)."""
-    clean = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.backfill", *args], cwd=cwd, env=clean | env,
-        capture_output=True, text=True, timeout=600,
-    )
-    lines = result.stdout.strip().splitlines()
-    assert lines, f"no output (exit {result.returncode}):\n{result.stderr[-4000:]}"
-    return result, json.loads(lines[-1])
-
-
-def assert_adds_up(report: dict) -> None:
-    decided = report["accepted"] + report["filtered"] + report["duplicates"] + report["rejected"]
-    assert report["read"] == report["published"] == decided, report
-
-
-def bronze_ids(lake: Path) -> list[str]:
-    table = bronze_table(lake)
-    return [] if table is None else table.column("tweet_id").to_pylist()
 
 
 def lake_contents(lake: Path) -> tuple[Counter, int]:

@@ -13,7 +13,7 @@ from bench.lake_watch import BronzeWatcher
 from bench.stages.cluster import _part, compare
 from datalake.lake import Lake
 from datalake.layout import BRONZE
-from tests.bronze_files import tweet, write_bronze
+from tests.support.bronze_files import tweet, write_bronze
 
 TEN = datetime(2024, 5, 1, 10, 20, tzinfo=timezone.utc)
 ELEVEN = datetime(2024, 5, 1, 11, 5, tzinfo=timezone.utc)

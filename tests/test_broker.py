@@ -15,9 +15,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from app.broker import admin_client, project_topics
-from conftest import embedded_broker_settings
-from kafka_io import consume_keys, produce
-from processes import wait_until
+from tests.support.kafka_io import consume_keys, produce
+from tests.support.processes import wait_until
+from tests.support.settings import embedded_broker_settings
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from datalake.lake import Lake
 from datalake.layout import zone as zone_at
 from pipeline.cluster import LocalCluster, outside_settings
 from pipeline.processes import REPO
-from tests.processes import supervised, supervised_pid, wait_until
+from tests.support.processes import supervised, supervised_pid, wait_until
 from tweets.payloads import tweet_id_of
 
 pytestmark = pytest.mark.integration

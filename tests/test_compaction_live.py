@@ -14,9 +14,9 @@ import pytest
 from agents.sources.synthetic import SyntheticTweets
 from datalake.lake import Lake
 from datalake.layout import BRONZE
-from tests.kafka_io import produce
-from tests.processes import BIN, REPO, bronze_count, bronze_table, settings_env, start_sink, wait_until
-from tests.test_pipeline import accepted_rows
+from tests.support.kafka_io import produce
+from tests.support.processes import BIN, REPO, bronze_count, bronze_table, settings_env, start_sink, wait_until
+from tests.support.tweets import accepted_rows
 
 pytestmark = pytest.mark.integration
 

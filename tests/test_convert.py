@@ -20,7 +20,7 @@ from app.settings import Settings
 from datalake.forgotten import LOG_SCHEMA
 from datalake.lake import Lake
 from datalake.layout import BRONZE, FORGOTTEN, GOLD_TOPIC_HOURLY, QUARANTINE_DEAD_LETTERS, SILVER
-from tests.bronze_files import bronze_arrow_schema, tweet
+from tests.support.bronze_files import bronze_arrow_schema, tweet
 
 pytestmark = pytest.mark.integration
 

@@ -35,10 +35,10 @@ from datalake.layout import SILVER
 from engines.chromium import launch
 from spark_sink.metrics import QueryMetrics, start_metrics_server
 from spark_sink.schema import silver_arrow_schema
-from tests.conftest import isolated_settings
-from tests.gold_lake import assert_gold_equals_silver, duck, lake_settings, old_gold, run_job
-from tests.processes import REPO, Process, settings_env, wait_until
-from tests.test_metrics import kafka_progress
+from tests.support.gold_lake import assert_gold_equals_silver, duck, lake_settings, old_gold, run_job
+from tests.support.metrics import kafka_progress
+from tests.support.processes import REPO, Process, settings_env, wait_until
+from tests.support.settings import isolated_settings
 from pipeline.processes import free_port
 from tweets.entities import load_pipeline, load_vocabulary
 from tweets.relevance import NOT_RELEVANT, RELEVANT

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_entities import CountingPipeline, field_nlp
+from tests.support.nlp import CountingPipeline, field_nlp
 from tweets.enrich import ENRICHMENT_ARROW_SCHEMA, Enricher
 
 COLUMNS = ["text_clean", "lang", "entities", "hashtags", "domains", "topics", "relevance", "relevance_label"]

@@ -21,8 +21,9 @@ from datalake.errors import LakeError
 from datalake.forgotten import Forgotten, forgotten_rows, read_log
 from datalake.lake import Lake
 from datalake.layout import BRONZE, FORGOTTEN, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, Zone
-from tests.bronze_files import edited, snowflake, tweet, write_bronze
-from tests.test_replay import letter, write_letters
+from tests.support.bronze_files import edited, snowflake, tweet, write_bronze
+from tests.support.letters import letter, write_letters
+from tests.support.processes import bronze_ids
 
 START = datetime(2024, 5, 1, 0, 0, tzinfo=timezone.utc)
 
@@ -65,10 +66,6 @@ def forget(capsys, lake: Path, *argv: str, settings: Settings | None = None) -> 
 def verify(capsys, lake: Path) -> tuple[int, str]:
     code = main(["--lake-root", str(lake), "verify"], settings=Settings(_env_file=None))
     return code, capsys.readouterr().out
-
-
-def bronze_ids(lake: Path) -> list[str]:
-    return Lake(str(lake)).read(BRONZE, ["tweet_id"]).column("tweet_id").to_pylist()
 
 
 def texts_as_of(lake: Path, version: int) -> set[str] | None:

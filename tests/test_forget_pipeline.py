@@ -29,10 +29,10 @@ from pipeline.lake_cli import main as lake_main
 from datalake.lake import Lake
 from datalake.layout import FORGOTTEN as FORGOTTEN_LOG, GOLD_TOPIC_HOURLY, SILVER
 from pipeline.forget import gold_read_up_to
-from tests.conftest import isolated_settings
-from tests.gold_lake import assert_gold_equals_silver, silver_table
-from tests.kafka_io import produce
-from tests.processes import Process, bronze_table, start_sink, start_worker, wait_until
+from tests.support.gold_lake import assert_gold_equals_silver, silver_table
+from tests.support.kafka_io import produce
+from tests.support.processes import Process, bronze_table, start_sink, start_worker, wait_until
+from tests.support.settings import isolated_settings
 from tweets.payloads import tweet_id_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]  # backfills and Spark jobs: minutes on 2 busy cores

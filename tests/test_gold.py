@@ -9,7 +9,7 @@ import pytest
 from datalake.commits import commit_metadata
 from datalake.lake import Lake
 from datalake.layout import GOLD_TABLES, GOLD_TOPIC_HOURLY
-from tests.gold_lake import assert_gold_equals_silver, gold_rows
+from tests.support.gold_lake import assert_gold_equals_silver, gold_rows
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from hdfs import InsecureClient
 from app.hdfs import hdfs_layout
 from engines import hdfs as engine
 from engines.jars import JarsMissing
-from hdfs_cluster import hdfs_settings
+from tests.support.hdfs_cluster import hdfs_settings
 
 REPO = engine.REPO
 

@@ -22,18 +22,18 @@ from deltalake.exceptions import DeltaError
 
 from app.broker import create_topics
 from app.settings import Settings
-from conftest import isolated_settings
-from pipeline.lake_cli import main as lake_main
+from tests.support.backfill import assert_adds_up, backfill
+from tests.support.kafka_io import produce
+from tests.support.lake_command import lake_cli
+from tests.support.processes import REPO, settings_env, start_sink, wait_until
+from tests.support.settings import isolated_settings
+from tests.support.tweets import accepted_rows, clean_tweets
 from datalake.commits import commit_metadata
 from datalake.display import iso_utc
 from datalake.errors import LakeError
 from datalake.lake import Lake
 from datalake.layout import BRONZE, GOLD_TABLES, GOLD_TOPIC_HOURLY, SILVER, ZONES, Zone
-from kafka_io import produce
 from pipeline.processes import free_port
-from processes import REPO, settings_env, start_sink, wait_until
-from test_backfill import assert_adds_up, backfill
-from test_pipeline import accepted_rows, clean_tweets
 
 pytestmark = pytest.mark.integration
 
@@ -83,14 +83,6 @@ def listed_files(listing: str) -> dict[str, int]:
         if len(fields) >= 8 and fields[0].startswith("-"):
             found[fields[-1]] = int(fields[1])
     return found
-
-
-def lake_cli(capsys, lake_root: str, *argv: str) -> tuple[int, str, str]:
-    """The `lake` command in this process (a traceback would fail the test), with no setting of
-    the environment: the hdfs:// root alone says where the lake is."""
-    code = lake_main(["--lake-root", lake_root, *argv], settings=Settings(_env_file=None))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- the sink on HDFS ----------------------------------------------------------------------------
@@ -269,7 +261,7 @@ def test_a_namenode_that_does_not_answer_is_a_clear_error(hdfs, capsys):
 
 
 def test_backfill_onto_hdfs_prints_the_same_summary(hdfs, hdfs_dir, tmp_path):
-    from test_backfill import v1_status
+    from tests.support.tweets import v1_status
 
     archive = tmp_path / "statuses.jsonl"
     archive.write_bytes(b"\n".join(orjson.dumps(v1_status(n)) for n in range(30)) + b"\n")

@@ -14,9 +14,9 @@ from datalake.commits import commit_metadata, metric
 from datalake.lake import Lake
 from datalake.layout import BRONZE
 from spark_sink.submit import sink_command
-from tests.kafka_io import produce
-from tests.processes import Process, bronze_table, settings_env, start_sink, wait_until
-from tests.test_pipeline import accepted_rows, clean_tweets
+from tests.support.kafka_io import produce
+from tests.support.processes import Process, bronze_table, settings_env, start_sink, wait_until
+from tests.support.tweets import accepted_rows, clean_tweets
 
 def rows_per_batch(lake: Path) -> dict[int, int]:
     """Rows each micro-batch inserted into bronze, from the MERGE commits of the table's log."""

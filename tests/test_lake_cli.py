@@ -18,8 +18,10 @@ from datalake import forgotten
 from pipeline.lake_cli import main
 from datalake.lake import Lake
 from datalake.layout import BRONZE, GOLD_HASHTAGS_HOURLY, GOLD_TOPIC_HOURLY, SILVER, Zone
-from tests.bronze_files import bronze_arrow_schema, tweet, write_bronze
-from tests.test_replay import letter, write_letters
+from tests.support.bronze_files import bronze_arrow_schema, tweet, write_bronze
+from tests.support.lake_command import lake_cli
+from tests.support.letters import letter, write_letters
+from tests.support.processes import bronze_ids
 
 START = datetime(2024, 5, 1, 3, 0, tzinfo=timezone.utc)
 
@@ -64,20 +66,10 @@ def write_gold(lake: Path, table: Zone, groups: list[str]) -> None:
                     schema)
 
 
-def lake_cli(capsys, lake: Path | str, *argv: str) -> tuple[int, str, str]:
-    code = main(["--lake-root", str(lake), *argv], settings=Settings(_env_file=None))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def stats_json(capsys, lake: Path) -> dict:
     code, out, err = lake_cli(capsys, lake, "stats", "--json")
     assert code == 0, err
     return json.loads(out.splitlines()[-1])
-
-
-def bronze_ids(lake: Path) -> list[str]:
-    return sorted(Lake(str(lake)).read(BRONZE, ["tweet_id"]).column("tweet_id").to_pylist())
 
 
 def files_by_partition(lake: Path) -> Counter:

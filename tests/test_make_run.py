@@ -24,8 +24,8 @@ from app.settings import Settings
 from datalake.lake import Lake
 from datalake.layout import BRONZE, SILVER
 from pipeline.processes import REPO, free_port
-from tests.kafka_io import produce
-from tests.processes import bronze_count, bronze_table, supervised, wait_until
+from tests.support.kafka_io import produce
+from tests.support.processes import bronze_count, bronze_table, supervised, wait_until
 from tweets.payloads import tweet_id_of
 
 pytestmark = pytest.mark.integration

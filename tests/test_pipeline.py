@@ -18,47 +18,22 @@ import pytest
 from confluent_kafka.admin import ConfigResource
 from deltalake import DeltaTable
 
-from tweets.normalizer import Accepted, FilterPolicy, Lineage, Rejected, normalize
+from tweets.normalizer import Accepted, Rejected
 from tweets.payloads import tweet_id_of
-from tweets.topics import TopicMatcher, default_rules_path
 from agents.sources.synthetic import SyntheticTweets
 from datalake.commits import commit_metadata
 from app.broker import admin_client
-from tests.kafka_io import TopicTail, produce
+from tests.support.kafka_io import TopicTail, produce
+from tests.support.metrics import scraped
+from tests.support.processes import bronze_count, bronze_table, start_sink, start_worker, wait_until
+from tests.support.tweets import accepted_rows, clean_tweets, predicted_outcomes
 from pipeline.processes import free_port
-from tests.processes import bronze_count, bronze_table, start_sink, start_worker, wait_until
-from tests.test_metrics import scraped
 
 pytestmark = pytest.mark.integration
 
 
-def clean_tweets(count: int, seed: int) -> list[bytes]:
-    """Generated stream messages that all pass the filters: count in, count rows out."""
-    tweets = SyntheticTweets(seed=seed, off_topic_share=0.0, non_english_share=0.0, malformed_share=0.0)
-    return list(tweets.messages(count))
-
-
 def keyed(messages: list[bytes]) -> list[tuple[bytes | None, bytes]]:
     return [(tweet_id_of(message).encode(), message) for message in messages]
-
-
-def predicted_outcomes(messages: list[bytes]) -> list:
-    """What the worker must decide for each message, from the same pure function and rules."""
-    policy = FilterPolicy(
-        matcher=TopicMatcher.from_file(default_rules_path()), require_topic=True,
-        languages=frozenset({"en"}), max_payload_bytes=512_000,
-    )
-    return [
-        normalize(message, policy=policy, lineage=Lineage("raw", 0, offset), ingested_at=datetime.now(timezone.utc))
-        for offset, message in enumerate(messages)
-    ]
-
-
-def accepted_rows(messages: list[bytes]) -> dict[str, dict]:
-    return {
-        outcome.row["tweet_id"]: outcome.row
-        for outcome in predicted_outcomes(messages) if isinstance(outcome, Accepted)
-    }
 
 
 def test_generated_tweets_land_in_bronze_once_with_their_partitions(broker_settings, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from tweets.normalizer import Accepted, FilterPolicy, normalize
 from tweets.payloads import tweet_id_of
 from tweets.topics import TopicMatcher
-from tests.test_seed_file import SEED_FILE
+from tests.support.tweets import SEED_FILE
 
 pytestmark = pytest.mark.skipif(not SEED_FILE.is_file(), reason=f"no seed file at {SEED_FILE}")
 

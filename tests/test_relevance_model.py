@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.test_entities import field_nlp
-from tests.test_seed_file import SEED_FILE
+from tests.support.nlp import field_nlp
+from tests.support.tweets import SEED_FILE
 from tweets.relevance import FEATURE_NAMES, NOT_RELEVANT, RELEVANT, RelevanceModel, default_model_path
 from tweets.relevance_training import labelled_set, train
 

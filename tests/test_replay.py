@@ -4,7 +4,6 @@ small MAX_PAYLOAD_BYTES, replayed at the default one, twice."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import subprocess
@@ -14,45 +13,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
-import pyarrow as pa
 import pytest
 
 from tweets.oversize import PREVIEW_BYTES
 from agents.sources.synthetic import SyntheticTweets
 from app.settings import Settings
-from pipeline.lake_cli import main
 from datalake.lake import Lake
 from datalake.layout import QUARANTINE_DEAD_LETTERS
-from tests.processes import bronze_table
-
-FAILED_AT = datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc)
-
-
-def letter(reason: str, raw: bytes, offset: int = 0, failed_at: datetime = FAILED_AT) -> dict:
-    """A dead letter as the sink stores it: the worker's letter, its letter_id (a hash of the
-    letter) and dt, the day it failed."""
-    fields = {"reason": reason, "message": f"{reason} at {offset}", "raw_base64": base64.b64encode(raw).decode(),
-              "failed_at": failed_at, "kafka_topic": "tweets.raw", "kafka_partition": 0, "kafka_offset": offset}
-    return fields | {"letter_id": hashlib.sha256(orjson.dumps(fields)).hexdigest(), "dt": f"{failed_at:%Y-%m-%d}"}
-
-
-def write_letters(lake: Path, letters: list[dict]) -> int:
-    """One commit of `letters` to quarantine/dead_letter, as the sink's dead-letter query makes
-    it; the table's version after it."""
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    from spark_sink.schema import dead_letter_table_schema
-
-    target = Lake(str(lake), must_exist=False)
-    schema = to_arrow_schema(dead_letter_table_schema(), timezone="UTC")
-    target.append(QUARANTINE_DEAD_LETTERS, pa.Table.from_pylist(letters, schema))
-    return target.table(QUARANTINE_DEAD_LETTERS).version()
-
-
-def lake_cli(capsys, lake: Path, *argv: str, settings: Settings | None = None) -> tuple[int, str, str]:
-    code = main(["--lake-root", str(lake), *argv], settings=settings or Settings(_env_file=None))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.support.lake_command import lake_cli
+from tests.support.letters import letter, write_letters
+from tests.support.processes import bronze_ids, bronze_table
 
 
 def letters_in(lake: Path) -> Counter:
@@ -139,15 +109,11 @@ def run_lake(*args: str, cwd: Path, **env: str) -> tuple[subprocess.CompletedPro
     return result, json.loads(lines[-1])
 
 
-def bronze_ids(lake: Path) -> Counter:
-    return Counter(bronze_table(lake).column("tweet_id").to_pylist())
-
-
 @pytest.fixture(scope="module")
 def replays(archive, tmp_path_factory) -> dict:
     """The backfill at MAX_PAYLOAD_BYTES=1024, a replay of the too_large letters at the default
     limit, then a replay of everything left; the lake's contents after each."""
-    from tests.test_backfill import backfill  # here: the tests without processes need none of its imports
+    from tests.support.backfill import backfill  # here: the tests without processes need none of its imports
 
     lake = tmp_path_factory.mktemp("lake") / "lake"
     cwd = tmp_path_factory.mktemp("run")
@@ -155,11 +121,11 @@ def replays(archive, tmp_path_factory) -> dict:
                               cwd=cwd,
                               MAX_PAYLOAD_BYTES="1024")
     assert result.returncode == 0, result.stderr[-4000:]
-    steps = {"backfill": (report, bronze_ids(lake), letters_in(lake))}
+    steps = {"backfill": (report, Counter(bronze_ids(lake)), letters_in(lake))}
     for name, argv in (("first", ["--reason", "too_large"]), ("second", [])):
         result, report = run_lake("--lake-root", str(lake), "replay", "--filter", "none", *argv, cwd=cwd)
         assert result.returncode == 0, result.stderr[-4000:]
-        steps[name] = (report, bronze_ids(lake), letters_in(lake), last_commit(lake))
+        steps[name] = (report, Counter(bronze_ids(lake)), letters_in(lake), last_commit(lake))
     return {"lake": lake, **steps}
 
 

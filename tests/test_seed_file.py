@@ -2,9 +2,7 @@
 repository). Skipped where the file is absent; TWEETLAKE_SEED_FILE points elsewhere."""
 from __future__ import annotations
 
-import os
 from collections import Counter
-from pathlib import Path
 
 import orjson
 import pytest
@@ -13,11 +11,8 @@ from tweets.normalizer import Accepted, FilterPolicy, Filtered, Rejected, normal
 from tweets.payloads import detect_format, tweet_id_of
 from tweets.topics import TopicMatcher
 from app.models import Tweet
+from tests.support.tweets import SEED_FILE
 
-SEED_FILE = Path(
-    os.environ.get("TWEETLAKE_SEED_FILE")
-    or Path(__file__).resolve().parents[2] / "shared/data/seed-stream-v1.jsonl"
-)
 pytestmark = pytest.mark.skipif(not SEED_FILE.is_file(), reason=f"no seed file at {SEED_FILE}")
 
 MATCHER = TopicMatcher.from_file()

@@ -16,9 +16,9 @@ from pipeline.lake_cli import main as lake_main
 from datalake.commits import commit_metadata
 from datalake.lake import Lake
 from datalake.layout import SILVER
-from tests.bronze_files import bronze_arrow_schema, edited, tweet, write_bronze
-from tests.gold_lake import duck, silver_table
-from tests.processes import start_sink, wait_until
+from tests.support.bronze_files import bronze_arrow_schema, edited, tweet, write_bronze
+from tests.support.gold_lake import duck, silver_table
+from tests.support.processes import start_sink, wait_until
 
 pytestmark = pytest.mark.integration
 

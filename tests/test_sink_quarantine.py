@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.kafka_io import produce
-from tests.processes import bronze_table, start_sink, wait_until
-from tests.test_pipeline import accepted_rows, clean_tweets
+from tests.support.kafka_io import produce
+from tests.support.processes import bronze_table, start_sink, wait_until
+from tests.support.tweets import accepted_rows, clean_tweets
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 
 from app.settings import Settings
 from pipeline.processes import REPO, free_port
-from tests.processes import supervised, supervised_pid, wait_until
+from tests.support.processes import supervised, supervised_pid, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from agents.sources.x_access import ACCESS_LEVELS, x_limits
 from agents.sources.x_rules import RulesError, build_rules, diff_rules, main, sync_rules, topic_rule
 from agents.sources.x_api import api_client
 from app.settings import Settings, get_settings
-from tests.fake_x_api import RULES_PATH, FakeXApi
+from tests.support.fake_x_api import RULES_PATH, FakeXApi
 
 TOPIC = Topic(
     tag="machine_learning", name="Machine Learning",

@@ -27,11 +27,11 @@ from agents.sources.x_spend import month_of
 from agents.sources.x_stream import STREAM_FIELDS, XSource
 from app.settings import Settings
 from pipeline.processes import free_port
-from tests.fake_x_api import (
+from tests.support.fake_x_api import (
     KEEP_ALIVE, ODDLY_FORMATTED, OPERATIONAL_DISCONNECT, RULES_PATH, SEARCH_PATH, STREAM_PATH, USAGE_PATH,
     FakeXApi, Refuse, Send, lines, message, post, snowflake, x_seconds,
 )
-from tests.processes import BIN, Process, bronze_count, bronze_table, settings_env, start_sink, wait_until
+from tests.support.processes import BIN, Process, bronze_count, bronze_table, settings_env, start_sink, wait_until
 
 M1, M2, M3 = (message(f"179000000000000000{i}") for i in (1, 3, 4))
 

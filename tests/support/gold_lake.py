@@ -18,8 +18,8 @@ from app.settings import Settings
 from datalake.lake import Lake
 from datalake.layout import GOLD_COLUMNS, GOLD_DOMAINS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_HASHTAGS_HOURLY, \
     GOLD_TABLES, GOLD_TOPIC_HOURLY, PARTITION_COLUMNS, SILVER, Zone
-from tests.bronze_files import edited, tweet, write_bronze
-from tests.processes import start_sink, wait_until
+from tests.support.bronze_files import edited, tweet, write_bronze
+from tests.support.processes import start_sink, wait_until
 from tweets.relevance import RELEVANT
 
 START = datetime(2024, 5, 1, 7, 5, tzinfo=timezone.utc)

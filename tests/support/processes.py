@@ -15,7 +15,7 @@ from pipeline.processes import start_sink as start_project_sink
 from app.settings import Settings
 from dashboard.health import processes as supervised_processes
 
-__all__ = ["BIN", "REPO", "Process", "settings_env", "start_worker", "start_sink", "bronze_table", "bronze_count",
+__all__ = ["BIN", "REPO", "Process", "settings_env", "start_worker", "start_sink", "bronze_table", "bronze_count", "bronze_ids",
            "wait_until", "supervised", "supervised_pid"]
 
 
@@ -33,6 +33,12 @@ def bronze_table(lake_root: Path | str, zone: str = "bronze", columns: list[str]
 def bronze_count(lake_root: Path | str, zone: str = "bronze") -> int:
     """Rows of a zone's current version, from its log's statistics (no data read)."""
     return Lake(str(lake_root), must_exist=False).rows(zone_at(str(zone)))
+
+
+def bronze_ids(lake_root: Path | str) -> list[str]:
+    """Bronze's tweet ids, sorted (repeats kept, so a test sees a tweet twice); none without a table."""
+    table = bronze_table(lake_root, columns=["tweet_id"])
+    return [] if table is None else sorted(table.column("tweet_id").to_pylist())
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, processes: tuple[Process, ...] = ()) -> None:
