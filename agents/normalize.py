@@ -17,10 +17,9 @@ from agents.outbox import Outbox
 from tweets.oversize import dead_letter_bytes, original_size
 from tweets.compliance import forgotten_record
 from tweets.normalizer import Accepted, Deleted, FilterPolicy, Filtered, Lineage, Rejected, normalize
-from tweets.topics import TopicMatcher, default_rules_path
 from app.faust_app import app
 from app.models import DeadLetter
-from app.settings import Settings, get_settings
+from app.settings import get_settings
 from app.topics import compliance_topic, dead_letter_topic, raw_topic, typed_topic
 
 log = logging.getLogger(__name__)
@@ -31,20 +30,10 @@ BATCH_WITHIN_SECONDS = 0.05
 counters = OutcomeCounters()
 
 
-def filter_policy(settings: Settings) -> FilterPolicy:
-    matcher = TopicMatcher.from_file(default_rules_path())
-    filtering = settings.filter != "none"
-    return FilterPolicy(
-        matcher=matcher,
-        require_topic=filtering,
-        languages=frozenset(settings.language_list) if filtering else None,
-        max_payload_bytes=settings.max_payload_bytes,
-    )
-
-
-policy = filter_policy(get_settings())
+settings = get_settings()
+policy = FilterPolicy.configured(settings.filter, settings.language_list, settings.max_payload_bytes)
 outbox = Outbox(app.producer)
-seen_tweets = SeenTweets(app, get_settings().dedup_window_seconds, outbox)
+seen_tweets = SeenTweets(app, settings.dedup_window_seconds, outbox)
 
 
 def dead_letter(rejection: Rejected, payload: bytes, lineage: Lineage) -> DeadLetter:

@@ -17,7 +17,8 @@ from pipeline.processes import REPO, Process, free_port, settings_env, start_sin
 from pipeline.processes import wait_for  # noqa: F401 - the stages import it from here
 from app.settings import Settings
 from bench.monitor import TreeMonitor
-from bench.workload import TweetPool, filter_policy
+from bench.workload import TweetPool
+from tweets.normalizer import FilterPolicy
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class Bench:
         self.broker_monitor: TreeMonitor | None = None
         self.measured: dict[str, dict] = {}  # each finished stage's results, for stages that compare
         base = Settings(_env_file=None, kafka_bootstrap_servers=None, broker_port=self.port)
-        self.pool = TweetPool(seed=config.seed, clean=config.clean, policy=filter_policy(base))
+        self.pool = TweetPool(seed=config.seed, clean=config.clean, policy=FilterPolicy.configured(base.filter, base.language_list, base.max_payload_bytes))
 
     # --- broker ----------------------------------------------------------------------------------
 

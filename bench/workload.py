@@ -10,24 +10,11 @@ import orjson
 
 from tweets.normalizer import Accepted, Deleted, FilterPolicy, Filtered, Lineage, normalize
 from tweets.payloads import tweet_id_of
-from tweets.topics import TopicMatcher, default_rules_path
 from agents.sources.synthetic import SyntheticTweets
-from app.settings import Settings
 
 # SyntheticTweets' defaults: the shares the project calls realistic for a keyword-filtered stream.
 REALISTIC_SHARES = {"off_topic_share": 0.25, "non_english_share": 0.1, "malformed_share": 0.02, "duplicate_share": 0.0}
 CLEAN_SHARES = {"off_topic_share": 0.0, "non_english_share": 0.0, "malformed_share": 0.0, "duplicate_share": 0.0}
-
-
-def filter_policy(settings: Settings) -> FilterPolicy:
-    """The policy the worker builds from the same settings (agents.normalize.filter_policy)."""
-    filtering = settings.filter != "none"
-    return FilterPolicy(
-        matcher=TopicMatcher.from_file(default_rules_path()),
-        require_topic=filtering,
-        languages=frozenset(settings.language_list) if filtering else None,
-        max_payload_bytes=settings.max_payload_bytes,
-    )
 
 
 @dataclass

@@ -66,6 +66,8 @@ QUARANTINE_ZONES = (QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE)
 
 CHECKPOINTS = "_checkpoints"  # the streaming queries' checkpoints, unless CHECKPOINT_ROOT
 JOB_LOCKS = "_locks"  # a job that runs once per checkpoint (silver, gold) holds <name>.json here
+# The exit code of a job that runs once per lake (silver, gold) when another one holds the lake.
+LAKE_BUSY = 3
 
 # Commits between two checkpoints of a table's log: a reader replays at most this many JSON
 # commits on top of the newest checkpoint (a 5 s trigger commits ~700 times an hour).

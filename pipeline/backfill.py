@@ -34,7 +34,7 @@ from datalake.lake import Lake
 from datalake.layout import GOLD_TABLES, SILVER, Zone
 from pipeline.errors import BackfillError
 from pipeline.processes import Process, free_port, start_sink, start_worker
-from spark_sink.submit import LAKE_BUSY
+from datalake.layout import LAKE_BUSY
 from pipeline.progress import Progress
 from tweets.oversize import for_raw_topic
 

@@ -11,7 +11,7 @@ from typing import Callable
 
 from app.settings import Settings
 from pipeline.processes import start_sink
-from spark_sink.submit import LAKE_BUSY
+from datalake.layout import LAKE_BUSY
 
 CONVERT_SECONDS = 3600.0
 

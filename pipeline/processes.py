@@ -113,7 +113,7 @@ def start_sink(settings: Settings, workdir: Path, *extra_args: str, name: str = 
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, processes: tuple[Process, ...] = (),
-             interval: float = 0.1) -> float:
+             interval: float = 0.5) -> float:
     """Poll until condition() holds; returns the monotonic time it did. Raises on timeout or when a
     process exits early, with the end of its log."""
     deadline = time.monotonic() + timeout

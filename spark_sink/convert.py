@@ -35,7 +35,7 @@ from datalake.layout import (
 from spark_sink import gold, silver
 from spark_sink.lake_job import LakeBusy, run_lake_jobs
 from spark_sink.session import job_main, spark_session
-from spark_sink.submit import LAKE_BUSY
+from datalake.layout import LAKE_BUSY
 from spark_sink.tables import SparkLake, partition_filter
 
 log = logging.getLogger("tweetlake.convert")

@@ -27,7 +27,7 @@ from spark_sink.gold_rows import SILVER_READS, gold_tables
 from spark_sink.lake_job import LakeBusy, LakeJob, run_lake_jobs
 from spark_sink.schema import gold_schema, silver_schema
 from spark_sink.session import job_main
-from spark_sink.submit import LAKE_BUSY
+from datalake.layout import LAKE_BUSY
 from spark_sink.tables import QueryId, SparkLake, partition_filter
 
 log = logging.getLogger("tweetlake.gold")

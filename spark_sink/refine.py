@@ -16,7 +16,7 @@ from datalake.layout import ZONES, zone
 from spark_sink import gold, silver
 from spark_sink.lake_job import LakeBusy, run_lake_jobs
 from spark_sink.session import job_main
-from spark_sink.submit import LAKE_BUSY
+from datalake.layout import LAKE_BUSY
 
 
 def arguments(parser) -> None:

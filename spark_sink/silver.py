@@ -42,7 +42,7 @@ from spark_sink.silver_rows import (
     BRONZE_READS, INSERT, NOTHING, REPLACE, RESOURCE, decide, enriched_rows, enrichment_input, existing_keys,
     newest_versions,
 )
-from spark_sink.submit import LAKE_BUSY
+from datalake.layout import LAKE_BUSY
 from spark_sink.tables import QueryId, SparkLake, append_once, batch_commit, partition_filter, retrying
 
 log = logging.getLogger("tweetlake.silver")

@@ -32,8 +32,6 @@ LOOPBACK = {"127.0.0.1", "localhost"}
 JOBS = {"bronze": REPO / "spark_sink/bronze.py", "silver": REPO / "spark_sink/silver.py",
         "gold": REPO / "spark_sink/gold.py", "refine": REPO / "spark_sink/refine.py",
         "convert": REPO / "spark_sink/convert.py"}
-# The exit code of a job that runs once per lake (silver, gold) when another one holds the lake.
-LAKE_BUSY = 3
 
 
 def master_hosts(master: str) -> list[str]:

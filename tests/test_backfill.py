@@ -30,7 +30,7 @@ from tests.support.bronze_files import snowflake
 from tests.support.gold_lake import assert_gold_equals_silver
 from tests.support.kafka_io import produce
 from tests.support.metrics import scraped
-from tests.support.processes import bronze_count, bronze_ids, bronze_table, start_sink, start_worker, wait_until
+from tests.support.processes import bronze_count, bronze_ids, bronze_table, start_sink, start_worker, wait_for
 from tests.support.tweets import SEED_FILE, page_of, v1_status
 from pipeline.processes import free_port
 
@@ -243,11 +243,11 @@ def test_the_live_stream_over_the_backfilled_lake_repeats_and_edits(archive, lak
           # silver serves on SPARK_METRICS_PORT + 1
           start_sink(settings, tmp_path, job="silver", name="silver", silver_trigger_seconds=1,
                      spark_metrics_port=silver_metrics_port - 1) as silver):
-        wait_until(lambda: len(silver_posts(lake)[q_key]["source_tweet_ids"]) == 2
+        wait_for(lambda: len(silver_posts(lake)[q_key]["source_tweet_ids"]) == 2
                    and silver_posts(lake)[p_key]["tweet_id"] == P[1]["data"]["id"],
                    240, "silver to take P's new version and Q's old one", (worker, sink, silver))
         # Silver's micro-batches read exactly the bronze rows this run landed.
-        wait_until(lambda: scraped(silver_metrics_port).get(silver_rows_read, 0)
+        wait_for(lambda: scraped(silver_metrics_port).get(silver_rows_read, 0)
                    == bronze_count(lake) - bronze_before > 0, 60, "silver's metrics", (sink, silver))
         silver_metrics = scraped(silver_metrics_port)
     assert silver_metrics[("tweetlake_spark_batches_total", (("query", "silver"),))] > 0
@@ -278,7 +278,7 @@ def test_a_backfill_overlapping_the_live_stream_adds_no_bronze_row_twice(lake, b
         result, report = backfill(str(archived), "--lake-root", str(lake), "--filter", "none", "--no-silver",
                                   cwd=tmp_path)
         publisher.join()
-        wait_until(lambda: new <= set(bronze_ids(lake)), 240, "every tweet in bronze", (worker, sink))
+        wait_for(lambda: new <= set(bronze_ids(lake)), 240, "every tweet in bronze", (worker, sink))
     assert result.returncode == 0, result.stderr[-4000:]
     ids = Counter(bronze_ids(lake))
     assert set(ids) == before | new and max(ids.values()) == 1

@@ -16,7 +16,7 @@ from confluent_kafka.admin import ConfigResource
 
 from app.broker import admin_client, project_topics
 from tests.support.kafka_io import consume_keys, produce
-from tests.support.processes import wait_until
+from tests.support.processes import wait_for
 from tests.support.settings import embedded_broker_settings
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ def test_the_broker_process_keeps_topics_data_and_groups_across_a_crash(tmp_path
             def kafka_children():
                 return [child for child in psutil.Process(runner.pid).children() if child.name() == "java"]
 
-            wait_until(lambda: b"ready at" in log_path.read_bytes() and kafka_children(), 90, "broker ready")
+            wait_for(lambda: b"ready at" in log_path.read_bytes() and kafka_children(), 90, "broker ready")
             assert brokers_using(settings.kafka_data_dir) == kafka_children()
             # Topics with retention that deletes: segments roll at a sixth of the retention.
             resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in project_topics(settings)]
@@ -90,8 +90,8 @@ def test_the_broker_process_keeps_topics_data_and_groups_across_a_crash(tmp_path
 
             first = kafka_children()[0]
             first.send_signal(signal.SIGKILL)
-            wait_until(lambda: b"restart 1" in log_path.read_bytes(), 30, "the restart")
-            wait_until(lambda: kafka_children() and kafka_children()[0].pid != first.pid, 30, "a new broker")
+            wait_for(lambda: b"restart 1" in log_path.read_bytes(), 30, "the restart")
+            wait_for(lambda: kafka_children() and kafka_children()[0].pid != first.pid, 30, "a new broker")
 
             assert sorted(consume_keys(servers, settings.topic_raw, len(keys), timeout=60)) == sorted(keys)
             assert committed_offset(servers, group, settings.topic_raw) == 42

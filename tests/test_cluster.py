@@ -25,7 +25,7 @@ from datalake.lake import Lake
 from datalake.layout import zone as zone_at
 from pipeline.cluster import LocalCluster, outside_settings
 from pipeline.processes import REPO
-from tests.support.processes import supervised, supervised_pid, wait_until
+from tests.support.processes import supervised, supervised_pid, wait_for
 from tweets.payloads import tweet_id_of
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ def cluster(tmp_path_factory):
         run = subprocess.Popen(["make", "cluster", f"CLUSTER_DIR={layout.path}"], cwd=REPO, env=env, stdout=log,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_until(lambda: probes.brokers_up() == 3 and probes.live_datanodes() == 3
+        wait_for(lambda: probes.brokers_up() == 3 and probes.live_datanodes() == 3
                    and probes.alive_spark_workers() == 2, 300, "every node of make cluster")
         yield probes
     finally:
@@ -124,11 +124,11 @@ class Feed(threading.Thread):
 
 @pytest.mark.timeout(1200)  # the cluster's start and stop (15 JVMs on 2 cores) count in
 def test_every_tweet_once_after_a_broker_a_datanode_a_spark_worker_and_a_faust_worker_are_killed(cluster, spark):
-    wait_until(lambda: cluster.worker_counters(1) is not None and cluster.worker_counters(2) is not None, 300,
+    wait_for(lambda: cluster.worker_counters(1) is not None and cluster.worker_counters(2) is not None, 300,
                "both Faust workers")
     feed = Feed(cluster)
     feed.start()
-    wait_until(lambda: zone_rows(cluster, "bronze") > 0, 420, "the sink's first bronze rows")
+    wait_for(lambda: zone_rows(cluster, "bronze") > 0, 420, "the sink's first bronze rows")
     settings = cluster.settings
     pids = {name: supervised_pid(settings, name, group_of(name)) for name in (*NODES, *PIPELINE)}
     assert all(pids.values()), pids
@@ -144,11 +144,11 @@ def test_every_tweet_once_after_a_broker_a_datanode_a_spark_worker_and_a_faust_w
         before = len(feed.ids)
         killed_at = time.monotonic()
         os.kill(pids[name], signal.SIGKILL)  # nobody restarts it but the supervisor
-        wait_until(lambda: supervised_pid(settings, name, group_of(name)) not in (0, pids[name]), 60, f"{name} restarted")
+        wait_for(lambda: supervised_pid(settings, name, group_of(name)) not in (0, pids[name]), 60, f"{name} restarted")
         restarted_at = time.monotonic()
         # Back means: up for SUPERVISE_START_SECONDS (RUNNING; by then the cluster has noticed the
         # death, which a probe right after a quick restart would not show) and joined again.
-        wait_until(lambda: supervised(settings).get(name, {}).get("state") == "RUNNING" and back(), 240, f"{name} to rejoin")
+        wait_for(lambda: supervised(settings).get(name, {}).get("state") == "RUNNING" and back(), 240, f"{name} to rejoin")
         faults.append({"killed": name, "produced_while_down_and_rejoining": len(feed.ids) - before,
                        "restarted_after_s": round(restarted_at - killed_at, 1),
                        "running_and_rejoined_after_s": round(time.monotonic() - killed_at, 1)})
@@ -156,7 +156,7 @@ def test_every_tweet_once_after_a_broker_a_datanode_a_spark_worker_and_a_faust_w
     feed.join(180)
     assert feed.failed == 0, f"{feed.failed} messages were not acknowledged with acks=all"
 
-    wait_until(lambda: zone_rows(cluster, "bronze") >= len(feed.ids)
+    wait_for(lambda: zone_rows(cluster, "bronze") >= len(feed.ids)
                and zone_rows(cluster, "quarantine/dead_letter") >= feed.malformed, 300,
                f"{len(feed.ids)} tweets in bronze and {feed.malformed} dead letters")
     time.sleep(settings.sink_trigger_seconds * 3)  # nothing more may arrive

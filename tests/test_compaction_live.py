@@ -15,7 +15,7 @@ from agents.sources.synthetic import SyntheticTweets
 from datalake.lake import Lake
 from datalake.layout import BRONZE
 from tests.support.kafka_io import produce
-from tests.support.processes import BIN, REPO, bronze_count, bronze_table, settings_env, start_sink, wait_until
+from tests.support.processes import BIN, REPO, bronze_count, bronze_table, settings_env, start_sink, wait_for
 from tests.support.tweets import accepted_rows
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def test_compaction_while_the_sink_writes_loses_and_doubles_nothing(broker_setti
     lake = tmp_path / "lake"
 
     with start_sink(settings, tmp_path, sink_trigger_seconds=0.5, sink_max_offsets_per_trigger=60) as sink:
-        wait_until(lambda: files_of_the_hour(lake) >= 6, 180, "a few small files", (sink,))
+        wait_for(lambda: files_of_the_hour(lake) >= 6, 180, "a few small files", (sink,))
         assert bronze_count(lake) < len(rows), "compaction must run while the sink still has rows to write"
         compactions = []
         while bronze_count(lake) < len(rows) and len(compactions) < 3:
@@ -50,7 +50,7 @@ def test_compaction_while_the_sink_writes_loses_and_doubles_nothing(broker_setti
             )
             assert compaction.returncode == 0, compaction.stderr
             compactions.append((before, files_of_the_hour(lake)))
-        wait_until(lambda: bronze_count(lake) >= len(rows), 180, "all rows", (sink,))
+        wait_for(lambda: bronze_count(lake) >= len(rows), 180, "all rows", (sink,))
         time.sleep(2)  # a later batch must not add anything
         table = bronze_table(lake)
 

@@ -37,7 +37,7 @@ from spark_sink.metrics import QueryMetrics, start_metrics_server
 from spark_sink.schema import silver_arrow_schema
 from tests.support.gold_lake import assert_gold_equals_silver, duck, lake_settings, old_gold, run_job
 from tests.support.metrics import kafka_progress
-from tests.support.processes import REPO, Process, settings_env, wait_until
+from tests.support.processes import REPO, Process, settings_env, wait_for
 from tests.support.settings import isolated_settings
 from pipeline.processes import free_port
 from tweets.entities import load_pipeline, load_vocabulary
@@ -173,7 +173,7 @@ def dashboard(dashboard_lake, tmp_path_factory):
     command = [sys.executable, "-m", "dashboard", "--port", str(port), "--lake-root", str(dashboard_lake)]
     with Process("dashboard", command, env, workdir) as process:
         base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: answers(f"{base}/api/topics"), 60, "the dashboard to answer", (process,))
+        wait_for(lambda: answers(f"{base}/api/topics"), 60, "the dashboard to answer", (process,))
         yield base, process
 
 
@@ -287,7 +287,7 @@ def test_the_page_in_chromium(dashboard, dashboard_lake):
             assert shown_totals(page) == day
             page.locator("#range label", has_text="All").click()
             everything = gold_topic_totals(dashboard_lake, None)
-            wait_until(lambda: shown_totals(page) == everything, 10, "the totals of all of gold", (process,))
+            wait_for(lambda: shown_totals(page) == everything, 10, "the totals of all of gold", (process,))
 
             expect(page.locator("#trending-hashtags tbody tr").first).to_be_visible()
             assert shown_hashtags(page) == gold_newest_hashtags(dashboard_lake)
@@ -305,13 +305,13 @@ def test_the_page_in_chromium(dashboard, dashboard_lake):
             page.locator("#topic-filter label", has_text="Big Data").click()
             big_data = newest_relevant(dashboard_lake, "big_data")
             assert big_data != newest_relevant(dashboard_lake, None)
-            wait_until(lambda: shown_tweets(page) == big_data, 10, "the newest big data tweets", (process,))
+            wait_for(lambda: shown_tweets(page) == big_data, 10, "the newest big data tweets", (process,))
             assert all("big_data" in topics.split() for topics in
                        page.locator("#tweets li.tweet").evaluate_all("items => items.map(i => i.dataset.topics)"))
             assert page.locator("#tweets li.tweet a").first.get_attribute("href").startswith("https://x.com/")
 
             first_update = page.locator("#updated-at").inner_text()
-            wait_until(lambda: page.locator("#updated-at").inner_text() != first_update, 10,
+            wait_for(lambda: page.locator("#updated-at").inner_text() != first_update, 10,
                        "the page to refresh itself", (process,))
 
             OUTPUT.mkdir(exist_ok=True)
@@ -328,11 +328,11 @@ def test_the_page_in_chromium(dashboard, dashboard_lake):
             expect(page.locator("#relevance-switch")).to_have_attribute("data-relevant", "1")
             relevant = gold_topic_totals(dashboard_lake, None, "relevant_tweets")
             assert relevant != everything
-            wait_until(lambda: shown_totals(page) == relevant, 10, "the totals of relevant tweets", (process,))
+            wait_for(lambda: shown_totals(page) == relevant, 10, "the totals of relevant tweets", (process,))
             assert page.locator("#topic-totals td.originals").all_inner_texts() == ["–"] * len(relevant)
             relevant_hashtags = gold_newest_hashtags(dashboard_lake, "relevant_tweets")
             assert relevant_hashtags != gold_newest_hashtags(dashboard_lake)
-            wait_until(lambda: shown_hashtags(page) == relevant_hashtags, 10, "the trends of relevant tweets",
+            wait_for(lambda: shown_hashtags(page) == relevant_hashtags, 10, "the trends of relevant tweets",
                        (process,))
             expect(page.locator("#topics-chart .ytitle")).to_have_text("relevant tweets per hour")
             assert layout_problems(page) == []
@@ -452,7 +452,7 @@ def test_the_sink_lag_comes_from_the_sinks_metrics_and_is_unavailable_without_th
     assert producer.flush(30) == 0
 
     # A broker started moments ago answers "not coordinator" until its offsets topic is ready.
-    wait_until(lambda: dashboard_health.consumer_lag(settings, timeout=5)["worker"]["available"], 60,
+    wait_for(lambda: dashboard_health.consumer_lag(settings, timeout=5)["worker"]["available"], 60,
                "the group coordinator")
     lag = dashboard_health.consumer_lag(settings, timeout=5)
     assert lag["worker"] == {"available": True, "topic": settings.topic_raw, "lag": 3,

@@ -31,7 +31,7 @@ from datalake.layout import FORGOTTEN as FORGOTTEN_LOG, GOLD_TOPIC_HOURLY, SILVE
 from pipeline.forget import gold_read_up_to
 from tests.support.gold_lake import assert_gold_equals_silver, silver_table
 from tests.support.kafka_io import produce
-from tests.support.processes import Process, bronze_table, start_sink, start_worker, wait_until
+from tests.support.processes import Process, bronze_table, start_sink, start_worker, wait_for
 from tests.support.settings import isolated_settings
 from tweets.payloads import tweet_id_of
 
@@ -150,22 +150,22 @@ def forgotten_while_running(scenario: Scenario) -> Scenario:
           start_sink(s.settings, s.workdir, job="silver", name="silver") as silver,
           start_sink(s.settings, s.workdir, job="gold", name="gold") as gold):
         jobs = (worker, sink, silver, gold)
-        wait_until(lambda: len(ids_in(s.lake, "silver", "tweet_id")) == ARCHIVED, 300, "silver built", jobs)
+        wait_for(lambda: len(ids_in(s.lake, "silver", "tweet_id")) == ARCHIVED, 300, "silver built", jobs)
         produce(s.settings.bootstrap_servers, s.settings.topic_raw, [(i.encode(), m) for i, m in zip(s.live, live)])
-        wait_until(lambda: Lake(str(s.lake)).rows(GOLD_TOPIC_HOURLY) > 0, 120, "gold built", jobs)
-        wait_until(lambda: set(ids_in(s.lake, "silver", "tweet_id")) >= s.live, 120, "the live tweets in silver", jobs)
+        wait_for(lambda: Lake(str(s.lake)).rows(GOLD_TOPIC_HOURLY) > 0, 120, "gold built", jobs)
+        wait_for(lambda: set(ids_in(s.lake, "silver", "tweet_id")) >= s.live, 120, "the live tweets in silver", jobs)
 
         result, s.reports["forget"] = run_json(forget_command(s.lake, str(deletions)), s.workdir)
         assert result.returncode == 0, result.stderr[-4000:]
 
         messages = delete_messages(s)
         produce(s.settings.bootstrap_servers, s.settings.topic_raw, [(None, m) for m in messages])
-        wait_until(lambda: s.late in logged_ids(s.lake), 120, "the deletions in the forgotten log", jobs)
+        wait_for(lambda: s.late in logged_ids(s.lake), 120, "the deletions in the forgotten log", jobs)
         produce(s.settings.bootstrap_servers, s.settings.topic_raw, [(s.late.encode(), late)])
-        wait_until(lambda: not s.deleted & set(ids_in(s.lake, "bronze", "tweet_id")), 120,
+        wait_for(lambda: not s.deleted & set(ids_in(s.lake, "bronze", "tweet_id")), 120,
                    "the deleted tweets to leave bronze", jobs)
-        wait_until(lambda: not s.deleted & set(ids_in(s.lake, "silver", "tweet_id")), 120, "... and silver", jobs)
-        wait_until(lambda: worker_read(s.settings) >= LIVE + len(messages) + 1 and gold_settled(s.lake), 120,
+        wait_for(lambda: not s.deleted & set(ids_in(s.lake, "silver", "tweet_id")), 120, "... and silver", jobs)
+        wait_for(lambda: worker_read(s.settings) >= LIVE + len(messages) + 1 and gold_settled(s.lake), 120,
                    "the worker to read the late tweet and gold to follow silver", jobs)
         time.sleep(s.settings.sink_trigger_seconds * 3)  # the late tweet's batch has long been written
     return s

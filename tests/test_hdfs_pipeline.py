@@ -25,7 +25,7 @@ from app.settings import Settings
 from tests.support.backfill import assert_adds_up, backfill
 from tests.support.kafka_io import produce
 from tests.support.lake_command import lake_cli
-from tests.support.processes import REPO, settings_env, start_sink, wait_until
+from tests.support.processes import REPO, settings_env, start_sink, wait_for
 from tests.support.settings import isolated_settings
 from tests.support.tweets import accepted_rows, clean_tweets
 from datalake.commits import commit_metadata
@@ -113,13 +113,13 @@ def sink_on_hdfs(session_kafka, hdfs, tmp_path_factory) -> SinkRun:
         sink = start_sink(settings, workdir, name=f"sink-{attempt}", **slow)
         try:
             floor = zone_count(settings) + 150
-            wait_until(lambda: zone_count(settings) >= floor, 180, f"progress before kill {attempt}", (sink,))
+            wait_for(lambda: zone_count(settings) >= floor, 180, f"progress before kill {attempt}", (sink,))
             time.sleep(chance.uniform(0.0, 1.5))
         finally:
             sink.kill()
     assert zone_count(settings) < len(rows), "the kills must land in the middle of the run"
     with start_sink(settings, workdir, name="sink-final", **slow) as final:
-        wait_until(lambda: zone_count(settings) >= len(rows), 240, "all rows after the kills", (final,))
+        wait_for(lambda: zone_count(settings) >= len(rows), 240, "all rows after the kills", (final,))
         time.sleep(2)
         final_args = list(final.popen.args)
     return SinkRun(settings, rows, final_args)

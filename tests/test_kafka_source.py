@@ -15,7 +15,7 @@ from datalake.lake import Lake
 from datalake.layout import BRONZE
 from spark_sink.submit import sink_command
 from tests.support.kafka_io import produce
-from tests.support.processes import Process, bronze_table, settings_env, start_sink, wait_until
+from tests.support.processes import Process, bronze_table, settings_env, start_sink, wait_for
 from tests.support.tweets import accepted_rows, clean_tweets
 
 def rows_per_batch(lake: Path) -> dict[int, int]:
@@ -26,7 +26,7 @@ def rows_per_batch(lake: Path) -> dict[int, int]:
 
 def run_available_now(settings: Settings, workdir: Path, name: str, **overrides) -> None:
     with start_sink(settings, workdir, "--available-now", name=name, **overrides) as sink:
-        wait_until(lambda: not sink.alive(), 240, f"{name} to finish")
+        wait_for(lambda: not sink.alive(), 240, f"{name} to finish")
     assert sink.popen.returncode == 0, sink.log_tail()
 
 
@@ -60,7 +60,7 @@ def test_without_the_connector_the_sink_says_how_to_add_it(broker_settings, tmp_
     at = command.index("--jars") + 1
     command[at] = ",".join(str(path) for path in jar_paths("delta"))  # Delta, without Kafka's connector
     with Process("sink-no-connector", command, settings_env(broker_settings), tmp_path) as sink:
-        wait_until(lambda: not sink.alive(), 120, "the sink without the connector to exit")
+        wait_for(lambda: not sink.alive(), 120, "the sink without the connector to exit")
     assert sink.popen.returncode == 2
     assert "make jars" in sink.log_text() and "--packages org.apache.spark:spark-sql-kafka" in sink.log_text()
 

@@ -25,7 +25,7 @@ from datalake.lake import Lake
 from datalake.layout import BRONZE, SILVER
 from pipeline.processes import REPO, free_port
 from tests.support.kafka_io import produce
-from tests.support.processes import bronze_count, bronze_table, supervised, wait_until
+from tests.support.processes import bronze_count, bronze_table, supervised, wait_for
 from tweets.payloads import tweet_id_of
 
 pytestmark = pytest.mark.integration
@@ -82,7 +82,7 @@ def sigkill_and_time_recovery(process: psutil.Process, recovered, what: str) -> 
     killed_at = time.monotonic()
     process.kill()
     process.wait(10)
-    wait_until(recovered, 240, f"the {what} back after its SIGKILL")
+    wait_for(recovered, 240, f"the {what} back after its SIGKILL")
     return round(time.monotonic() - killed_at, 1)
 
 
@@ -114,11 +114,11 @@ def test_make_run_fills_the_lake_and_the_dashboard_listens_on_loopback_and_survi
                                stdin=subprocess.DEVNULL, start_new_session=True)
     recovery: dict[str, float] = {}
     try:
-        wait_until(lambda: bronze_count(lake) > 0, 240, "the first bronze rows under make run")
-        wait_until(lambda: bronze_count(lake, "silver") > 0, 240, "the first silver rows under make run")
-        wait_until(lambda: bronze_count(lake, "gold/topic_hourly") > 0, 120, "the first gold rows under make run")
+        wait_for(lambda: bronze_count(lake) > 0, 240, "the first bronze rows under make run")
+        wait_for(lambda: bronze_count(lake, "silver") > 0, 240, "the first silver rows under make run")
+        wait_for(lambda: bronze_count(lake, "gold/topic_hourly") > 0, 120, "the first gold rows under make run")
         # The dashboard fills up: its chart's numbers are gold's.
-        wait_until(lambda: sum(t["tweets"] for t in dashboard_json(f"{dashboard}/api/topics?range=all")["topics"]) > 0,
+        wait_for(lambda: sum(t["tweets"] for t in dashboard_json(f"{dashboard}/api/topics?range=all")["topics"]) > 0,
                    60, "the dashboard to show tweets per topic")
         time.sleep(3)  # the dead-letter query and the Spark UIs are up by now too
         tree = psutil.Process(run.pid)
@@ -141,14 +141,14 @@ def test_make_run_fills_the_lake_and_the_dashboard_listens_on_loopback_and_survi
             recovery[job] = sigkill_and_time_recovery(
                 process_of(tree, job, "java"), lambda: version(lake, zone) > at_kill + 1, what)
 
-        wait_until(published.is_set, 120, "our tweets published")
+        wait_for(published.is_set, 120, "our tweets published")
         ids = {tweet_id_of(m) for m in ours}
-        wait_until(lambda: ids <= set(bronze_table(lake, columns=["tweet_id"])["tweet_id"].to_pylist()), 240,
+        wait_for(lambda: ids <= set(bronze_table(lake, columns=["tweet_id"])["tweet_id"].to_pylist()), 240,
                    "every tweet of ours in bronze")
         bronze = bronze_table(lake, columns=["tweet_id", "edit_history_tweet_ids"])
         ours_in_bronze = bronze.filter(pc.is_in(bronze["tweet_id"], pa.array(sorted(ids)))).to_pylist()
         roots = {(row["edit_history_tweet_ids"] or [row["tweet_id"]])[0] for row in ours_in_bronze}  # silver's post id
-        wait_until(lambda: roots <= set(bronze_table(lake, "silver", ["edit_root_id"])["edit_root_id"].to_pylist()),
+        wait_for(lambda: roots <= set(bronze_table(lake, "silver", ["edit_root_id"])["edit_root_id"].to_pylist()),
                    240, "every post of ours in silver")
         silver = bronze_table(lake, "silver", ["edit_root_id"])
         states = supervised(settings)

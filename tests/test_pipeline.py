@@ -25,7 +25,7 @@ from datalake.commits import commit_metadata
 from app.broker import admin_client
 from tests.support.kafka_io import TopicTail, produce
 from tests.support.metrics import scraped
-from tests.support.processes import bronze_count, bronze_table, start_sink, start_worker, wait_until
+from tests.support.processes import bronze_count, bronze_table, start_sink, start_worker, wait_for
 from tests.support.tweets import accepted_rows, clean_tweets, predicted_outcomes
 from pipeline.processes import free_port
 
@@ -44,7 +44,7 @@ def test_generated_tweets_land_in_bronze_once_with_their_partitions(broker_setti
     produce(settings.bootstrap_servers, settings.topic_raw, keyed(messages))
 
     with start_worker(settings, tmp_path) as worker, start_sink(settings, tmp_path, sink_trigger_seconds=1) as sink:
-        wait_until(lambda: bronze_count(tmp_path / "lake") >= len(expected), 180, "bronze rows", (worker, sink))
+        wait_for(lambda: bronze_count(tmp_path / "lake") >= len(expected), 180, "bronze rows", (worker, sink))
         time.sleep(3)  # a later batch must not add anything
         table = bronze_table(tmp_path / "lake")
 
@@ -78,7 +78,7 @@ def test_sink_killed_repeatedly_leaves_each_tweet_once_for_every_reader(broker_s
         sink = start_sink(settings, tmp_path, name=f"sink-{attempt}", **slow)
         try:
             floor = bronze_count(lake) + 150
-            wait_until(lambda: bronze_count(lake) >= floor, 180, f"progress before kill {attempt}", (sink,))
+            wait_for(lambda: bronze_count(lake) >= floor, 180, f"progress before kill {attempt}", (sink,))
             time.sleep(chance.uniform(0.0, 1.5))  # land anywhere in a batch: write, publish or commit
         finally:
             sink.kill()
@@ -86,7 +86,7 @@ def test_sink_killed_repeatedly_leaves_each_tweet_once_for_every_reader(broker_s
     assert kills[-1] < len(rows), "the kills must land in the middle of the run"
 
     with start_sink(settings, tmp_path, name="sink-final", **slow) as final:
-        wait_until(lambda: bronze_count(lake) >= len(rows), 240, "all rows after the kills", (final,))
+        wait_for(lambda: bronze_count(lake) >= len(rows), 240, "all rows after the kills", (final,))
         time.sleep(2)
 
     table = bronze_table(lake)
@@ -118,7 +118,7 @@ def test_worker_restarts_resume_within_seconds_and_lose_nothing(broker_settings,
             started_at = time.monotonic()
             worker = start_worker(settings, tmp_path, name=f"worker-{number}")
             try:
-                wait_until(lambda: typed.keys() >= expected, 60, f"batch {number} on the typed topic", (worker,))
+                wait_for(lambda: typed.keys() >= expected, 60, f"batch {number} on the typed topic", (worker,))
             finally:
                 if stop == "sigterm":
                     assert worker.stop() == 0, worker.log_text()[-3000:]
@@ -170,8 +170,8 @@ def test_duplicates_and_malformed_are_counted_and_never_reach_bronze(broker_sett
     with start_worker(settings, tmp_path) as worker, \
             start_sink(settings, tmp_path, sink_trigger_seconds=1, sink_dead_letter_trigger_seconds=1,
                        spark_metrics_port=sink_metrics_port) as sink:
-        wait_until(lambda: worker_counters(settings).get("read") == len(stream), 90, "worker read all", (worker, sink))
-        wait_until(
+        wait_for(lambda: worker_counters(settings).get("read") == len(stream), 90, "worker read all", (worker, sink))
+        wait_for(
             lambda: bronze_count(lake) >= predicted["accepted"]
             and bronze_count(lake, "quarantine/dead_letter") >= predicted["rejected"],
             180, "bronze and quarantine rows", (worker, sink),
@@ -188,7 +188,7 @@ def test_duplicates_and_malformed_are_counted_and_never_reach_bronze(broker_sett
             return (sink_metrics.get(rows_of("dead_letters")) == predicted["rejected"]
                     and sink_metrics.get(rows_of("bronze")) == predicted["accepted"])
 
-        wait_until(metrics_caught_up, 60, "the sink's metrics", (sink,))
+        wait_for(metrics_caught_up, 60, "the sink's metrics", (sink,))
 
     assert {key: counters[key] for key in predicted} == dict(predicted)
     for key in ("read", "accepted", "filtered", "duplicates", "rejected"):
@@ -221,11 +221,11 @@ def test_restarted_worker_remembers_seen_tweet_ids(broker_settings, tmp_path):
     messages = clean_tweets(500, seed=41)
     produce(settings.bootstrap_servers, settings.topic_raw, keyed(messages))
     with start_worker(settings, tmp_path, name="worker-first") as worker:
-        wait_until(lambda: worker_counters(settings).get("accepted") == len(messages), 60, "first pass", (worker,))
+        wait_for(lambda: worker_counters(settings).get("accepted") == len(messages), 60, "first pass", (worker,))
 
     produce(settings.bootstrap_servers, settings.topic_raw, keyed(messages))
     with start_worker(settings, tmp_path, name="worker-second") as worker:
-        wait_until(lambda: worker_counters(settings).get("duplicates", 0) >= len(messages), 60, "second pass", (worker,))
+        wait_for(lambda: worker_counters(settings).get("duplicates", 0) >= len(messages), 60, "second pass", (worker,))
         time.sleep(2)
         counters = worker_counters(settings)
     assert "dedup: 500 tweet ids recovered" in worker.log_text()
@@ -246,10 +246,10 @@ def test_built_in_synthetic_source_feeds_the_raw_topic_keyed_by_tweet_id(broker_
     settings = broker_settings
     with start_worker(settings, tmp_path, source="synthetic", synthetic_rate=500, synthetic_limit=300,
                       synthetic_seed=5) as worker:
-        wait_until(lambda: worker_counters(settings).get("read") == 300, 60, "300 synthetic tweets read", (worker,))
+        wait_for(lambda: worker_counters(settings).get("read") == 300, 60, "300 synthetic tweets read", (worker,))
         counters = worker_counters(settings)
     with TopicTail(settings.bootstrap_servers, settings.topic_raw) as raw:
-        wait_until(lambda: len(raw.first_seen) >= 290, 30, "raw keys")
+        wait_for(lambda: len(raw.first_seen) >= 290, 30, "raw keys")
         keys = raw.keys()
     assert counters["read"] == counters["accepted"] + counters["filtered"] + counters["duplicates"] + counters["rejected"]
     assert counters["accepted"] > 0 and counters["filtered"] > 0
@@ -270,13 +270,13 @@ def test_two_workers_share_partitions_and_one_killed_mid_run_loses_and_doubles_n
             start_sink(settings, tmp_path, sink_trigger_seconds=1) as sink:
         second = start_worker(settings, tmp_path, name="worker-b", faust_web_port=second_port)
         try:
-            wait_until(lambda: second_counters() != {} and worker_counters(settings) != {}, 60, "both workers up", (first, second))
+            wait_for(lambda: second_counters() != {} and worker_counters(settings) != {}, 60, "both workers up", (first, second))
             produce(settings.bootstrap_servers, settings.topic_raw, keyed(messages[:1500]))
-            wait_until(lambda: second_counters().get("read", 0) > 100, 60, "the second worker processing", (first, second))
+            wait_for(lambda: second_counters().get("read", 0) > 100, 60, "the second worker processing", (first, second))
         finally:
             second.kill()
         produce(settings.bootstrap_servers, settings.topic_raw, keyed(messages[1500:]))
-        wait_until(lambda: bronze_count(lake) >= len(expected), 240, "every tweet in bronze", (first, sink))
+        wait_for(lambda: bronze_count(lake) >= len(expected), 240, "every tweet in bronze", (first, sink))
         time.sleep(3)
         table = bronze_table(lake)
 
@@ -294,13 +294,13 @@ def test_a_broker_crash_mid_run_loses_nothing_and_the_pipeline_keeps_going(own_b
     before, during, after = messages[:400], messages[400:600], messages[600:]
     with start_worker(settings, tmp_path) as worker, start_sink(settings, tmp_path, sink_trigger_seconds=1) as sink:
         produce(settings.bootstrap_servers, settings.topic_raw, keyed(before))
-        wait_until(lambda: bronze_count(lake) >= 100, 180, "bronze before the crash", (worker, sink))
+        wait_for(lambda: bronze_count(lake) >= 100, 180, "bronze before the crash", (worker, sink))
         produce(settings.bootstrap_servers, settings.topic_raw, keyed(during))
         own_broker.process.kill()
         own_broker.process.wait()
         own_broker.start()
         produce(settings.bootstrap_servers, settings.topic_raw, keyed(after))
-        wait_until(lambda: bronze_count(lake) >= len(messages), 240, "bronze after the restart", (worker, sink))
+        wait_for(lambda: bronze_count(lake) >= len(messages), 240, "bronze after the restart", (worker, sink))
         time.sleep(3)
         table = bronze_table(lake)
     assert table.num_rows == len(messages)

@@ -18,7 +18,7 @@ from datalake.lake import Lake
 from datalake.layout import SILVER
 from tests.support.bronze_files import bronze_arrow_schema, edited, tweet, write_bronze
 from tests.support.gold_lake import duck, silver_table
-from tests.support.processes import start_sink, wait_until
+from tests.support.processes import start_sink, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def silver_rows(lake: Path) -> dict[str, dict]:
 def run_silver(settings: Settings, workdir: Path, timeout: float = 240) -> None:
     """The silver job with the available-now trigger, to its end."""
     with start_sink(settings, workdir, "--available-now", job="silver", name="silver") as silver:
-        wait_until(lambda: not silver.alive(), timeout, "the silver job to finish")
+        wait_for(lambda: not silver.alive(), timeout, "the silver job to finish")
         assert silver.popen.returncode == 0, silver.log_tail()
 
 
@@ -132,7 +132,7 @@ def test_silver_sigkilled_while_bronze_grows_holds_each_post_once(settings, tmp_
         for attempt in range(2):
             silver = start_sink(settings, tmp_path, job="silver", name=f"silver-{attempt}")
             try:
-                wait_until(lambda: "silver: batch" in silver.log_text(), 180, "a silver batch", (silver,))
+                wait_for(lambda: "silver: batch" in silver.log_text(), 180, "a silver batch", (silver,))
                 time.sleep(chance.uniform(0.5, 6.0))  # anywhere in a later batch: decide, enrich, append, MERGE
             finally:
                 silver.kill()

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from tests.support.kafka_io import produce
-from tests.support.processes import bronze_table, start_sink, wait_until
+from tests.support.processes import bronze_table, start_sink, wait_for
 from tests.support.tweets import accepted_rows, clean_tweets
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ def test_unreadable_typed_records_go_to_quarantine_beside_bronze(broker_settings
             ((b"k", value) for _key, value in readable[:100] + unreadable + readable[100:] + readable[:20]))
 
     with start_sink(settings, tmp_path, "--available-now", sink_max_offsets_per_trigger=120) as sink:
-        wait_until(lambda: not sink.alive(), 240, "the available-now sink to finish")
+        wait_for(lambda: not sink.alive(), 240, "the available-now sink to finish")
     assert sink.popen.returncode == 0, sink.log_text()[-3000:]
 
     bronze = bronze_table(tmp_path / "lake")

@@ -14,7 +14,7 @@ import pytest
 
 from app.settings import Settings
 from pipeline.processes import REPO, free_port
-from tests.support.processes import supervised, supervised_pid, wait_until
+from tests.support.processes import supervised, supervised_pid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -58,13 +58,13 @@ def test_a_killed_process_is_restarted_and_one_that_dies_at_every_start_is_given
     procfile = PROCFILE + "victim: echo $$ >> victim.pids; exec sleep 600\n"
     run, settings = start(tmp_path, procfile, "--infra", "steady")
     try:
-        wait_until(lambda: supervised(settings).get("victim", {}).get("state") == "RUNNING", 30, "victim running")
+        wait_for(lambda: supervised(settings).get("victim", {}).get("state") == "RUNNING", 30, "victim running")
         steady, victim = supervised_pid(settings, "steady", "infra"), supervised_pid(settings, "victim")
         assert steady and victim
         os.kill(victim, signal.SIGKILL)
-        wait_until(lambda: supervised(settings)["victim"]["state"] == "RUNNING" and supervised_pid(settings, "victim") not in (0, victim),
+        wait_for(lambda: supervised(settings)["victim"]["state"] == "RUNNING" and supervised_pid(settings, "victim") not in (0, victim),
                    30, "the killed process back")
-        wait_until(lambda: supervised(settings)["crashing"]["state"] == "FATAL", 60, "crashing given up on")
+        wait_for(lambda: supervised(settings)["crashing"]["state"] == "FATAL", 60, "crashing given up on")
         seen = supervised(settings)
         assert seen["victim"]["restarts"] == 1
         assert seen["crashing"]["restarts"] == 2  # the first start and two retries
@@ -76,7 +76,7 @@ def test_a_killed_process_is_restarted_and_one_that_dies_at_every_start_is_given
             return output[output.index("gave up on crashing"):] if "gave up on crashing" in output else ""
         # the notice names the process and carries the last lines of its log (the tail of every
         # process's log reaches the same output on its own, so only the text after the notice counts)
-        wait_until(lambda: "crashing starts" in notice() and "cannot open config: 100% wrong" in notice(), 20,
+        wait_for(lambda: "crashing starts" in notice() and "cannot open config: 100% wrong" in notice(), 20,
                    "the given-up notice with the process's last log lines")
     finally:
         assert stop(run) == 0

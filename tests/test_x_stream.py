@@ -31,7 +31,7 @@ from tests.support.fake_x_api import (
     KEEP_ALIVE, ODDLY_FORMATTED, OPERATIONAL_DISCONNECT, RULES_PATH, SEARCH_PATH, STREAM_PATH, USAGE_PATH,
     FakeXApi, Refuse, Send, lines, message, post, snowflake, x_seconds,
 )
-from tests.support.processes import BIN, Process, bronze_count, bronze_table, settings_env, start_sink, wait_until
+from tests.support.processes import BIN, Process, bronze_count, bronze_table, settings_env, start_sink, wait_for
 
 M1, M2, M3 = (message(f"179000000000000000{i}") for i in (1, 3, 4))
 
@@ -330,10 +330,10 @@ def test_the_worker_streams_x_to_the_raw_topic_and_fills_a_disconnect_so_bronze_
         command = [str(BIN / "faust"), "-A", "app", "worker", "-l", "info", "--web-port", env["FAUST_WEB_PORT"]]
         with Process("worker", command, env, tmp_path) as worker, \
                 start_sink(settings, tmp_path, sink_trigger_seconds=1) as sink:
-            wait_until(lambda: len(fake.posted) == 4, 60, "the posts made during the gap", (worker,))
+            wait_for(lambda: len(fake.posted) == 4, 60, "the posts made during the gap", (worker,))
             posted = {tweet["id"] for tweet, _ in fake.posted}
             expected = {tweet_id_of(m) for m in messages} | posted
-            wait_until(lambda: bronze_count(settings.lake_root) >= len(expected), 180, "every post in bronze",
+            wait_for(lambda: bronze_count(settings.lake_root) >= len(expected), 180, "every post in bronze",
                        (worker, sink))
             records = consume_records(settings, len(messages) + 4, timeout=30)
             x = worker_counters(int(env["FAUST_WEB_PORT"]))["x"]

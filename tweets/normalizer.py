@@ -48,7 +48,7 @@ from tweets.compliance import Deletion, Ignored, deletion_of
 from tweets.language import detect_language as detected_language
 from tweets.payloads import PayloadFormat, as_id, detect_format, id_of, tweet_of
 from tweets.timestamps import iso_millis
-from tweets.topics import TopicMatcher
+from tweets.topics import TopicMatcher, default_rules_path
 
 # The version of the bronze row this module builds; app.models.Tweet carries it.
 SCHEMA_VERSION = 1
@@ -64,6 +64,14 @@ class FilterPolicy:
     languages: frozenset[str] | None = None
     max_payload_bytes: int = 512_000
     require_topic: bool = True
+
+    @classmethod
+    def configured(cls, filter_mode: str, languages: list[str], max_payload_bytes: int) -> "FilterPolicy":
+        """The policy of the FILTER, LANGUAGES and MAX_PAYLOAD_BYTES settings, as the worker keeps
+        tweets: topics from the rules file; FILTER=none keeps every valid tweet in any language."""
+        filtering = filter_mode != "none"
+        return cls(matcher=TopicMatcher.from_file(default_rules_path()), require_topic=filtering,
+                   languages=frozenset(languages) if filtering else None, max_payload_bytes=max_payload_bytes)
 
 
 @dataclass(frozen=True)

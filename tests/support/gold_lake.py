@@ -19,7 +19,7 @@ from datalake.lake import Lake
 from datalake.layout import GOLD_COLUMNS, GOLD_DOMAINS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_HASHTAGS_HOURLY, \
     GOLD_TABLES, GOLD_TOPIC_HOURLY, PARTITION_COLUMNS, SILVER, Zone
 from tests.support.bronze_files import edited, tweet, write_bronze
-from tests.support.processes import start_sink, wait_until
+from tests.support.processes import start_sink, wait_for
 from tweets.relevance import RELEVANT
 
 START = datetime(2024, 5, 1, 7, 5, tzinfo=timezone.utc)
@@ -94,7 +94,7 @@ def silver_cases() -> dict:
 def run_job(settings: Settings, workdir: Path, job: str, name: str | None = None, timeout: float = 240) -> str:
     """A Spark job (silver, gold) with the available-now trigger, to its end; its log."""
     with start_sink(settings, workdir, "--available-now", job=job, name=name or job) as process:
-        wait_until(lambda: not process.alive(), timeout, f"the {job} job to finish")
+        wait_for(lambda: not process.alive(), timeout, f"the {job} job to finish")
         assert process.popen.returncode == 0, process.log_tail()
         return process.log_text()
 
@@ -192,16 +192,16 @@ def build_gold_lake(workdir: Path) -> GoldLake:
     silver_after_first = silver_table(lake).to_pylist()
     gold = start_sink(settings, workdir, job="gold", name="gold-1")
     try:
-        wait_until(lambda: "(rebuild)" in gold.log_text(), 180, "the gold job's rebuild", (gold,))
+        wait_for(lambda: "(rebuild)" in gold.log_text(), 180, "the gold job's rebuild", (gold,))
         for rows_of_commit in late_batches(rows) + [cases["second"]]:
             write_bronze(lake, rows_of_commit)
         with start_sink(settings.model_copy(update={"silver_max_files_per_trigger": 1}), workdir, "--available-now",
                         job="silver", name="silver-1") as silver:
             batches = lambda: gold.log_text().count("gold: batch")  # noqa: E731
-            wait_until(lambda: batches() >= 3, 240, "gold batches after the rebuild", (gold,))
+            wait_for(lambda: batches() >= 3, 240, "gold batches after the rebuild", (gold,))
             time.sleep(random.Random(3).uniform(0.0, 2.0))  # anywhere in a batch: reading, writing, committing
             gold.kill()
-            wait_until(lambda: not silver.alive(), 240, "the silver job to finish")
+            wait_for(lambda: not silver.alive(), 240, "the silver job to finish")
             assert silver.popen.returncode == 0, silver.log_tail()
             logs["silver-1"] = silver.log_text()
     finally:

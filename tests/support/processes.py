@@ -4,19 +4,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 from datalake.lake import Lake
 from datalake.layout import zone as zone_at
-from pipeline.processes import BIN, REPO, Process, settings_env, start_worker
+from pipeline.processes import BIN, REPO, Process, settings_env, start_worker, wait_for
 from pipeline.processes import start_sink as start_project_sink
 from app.settings import Settings
 from dashboard.health import processes as supervised_processes
 
 __all__ = ["BIN", "REPO", "Process", "settings_env", "start_worker", "start_sink", "bronze_table", "bronze_count", "bronze_ids",
-           "wait_until", "supervised", "supervised_pid"]
+           "wait_for", "supervised", "supervised_pid"]
 
 
 def start_sink(settings: Settings, workdir: Path, *extra_args: str, name: str = "sink", **overrides) -> Process:
@@ -39,19 +37,6 @@ def bronze_ids(lake_root: Path | str) -> list[str]:
     """Bronze's tweet ids, sorted (repeats kept, so a test sees a tweet twice); none without a table."""
     table = bronze_table(lake_root, columns=["tweet_id"])
     return [] if table is None else sorted(table.column("tweet_id").to_pylist())
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, processes: tuple[Process, ...] = ()) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        for process in processes:
-            if not process.alive():
-                raise AssertionError(f"{process.name} exited early while waiting for {what}:\n{process.log_text()[-4000:]}")
-        time.sleep(0.5)
-    logs = "\n".join(f"--- {p.name} ---\n{p.log_text()[-4000:]}" for p in processes)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
 
 
 def supervised(settings: Settings) -> dict[str, dict]:
