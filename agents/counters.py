@@ -3,6 +3,8 @@ read = accepted + filtered + duplicates + rejected.
 """
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -33,3 +35,18 @@ class OutcomeCounters:
             "filtered_by_reason": dict(self.filtered_by_reason),
             "rejected_by_reason": dict(self.rejected_by_reason),
         }
+
+
+def read_counters(web_port: int, timeout: float = 5.0) -> dict:
+    """A worker's /counters/ on 127.0.0.1:`web_port`: what it decided since its start (and, with
+    SOURCE=x, its X stream's `x`). Raises OSError while nothing answers, ValueError for no JSON."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/counters/", timeout=timeout) as reply:
+        return json.load(reply)
+
+
+def worker_counters(web_port: int, timeout: float = 5.0) -> dict:
+    """read_counters, empty while the worker's web server is not up."""
+    try:
+        return read_counters(web_port, timeout)
+    except (OSError, ValueError):
+        return {}

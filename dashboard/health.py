@@ -5,7 +5,6 @@ reports a failure as unavailable: the dashboard must stay up while the pipeline 
 """
 from __future__ import annotations
 
-import json
 import urllib.request
 from datetime import datetime, timezone
 
@@ -14,6 +13,7 @@ import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.counters import read_counters
 from app.settings import Settings
 from datalake import layout
 from datalake.display import iso_utc
@@ -31,8 +31,7 @@ def worker_counters(web_port: int, timeout: float = PROBE_TIMEOUT) -> dict:
     with reachable=True; reachable=False and the error when it does not answer."""
     url = f"http://127.0.0.1:{web_port}/counters/"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:
-            counters = json.load(reply)
+        counters = read_counters(web_port, timeout)
     except (OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
         return {"reachable": False, "url": url, "error": f"worker not reachable at {url}: {reason}"}

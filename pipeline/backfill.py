@@ -15,8 +15,6 @@ import os
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Iterable, Iterator, NamedTuple
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from agents.counters import worker_counters
 from agents.sources.archive import ArchiveError, ArchiveFile, RawMessage
 from app.broker import Broker, wait_for_broker
 from app.settings import Settings, get_settings
@@ -176,15 +175,6 @@ def _produce(producer: Producer, topic: str, key: bytes | None, payload: bytes, 
 
 
 # --- the worker ---------------------------------------------------------------------------------
-
-
-def worker_counters(web_port: int) -> dict:
-    """The worker's /counters/; empty while its web server is not up yet."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/counters/", timeout=5) as response:
-            return json.loads(response.read())
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return {}
 
 
 def wait_for_worker(worker: Process, settings: Settings, publication: Publication, progress: Progress) -> dict:

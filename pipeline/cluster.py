@@ -11,6 +11,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agents.counters import worker_counters
 from app.broker import admin_client, create_topics
 from app.cluster import NODES, ClusterLayout, hdfs_layout, pipeline_command
 from app.settings import Settings
@@ -112,7 +113,7 @@ class LocalCluster:
 
     def worker_counters(self, index: int) -> dict | None:
         """Faust worker `index`'s /counters/ (1-based); None while its web server is down."""
-        return _http_json(f"http://127.0.0.1:{self.layout.faust_web_ports[index - 1]}/counters/")
+        return worker_counters(self.layout.faust_web_ports[index - 1]) or None
 
     def tweets_read(self) -> int:
         """Raw messages the Faust workers have read between them."""

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import base64
 import random
-import json
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -20,6 +17,7 @@ from deltalake import DeltaTable
 
 from tweets.normalizer import Accepted, Rejected
 from tweets.payloads import tweet_id_of
+from agents.counters import worker_counters
 from agents.sources.synthetic import SyntheticTweets
 from datalake.commits import commit_metadata
 from app.broker import admin_client
@@ -130,15 +128,6 @@ def test_worker_restarts_resume_within_seconds_and_lose_nothing(broker_settings,
         assert typed.keys() >= expected
 
 
-def worker_counters(settings) -> dict:
-    """The worker's counters endpoint; empty while the worker's web server is not up yet."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{settings.faust_web_port}/counters/", timeout=5) as response:
-            return json.loads(response.read())
-    except (urllib.error.URLError, ConnectionError):
-        return {}
-
-
 def rows_of(query: str) -> tuple[str, tuple]:
     """The sample of a Spark query's input rows in its job's metrics."""
     return "tweetlake_spark_input_rows_total", (("query", query),)
@@ -170,14 +159,14 @@ def test_duplicates_and_malformed_are_counted_and_never_reach_bronze(broker_sett
     with start_worker(settings, tmp_path) as worker, \
             start_sink(settings, tmp_path, sink_trigger_seconds=1, sink_dead_letter_trigger_seconds=1,
                        spark_metrics_port=sink_metrics_port) as sink:
-        wait_for(lambda: worker_counters(settings).get("read") == len(stream), 90, "worker read all", (worker, sink))
+        wait_for(lambda: worker_counters(settings.faust_web_port).get("read") == len(stream), 90, "worker read all", (worker, sink))
         wait_for(
             lambda: bronze_count(lake) >= predicted["accepted"]
             and bronze_count(lake, "quarantine/dead_letter") >= predicted["rejected"],
             180, "bronze and quarantine rows", (worker, sink),
         )
         time.sleep(3)
-        counters = worker_counters(settings)
+        counters = worker_counters(settings.faust_web_port)
         worker_metrics = scraped(settings.faust_web_port)
         # The progress event of a batch comes after its commit; a scrape may time out on a busy machine.
         sink_metrics: dict = {}
@@ -221,13 +210,13 @@ def test_restarted_worker_remembers_seen_tweet_ids(broker_settings, tmp_path):
     messages = clean_tweets(500, seed=41)
     produce(settings.bootstrap_servers, settings.topic_raw, keyed(messages))
     with start_worker(settings, tmp_path, name="worker-first") as worker:
-        wait_for(lambda: worker_counters(settings).get("accepted") == len(messages), 60, "first pass", (worker,))
+        wait_for(lambda: worker_counters(settings.faust_web_port).get("accepted") == len(messages), 60, "first pass", (worker,))
 
     produce(settings.bootstrap_servers, settings.topic_raw, keyed(messages))
     with start_worker(settings, tmp_path, name="worker-second") as worker:
-        wait_for(lambda: worker_counters(settings).get("duplicates", 0) >= len(messages), 60, "second pass", (worker,))
+        wait_for(lambda: worker_counters(settings.faust_web_port).get("duplicates", 0) >= len(messages), 60, "second pass", (worker,))
         time.sleep(2)
-        counters = worker_counters(settings)
+        counters = worker_counters(settings.faust_web_port)
     assert "dedup: 500 tweet ids recovered" in worker.log_text()
     # The changelog is compacted and deleted in rolling segments, so it stays bounded.
     admin = admin_client(settings.bootstrap_servers)
@@ -246,8 +235,8 @@ def test_built_in_synthetic_source_feeds_the_raw_topic_keyed_by_tweet_id(broker_
     settings = broker_settings
     with start_worker(settings, tmp_path, source="synthetic", synthetic_rate=500, synthetic_limit=300,
                       synthetic_seed=5) as worker:
-        wait_for(lambda: worker_counters(settings).get("read") == 300, 60, "300 synthetic tweets read", (worker,))
-        counters = worker_counters(settings)
+        wait_for(lambda: worker_counters(settings.faust_web_port).get("read") == 300, 60, "300 synthetic tweets read", (worker,))
+        counters = worker_counters(settings.faust_web_port)
     with TopicTail(settings.bootstrap_servers, settings.topic_raw) as raw:
         wait_for(lambda: len(raw.first_seen) >= 290, 30, "raw keys")
         keys = raw.keys()
@@ -264,13 +253,13 @@ def test_two_workers_share_partitions_and_one_killed_mid_run_loses_and_doubles_n
     second_port = free_port()
 
     def second_counters() -> dict:
-        return worker_counters(settings.model_copy(update={"faust_web_port": second_port}))
+        return worker_counters(second_port)
 
     with start_worker(settings, tmp_path, name="worker-a") as first, \
             start_sink(settings, tmp_path, sink_trigger_seconds=1) as sink:
         second = start_worker(settings, tmp_path, name="worker-b", faust_web_port=second_port)
         try:
-            wait_for(lambda: second_counters() != {} and worker_counters(settings) != {}, 60, "both workers up", (first, second))
+            wait_for(lambda: second_counters() != {} and worker_counters(settings.faust_web_port) != {}, 60, "both workers up", (first, second))
             produce(settings.bootstrap_servers, settings.topic_raw, keyed(messages[:1500]))
             wait_for(lambda: second_counters().get("read", 0) > 100, 60, "the second worker processing", (first, second))
         finally:

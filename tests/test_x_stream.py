@@ -17,7 +17,7 @@ import pytest
 import tweepy.asynchronous.streaming
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from pipeline.backfill import worker_counters
+from agents.counters import worker_counters
 from tweets.payloads import tweet_id_of
 from tweets.topics import load_rules
 from agents.sources import x_gap

@@ -26,7 +26,7 @@ from app.settings import Settings
 from bench.harness import Bench, rate, wait_for
 from bench.lake_watch import BronzeWatcher
 from bench.monitor import SPARK_GROUPS, TreeMonitor, spark_memory
-from bench.stages.normalize import counters
+from agents.counters import worker_counters
 from pipeline.processes import Process
 
 POLL_S = 0.25
@@ -68,13 +68,13 @@ def run(bench: Bench) -> dict:
         "worker": TreeMonitor(worker.popen.pid).start(),
         "sink": TreeMonitor(sink.popen.pid, groups=SPARK_GROUPS).start(),
     }
-    running = Running(settings, bench.bootstrap_servers, (worker, sink), lambda: counters(settings).get("read", 0),
+    running = Running(settings, bench.bootstrap_servers, (worker, sink), lambda: worker_counters(settings.faust_web_port, timeout=2).get("read", 0),
                       lambda: {**{name: m.cpu_seconds() for name, m in monitors.items()}, "broker": bench.broker_cpu()},
                       launched)
     result: dict = {"trigger_seconds": settings.sink_trigger_seconds, "spark_master": settings.spark_master}
     try:
         result.update(measure(bench, running))
-        result["worker_counters"] = counters(settings)
+        result["worker_counters"] = worker_counters(settings.faust_web_port, timeout=2)
     finally:
         for process in running.processes:
             bench.stop(process)

@@ -4,24 +4,12 @@ endpoint reads N. The rate is taken from the first counters reading above zero t
 worker's start-up and group join are reported apart."""
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 
-from app.settings import Settings
+from agents.counters import worker_counters
 from bench.harness import Bench, rate, wait_for
 from bench.monitor import TreeMonitor
 from bench.profile import PySpy
-
-
-def counters(settings: Settings) -> dict:
-    """The worker's counters; empty while its web server is not up."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{settings.faust_web_port}/counters/", timeout=2) as reply:
-            return json.loads(reply.read())
-    except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
-        return {}
 
 
 def run(bench: Bench) -> dict:
@@ -37,7 +25,7 @@ def run(bench: Bench) -> dict:
             first: dict = {}
 
             def started_reading() -> bool:
-                reading = counters(settings)
+                reading = worker_counters(settings.faust_web_port, timeout=2)
                 if reading.get("read", 0) > 0:
                     first.update(reading, at=time.monotonic(), cpu=monitor.cpu_seconds(), rss=monitor.last_rss)
                     return True
@@ -49,7 +37,7 @@ def run(bench: Bench) -> dict:
             final: dict = {}
 
             def read_all() -> bool:
-                final.update(counters(settings))
+                final.update(worker_counters(settings.faust_web_port, timeout=2))
                 return final.get("read", 0) >= count
 
             done = wait_for(read_all, 600, f"/counters/ read == {count}", (worker,), interval=0.05)

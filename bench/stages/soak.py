@@ -21,7 +21,7 @@ from bench.harness import Bench, wait_for
 from bench.lake_watch import BronzeWatcher
 from bench.monitor import SPARK_GROUPS, TreeMonitor
 from bench.stages.end_to_end import POLL_S, _publish_at_rate
-from bench.stages.normalize import counters
+from agents.counters import worker_counters
 
 SAMPLE_S = 10.0
 
@@ -121,23 +121,23 @@ def run(bench: Bench) -> dict:
                 bench.log(f"  soak {elapsed / 60:.1f} min: worker {worker_curve[-1][1]} MB, "
                           f"Spark driver {driver_curve[-1][1]} MB, broker {broker_curve[-1][1]} MB, "
                           f"broker disk {disk_curve[-1][1]} MB, bronze _delta_log {log_files} files, at most "
-                          f"{per_partition} data files an hour, read {counters(settings).get('read', 0):,}")
+                          f"{per_partition} data files an hour, read {worker_counters(settings.faust_web_port, timeout=2).get('read', 0):,}")
 
     result: dict = {"soak_rate": rate, "soak_minutes": config.soak_minutes, "soak_tweets": count,
                     "topic_retention_ms": config.soak_retention_ms,
                     "dedup_window_seconds": config.soak_dedup_window_seconds, "sample_seconds": SAMPLE_S}
     sampler = threading.Thread(target=sample_memory, daemon=True, name="soak-sampler")
     try:
-        wait_for(lambda: counters(settings) != {}, 120, "the soak worker's web server", processes)
+        wait_for(lambda: worker_counters(settings.faust_web_port, timeout=2) != {}, 120, "the soak worker's web server", processes)
         sampler.start()
         _published_at, publish_s = _publish_at_rate(bench.bootstrap_servers, settings.topic_raw, messages, rate, watcher)
-        wait_for(lambda: counters(settings).get("read", 0) >= count, 120, "the soak worker read everything",
+        wait_for(lambda: worker_counters(settings.faust_web_port, timeout=2).get("read", 0) >= count, 120, "the soak worker read everything",
                  processes, interval=POLL_S)
         stop.set()
         sampler.join()
         result.update({
             "achieved_publish_tweets_per_s": round(count / publish_s, 1),
-            "worker_counters": counters(settings),
+            "worker_counters": worker_counters(settings.faust_web_port, timeout=2),
             "worker_rss": _summary(worker_curve),
             "spark_driver_rss": _summary(driver_curve),
             "broker_rss": _summary(broker_curve),
