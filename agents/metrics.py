@@ -118,8 +118,8 @@ class CountersView(View):
 
     async def get(self, request: Request) -> Response:
         answer = counters.as_dict()
-        if ingest.x_source is not None:
-            answer["x"] = ingest.x_source.report()
+        if isinstance(ingest.running_source, XSource):
+            answer["x"] = ingest.running_source.report()
         return self.json(answer)
 
 
@@ -129,4 +129,5 @@ class MetricsView(View):
 
     async def get(self, request: Request) -> Response:
         # In headers, not content_type=: aiohttp refuses a content type that names its charset.
-        return self.bytes(render(counters, ingest.x_source), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+        x_source = ingest.running_source if isinstance(ingest.running_source, XSource) else None
+        return self.bytes(render(counters, x_source), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})

@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     heap_trim_seconds: float = Field(default=20.0, ge=0)
 
     # Ingestion.
-    source: Literal["synthetic", "x", "none"] = "synthetic"
+    # A source registered under this name (agents/sources/base.py): synthetic, x or none built in.
+    source: str = "synthetic"
     synthetic_rate: float = Field(default=50.0, gt=0, description="tweets per second")
     synthetic_seed: Optional[int] = Field(default=None, description="unset: a new seed per start")
     synthetic_limit: int = Field(default=0, ge=0, description="stop after this many; 0 = unbounded")

@@ -47,7 +47,7 @@ def render(results: dict) -> str:
     ]
     rows = (
         ("3 ingestion", "publish_raw through the Faust app, tweets/s", results.get("ingest_tweets_per_s")),
-        ("3b synthetic source", "publish_synthetic at unlimited rate (generation included), tweets/s",
+        ("3b synthetic source", "SyntheticSource at unlimited rate (generation included), tweets/s",
          stages.get("ingest", {}).get("ingest_synthetic_source_tweets_per_s")),
         ("4 filter/normalize", "one worker, raw -> typed, tweets/s", results.get("normalize_tweets_per_s")),
         ("5 Spark sink, warm", "typed -> bronze, warm micro-batch, rows/s", results.get("sink_rows_per_s")),

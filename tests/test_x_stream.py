@@ -21,6 +21,7 @@ from agents.counters import worker_counters
 from tweets.payloads import tweet_id_of
 from tweets.topics import load_rules
 from agents.sources import x_gap
+from agents.sources.base import source_for
 from agents.sources.x_access import ACCESS_LEVELS
 from agents.sources.x_rules import build_rules
 from agents.sources.x_spend import month_of
@@ -88,8 +89,8 @@ def run_source(fake: FakeXApi, publish: Published, until, timeout: float = 10.0,
         values = {"x_usage_poll_seconds": 0, **settings_values}
         settings = Settings(_env_file=None, x_bearer_token="test-token", x_api_base_url=fake.base_url,
                             faust_data_dir=data_dir or Path(tempfile.mkdtemp()), **values)
-        source = XSource(settings, publish, restart_wait=0.01, restart_wait_max=0.01, cap=cap)
-        task = asyncio.create_task(source.run())
+        source = XSource(settings, restart_wait=0.01, restart_wait_max=0.01, cap=cap)
+        task = asyncio.create_task(source.run(publish))
         deadline = time.monotonic() + timeout
         while not until(source):
             if task.done():
@@ -247,8 +248,8 @@ def test_the_stream_stops_at_the_monthly_cap_and_resumes_when_the_cap_rises(twee
             settings = Settings(_env_file=None, x_bearer_token="test-token", x_api_base_url=fake.base_url,
                                 faust_data_dir=tmp_path, x_usage_poll_seconds=0, x_cap_check_seconds=0.05,
                                 x_cost_per_post_read=0.005)
-            source = XSource(settings, published, restart_wait=0.01, restart_wait_max=0.01, cap=lambda: cap[0])
-            task = asyncio.create_task(source.run())
+            source = XSource(settings, restart_wait=0.01, restart_wait_max=0.01, cap=lambda: cap[0])
+            task = asyncio.create_task(source.run(published))
             deadline = time.monotonic() + 10
             while not stopped_at_cap(source):
                 assert time.monotonic() < deadline and not task.done(), (published, source.counters)
@@ -291,9 +292,14 @@ def test_x_usage_endpoint_errors_never_stop_the_stream_and_its_count_joins_the_m
     assert source.ledger.month_total() == 1234, "X's count of the project's reads when higher than the worker's"
 
 
+def test_an_unknown_source_fails_at_start_up_naming_the_known_ones():
+    with pytest.raises(ValueError, match="SOURCE='nope' is not a source; known: none, synthetic, x"):
+        source_for(Settings(_env_file=None, source="nope"))
+
+
 def test_source_x_without_a_token_fails_at_start_up_naming_the_setting():
     with pytest.raises(ValueError, match="X_BEARER_TOKEN is not set"):
-        XSource(Settings(_env_file=None, source="x"), Published())
+        source_for(Settings(_env_file=None, source="x"))
 
 
 def consume_records(settings: Settings, expected: int, timeout: float) -> list[tuple[bytes, bytes]]:
@@ -396,7 +402,7 @@ def test_the_dashboard_shows_posts_read_and_spend_this_month_against_the_cap(tmp
 
     settings = Settings(_env_file=None, source="x", x_bearer_token="test-token", faust_data_dir=tmp_path,
                         x_monthly_post_cap=1000, x_cost_per_post_read=0.005)
-    source = XSource(settings, Published())
+    source = XSource(settings)
     for _ in range(240):
         source.ledger.count("stream", ["ai"], time.time())
     for _ in range(10):

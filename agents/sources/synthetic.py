@@ -7,14 +7,17 @@ entities (hashtags, mentions, cashtags, urls with start/end), public_metrics, so
 edit_history_tweet_ids, replies, quotes, retweets (the referenced post in includes.tweets), long
 posts (note_tweet), media and the odd edited or withheld post. On-topic text is built from the
 terms in config/stream_rules.toml; configurable shares are off-topic, not English, malformed or
-re-sent duplicates. The same seed and clock give the same bytes.
+re-sent duplicates. The same seed and clock give the same bytes. `SyntheticSource` is SOURCE=synthetic.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import random
 import re
 import string
+import time
 from collections import deque
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +25,11 @@ from typing import Callable, Iterator
 
 import orjson
 
+from agents.sources.base import Publish, Source, register
+from app.settings import Settings
 from tweets.topics import Topic, load_rules
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
@@ -571,3 +578,31 @@ def _links_of(post: dict) -> dict[str, dict]:
         url["url"]: {k: url[k] for k in ("expanded_url", "media_key") if k in url}
         for url in post.get("entities", {}).get("urls", [])
     }
+
+
+@register("synthetic")
+class SyntheticSource(Source):
+    """SOURCE=synthetic: generated stream messages at SYNTHETIC_RATE a second, paced against the
+    start time so small sleeps do not accumulate drift; SYNTHETIC_LIMIT of them (0: unbounded)."""
+
+    def __init__(self, rate: float, seed: int | None = None, limit: int = 0):
+        self.rate, self.seed, self.limit = rate, seed, limit
+        self.sent = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SyntheticSource":
+        return cls(settings.synthetic_rate, settings.synthetic_seed, settings.synthetic_limit)
+
+    async def run(self, publish: Publish) -> None:
+        log.info("synthetic source: %.0f tweets/s (seed %s)", self.rate, self.seed)
+        tweets = SyntheticTweets(seed=self.seed)
+        started = time.monotonic()
+        while not self.limit or self.sent < self.limit:
+            await publish(tweets.message())
+            self.sent += 1
+            ahead = self.sent / self.rate - (time.monotonic() - started)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            if self.sent % 10_000 == 0:
+                log.info("synthetic source: %d tweets published", self.sent)
+        log.info("synthetic source: limit of %d tweets reached", self.limit)

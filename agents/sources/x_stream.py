@@ -14,12 +14,13 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import Awaitable, Callable, NoReturn
+from typing import Callable, NoReturn
 
 import aiohttp
 import orjson
 from tweepy.asynchronous import AsyncStreamingClient
 
+from agents.sources.base import Publish, Source, register
 from agents.sources.x_access import x_limits
 from agents.sources.x_api import XApiSession, bearer_token, read_usage, rest_client
 from agents.sources.x_gap import Gap, GapFiller
@@ -30,8 +31,6 @@ from tweets.payloads import tweet_id_of
 from tweets.topics import load_rules
 
 log = logging.getLogger(__name__)
-
-Publish = Callable[[bytes], Awaitable[None]]
 
 # What the bronze lake reads from a stream message (tweets/normalizer.py); the rest stays in `raw`.
 STREAM_FIELDS: dict[str, list[str]] = {
@@ -196,14 +195,15 @@ def _error_text(error: object) -> str:
     return ": ".join(str(error[key]) for key in ("title", "disconnect_type", "detail") if key in error)
 
 
-class XSource:
-    """The X stream as the ingest task runs it. Missing token, or rules beyond the access level's
-    limits, fail here at start-up; anything later is logged and the stream restarted, waiting
-    `restart_wait` seconds, doubled after each restart that published nothing, up to
+@register("x")
+class XSource(Source):
+    """SOURCE=x: the X stream as the ingest task runs it. Missing token, or rules beyond the access
+    level's limits, fail here at start-up; anything later is logged and the stream restarted,
+    waiting `restart_wait` seconds, doubled after each restart that published nothing, up to
     `restart_wait_max`. `cap` gives the monthly cap, asked again every X_CAP_CHECK_SECONDS."""
 
     def __init__(
-        self, settings: Settings, publish: Publish, *, restart_wait: float = 5.0, restart_wait_max: float = 320.0,
+        self, settings: Settings, *, restart_wait: float = 5.0, restart_wait_max: float = 320.0,
         cap: Callable[[], int | None] | None = None,
     ):
         self._token = bearer_token(settings)
@@ -217,7 +217,7 @@ class XSource:
                 "X is asked for languages %s (%s), the lake keeps LANGUAGES=%s",
                 ",".join(file_rules.languages), settings.x_rules_path, settings.languages,
             )
-        self._publish = publish
+        self._publish: Publish | None = None
         self._restart_wait = restart_wait
         self._restart_wait_max = restart_wait_max
         self._read_cap = cap or (lambda: settings.x_monthly_post_cap)
@@ -226,6 +226,11 @@ class XSource:
         self._ledger_file = LedgerFile(settings.faust_data_dir / "x_stream.json")
         self.ledger = self._ledger_file.load()
         self._gaps: asyncio.Queue[Gap] = asyncio.Queue()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "XSource":
+        # The cap is read again from the environment and .env, so raising it needs no restart.
+        return cls(settings, cap=lambda: Settings().x_monthly_post_cap)
 
     def report(self) -> dict:
         """The stream's counters and this month's reads, spend and cap, as /counters/ shows them."""
@@ -249,7 +254,8 @@ class XSource:
         self.ledger.roll(time.time())
         return self.ledger.remaining(self.cap)
 
-    async def run(self) -> NoReturn:
+    async def run(self, publish: Publish) -> NoReturn:
+        self._publish = publish
         _quiet_tweepy_debug()
         log.info("X source: %d rules, stream from %s (X_ACCESS_LEVEL=%s: up to %d rules of %d characters, "
                  "%d connection(s))", len(self._rules), self._base_url, self._settings.x_access_level,

@@ -2,7 +2,7 @@
 producer settings, key = tweet id parsed from the payload), in a child process of its own.
 
 Two measurements in the child: publish_raw over the run's pre-generated payloads (the same bytes
-as stages 1-2), then `publish_synthetic` at an unlimited rate (what `SOURCE=synthetic` runs in the
+as stages 1-2), then `SyntheticSource.run` at an unlimited rate (what `SOURCE=synthetic` runs in the
 worker, generation included). Each ends with the producer flushed, so every tweet is acknowledged.
 
     python -m bench.stages.ingest PAYLOADS.pickle RESULT.json --synthetic N --seed S  (the child)
@@ -54,7 +54,8 @@ def run(bench: Bench) -> dict:
 
 
 async def _publish_all(payloads: list[bytes], synthetic: int, seed: int) -> dict:
-    from agents.ingest import publish_raw, publish_synthetic
+    from agents.ingest import publish_raw
+    from agents.sources.synthetic import SyntheticSource
     from app.faust_app import app
 
     await app.maybe_start_producer()
@@ -68,7 +69,7 @@ async def _publish_all(payloads: list[bytes], synthetic: int, seed: int) -> dict
     publish_raw_s, publish_raw_cpu_s = time.perf_counter() - started, time.process_time() - cpu
 
     started = time.perf_counter()
-    await publish_synthetic(rate=1e12, seed=seed + 1, limit=synthetic)
+    await SyntheticSource(rate=1e12, seed=seed + 1, limit=synthetic).run(publish_raw)
     await app.producer.flush()
     synthetic_s = time.perf_counter() - started
     await app.producer.stop()
