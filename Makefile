@@ -31,13 +31,13 @@ $(JARS_STAMP): $(STAMP) engines/poms/*.xml
 jars: $(JARS_STAMP) ## fetch the pinned Kafka, Spark-Kafka, Delta Lake and Hadoop jars from Maven Central (cached)
 
 hdfs: $(STAMP) $(JARS_STAMP) ## single-node HDFS on 127.0.0.1 (RPC :9000, WebHDFS :9870, data in .hdfs/; Ctrl-C stops)
-	$(BIN)/python -m app.hdfs
+	$(BIN)/python -m engines.single_hdfs
 
 run: $(STAMP) $(JARS_STAMP) ## run Kafka, the Faust worker, the bronze/silver/gold Spark jobs and the dashboard (:8050) on the embedded default, each restarted when it dies (Ctrl-C stops)
 	$(BIN)/python -m supervise --procfile Procfile --infra broker --essential broker
 
 cluster: $(STAMP) $(JARS_STAMP) ## the pipeline on a local multi-node cluster: 3 Kafka brokers (:9092-9094), HDFS NameNode (:9000/:9870) + 3 DataNodes, Spark master (:7077, UI :8080) + 2 workers, 2 Faust workers, each restarted when it dies (Ctrl-C stops; CLUSTER_DIR=.cluster keeps its data and layout)
-	$(BIN)/python -m app.cluster --data-dir $(or $(CLUSTER_DIR),.cluster) up
+	$(BIN)/python -m engines.local_cluster --data-dir $(or $(CLUSTER_DIR),.cluster) up
 
 chromium: ## Debian's chromium for the dashboard's browser test (apt-get install, if missing)
 	command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }

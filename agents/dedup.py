@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import faust
 
 from agents.outbox import Outbox
-from app.settings import rolling_segment_ms
+from config.settings import rolling_segment_ms
 
 log = logging.getLogger(__name__)
 

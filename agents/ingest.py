@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from agents.sources.base import Source, source_for
 from app.faust_app import app
-from app.settings import get_settings
-from app.topics import raw_topic
+from config.settings import get_settings
+from app.kafka_topics import raw_topic
 from tweets.oversize import for_raw_topic
 from tweets.payloads import tweet_id_of
 

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from agents import ingest
 from agents.counters import OutcomeCounters
-from agents.normalize import counters
+from agents.normalize_agent import counters
 from agents.sources.x_stream import XSource
 from app.faust_app import app
 

@@ -13,9 +13,9 @@ from faust.transport.drivers.aiokafka import Producer as AIOKafkaDriverProducer
 from app.faust_patches import install_worker_patches
 from app.faust_patches.pinned import install_for_pinned_faust
 from app.heap import keep_heap_trimmed
-from app.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 
-AGENT_MODULES = ["agents.ingest", "agents.normalize", "agents.metrics"]
+AGENT_MODULES = ["agents.ingest", "agents.normalize_agent", "agents.metrics"]
 
 
 def broker_urls(settings: Settings) -> list[str]:

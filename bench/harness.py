@@ -12,10 +12,10 @@ from typing import Callable, Iterable
 
 from confluent_kafka import Producer
 
-from app.broker import Broker, admin_client, create_topics
+from engines.broker import Broker, admin_client, create_topics
 from pipeline.processes import REPO, Process, free_port, settings_env, start_sink, start_worker
 from pipeline.processes import wait_for  # noqa: F401 - the stages import it from here
-from app.settings import Settings
+from config.settings import Settings
 from bench.monitor import TreeMonitor
 from bench.workload import TweetPool
 from tweets.normalizer import FilterPolicy

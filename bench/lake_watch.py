@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from app.settings import Settings
+from config.settings import Settings
 from datalake.lake import Lake
 from datalake.layout import BRONZE
 

@@ -35,7 +35,7 @@ OPT_IN_STAGES = ("cluster", "dashboard", "forget", "soak")
 DEFAULT_STAGES = tuple(stage for stage in STAGES if stage not in OPT_IN_STAGES)
 # "No growth": under 0.5 MB a minute (5 MB over ten minutes) in the second half of the soak.
 SOAK_FLAT_MB_PER_MIN = 0.5
-STAGE_MODULES = {"e2e": "end_to_end"}
+STAGE_MODULES = {"e2e": "end_to_end", "cluster": "cluster_e2e"}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

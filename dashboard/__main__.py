@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.settings import get_settings
+from config.settings import get_settings
 
 
 def parse_args(argv: list[str] | None, settings) -> argparse.Namespace:

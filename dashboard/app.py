@@ -10,7 +10,7 @@ from pathlib import Path
 from dash import Dash
 from flask import jsonify, request
 
-from app.settings import Settings
+from config.settings import Settings
 from datalake.errors import LakeError
 from dashboard.page import layout, register_callbacks
 from dashboard.views import UnknownRange, Views

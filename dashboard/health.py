@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.counters import read_counters
-from app.settings import Settings
+from config.settings import Settings
 from datalake import layout
 from datalake.display import iso_utc
 from datalake.errors import LakeError

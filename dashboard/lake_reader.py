@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from app.settings import Settings
+from config.settings import Settings
 from datalake import layout
 from datalake.errors import LakeError
 from datalake.lake import Lake

@@ -1,7 +1,7 @@
 """What the dashboard shows, as JSON-ready dicts: the page renders these and the /api/ endpoints
 return them, so the numbers on the page are the endpoints' numbers.
 
-Time ranges end at the newest hour in gold/topic_hourly, as trends do (datalake/trending.py): a
+Time ranges end at the newest hour in gold/topic_hourly, as trends do (dashboard/trending.py): a
 backfilled archive shows its own last day, not an empty one. Topics and trends count every post, or
 with `relevant` only those silver labels relevant (gold's relevant_tweets).
 """
@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from app.settings import Settings
+from config.settings import Settings
 from datalake.display import iso_utc
 from datalake.layout import GOLD_COLUMNS, GOLD_DOMAINS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_HASHTAGS_HOURLY, GOLD_TOPIC_HOURLY
-from datalake.trending import WINDOW_HOURS, hour_starts, newest_hour, trending
+from dashboard.trending import WINDOW_HOURS, hour_starts, newest_hour, trending
 from dashboard import health
 from dashboard.lake_reader import LakeReader
 from tweets.topics import load_rules

@@ -56,7 +56,7 @@ GOLD_TOPIC_HOURLY, GOLD_HASHTAGS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_DOMAINS_HOUR
 )
 GOLD_COLUMNS = {table: GOLD_GROUPS[table.path] for table in GOLD_TABLES}
 
-# The forgotten log (datalake/forgotten.py): ids X asked the lake to delete, ids only. Not a zone
+# The forgotten log (datalake/forgotten_log.py): ids X asked the lake to delete, ids only. Not a zone
 # of tweets; the sink's compliance query and `lake forget` append to it.
 FORGOTTEN = Zone("_forgotten", (), query="compliance", stats=("id", "kind"))
 

@@ -1,5 +1,5 @@
 """An HDFS on 127.0.0.1 from the Hadoop jars in `engines/poms/hadoop.xml`: one NameNode and one or
-more DataNodes, each a JVM of its own. `python -m app.hdfs` (`make hdfs`, `bin/hdfs dfs`) runs the
+more DataNodes, each a JVM of its own. `python -m engines.single_hdfs` (`make hdfs`, `bin/hdfs dfs`) runs the
 single-node one with the project's settings.
 
 The NameNode is formatted on the first start only, so a restart keeps the data. Each DataNode takes free ports

@@ -24,8 +24,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from agents.counters import worker_counters
 from agents.sources.archive import ArchiveError, ArchiveFile, RawMessage
-from app.broker import Broker, wait_for_broker
-from app.settings import Settings, get_settings
+from engines.broker import Broker, wait_for_broker
+from config.settings import Settings, get_settings
 from datalake import layout
 from datalake.commits import RunCounts, run_counts
 from datalake.errors import LakeError

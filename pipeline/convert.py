@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from app.settings import Settings
+from config.settings import Settings
 from pipeline.processes import start_sink
 from datalake.layout import LAKE_BUSY
 

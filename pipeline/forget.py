@@ -5,7 +5,7 @@
      before anything is removed: from then on the sink, the silver job and every backfill leave
      those tweets out, and a crash below is finished by running the command again.
   2. Bronze, quarantine and silver: one Delta DELETE each of the rows the log's rule names
-     (datalake/forget.py), without a JVM.
+     (datalake/table_deletes.py), without a JVM.
   3. Gold: the hours silver lost are recomputed by the refine job (silver, then gold,
      available-now), or, while `make run`'s jobs hold the lake, by the running gold job, which
      this waits for (up to --wait) until it has read silver's DELETE.
@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from app.settings import Settings
-from datalake import forgotten as log
+from config.settings import Settings
+from datalake import forgotten_log as log
 from datalake.commits import commit_metadata
 from datalake.display import iso_utc
-from datalake.forget import delete_forgotten
-from datalake.forgotten import Forgotten
+from datalake.table_deletes import delete_forgotten
+from datalake.forgotten_log import Forgotten
 from datalake.lake import Lake
 from datalake.layout import BRONZE, GOLD_TABLES, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, SILVER
 from pipeline.backfill import refine

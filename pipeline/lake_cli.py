@@ -29,12 +29,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake.exceptions import DeltaError
 
-from app.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from datalake import layout
 from datalake.display import human_size, iso_utc, plural
 from datalake.errors import BadInput, LakeError
-from datalake.forget import count_forgotten
-from datalake.forgotten import Forgotten, read_log
+from datalake.table_deletes import count_forgotten
+from datalake.forgotten_log import Forgotten, read_log
 from datalake.lake import Lake, plain, retrying
 from datalake.layout import BRONZE, GOLD_TABLES, PARTITION_COLUMNS, QUARANTINE_ZONES, SILVER, ZONES, Zone
 from datalake.where import Where

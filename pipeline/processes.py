@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from app.settings import Settings
+from config.settings import Settings
 from spark_sink.submit import sink_command
 
 REPO = Path(__file__).resolve().parents[1]

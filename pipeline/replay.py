@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
 from agents.sources.archive import RawMessage
-from app.settings import Settings
+from config.settings import Settings
 from datalake.lake import Lake, retrying
 from datalake.layout import QUARANTINE_DEAD_LETTERS
 from pipeline.backfill import Outgoing, pipeline_run, run_report

@@ -19,11 +19,11 @@ import sys
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from app.settings import Settings
+from config.settings import Settings
 from datalake import layout
-from datalake.forgotten import TWEET, USER, Forgotten
+from datalake.forgotten_log import TWEET, USER, Forgotten
 from datalake.layout import BRONZE, FORGOTTEN, PARTITION_COLUMNS, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE
-from spark_sink.forgotten import ForgottenLog, delete_ids, deletion_rows, post_id_of_bronze, valid_deletions
+from spark_sink.forgotten_filter import ForgottenLog, delete_ids, deletion_rows, post_id_of_bronze, valid_deletions
 from spark_sink.kafka_stream import KafkaConnectorMissing, read_kafka_stream
 from spark_sink.maintenance import Maintenance
 from spark_sink.metrics import start_metrics_server

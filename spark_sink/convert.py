@@ -27,7 +27,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from app.settings import Settings
+from config.settings import Settings
 from datalake import layout
 from datalake.layout import (
     BRONZE, FORGOTTEN, GOLD_TABLES, PARTITION_COLUMNS, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, SILVER, Zone,

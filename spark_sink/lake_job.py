@@ -13,7 +13,7 @@ from typing import Callable
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 
-from app.settings import Settings
+from config.settings import Settings
 from datalake import layout
 from datalake.layout import Zone
 from datalake.locks import abandoned, holder_record

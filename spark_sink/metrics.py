@@ -9,7 +9,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from app.settings import Settings
+from config.settings import Settings
 
 log = logging.getLogger("tweetlake.spark")
 

@@ -129,9 +129,9 @@ def gold_schema(table) -> T.StructType:
 
 
 def forgotten_log_schema() -> T.StructType:
-    """The forgotten log's columns (datalake.forgotten.LOG_SCHEMA, the one definition)."""
+    """The forgotten log's columns (datalake.forgotten_log.LOG_SCHEMA, the one definition)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from datalake.forgotten import LOG_SCHEMA
+    from datalake.forgotten_log import LOG_SCHEMA
 
     return from_arrow_schema(LOG_SCHEMA)

@@ -9,7 +9,7 @@ from typing import Callable
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
 
-from app.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from spark_sink.metrics import JOB_METRICS, QueryMetrics
 
 log = logging.getLogger("tweetlake.spark")

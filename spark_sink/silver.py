@@ -32,9 +32,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from datalake.forgotten import TWEET, USER, Forgotten
+from datalake.forgotten_log import TWEET, USER, Forgotten
 from datalake.layout import BRONZE, PARTITION_COLUMNS, SILVER
-from spark_sink.forgotten import ForgottenLog, delete_ids
+from spark_sink.forgotten_filter import ForgottenLog, delete_ids
 from spark_sink.lake_job import LakeBusy, LakeJob, run_lake_jobs
 from spark_sink.schema import bronze_schema, silver_schema
 from spark_sink.session import job_main

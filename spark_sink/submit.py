@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from app.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from engines.jars import JarsMissing, jar_paths
 
 REPO = Path(__file__).resolve().parents[1]

@@ -27,7 +27,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from app.settings import Settings
+from config.settings import Settings
 from datalake import layout
 from datalake.lake import lake_uri
 from datalake.layout import Zone

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from honcho.environ import parse as parse_env, parse_procfile
 
-from app.settings import get_settings
+from config.settings import get_settings
 from supervise.config import Policy, matches, supervisord_conf
 from supervise.listener import GIVEN_UP, LISTENER
 from supervise.output import Output

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.broker import Broker, create_topics
-from app.settings import Settings
+from engines.broker import Broker, create_topics
+from config.settings import Settings
 from tests.support.settings import embedded_broker_settings, isolated_settings
 
 pytest_plugins = ["tests.support.hdfs_cluster"]

@@ -22,7 +22,7 @@ from tweets.payloads import tweet_id_of
 from tweets.topics import TopicMatcher
 from agents.sources.archive import ArchiveFile
 from agents.sources.synthetic import SyntheticTweets
-from app.settings import Settings
+from config.settings import Settings
 from datalake.lake import Lake
 from datalake.layout import BRONZE
 from tests.support.backfill import assert_adds_up, backfill

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from app.settings import Settings
+from config.settings import Settings
 from bench.lake_watch import BronzeWatcher
-from bench.stages.cluster import _part, compare
+from bench.stages.cluster_e2e import _part, compare
 from datalake.lake import Lake
 from datalake.layout import BRONZE
 from tests.support.bronze_files import tweet, write_bronze

@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
-from app.broker import admin_client, project_topics
+from engines.broker import admin_client, project_topics
 from tests.support.kafka_io import consume_keys, produce
 from tests.support.processes import wait_for
 from tests.support.settings import embedded_broker_settings
@@ -67,7 +67,7 @@ def test_the_broker_process_keeps_topics_data_and_groups_across_a_crash(tmp_path
     log_path = tmp_path / "broker.log"
     servers = settings.bootstrap_servers
     with open(log_path, "wb") as log_file:
-        runner = subprocess.Popen([sys.executable, "-m", "app.broker"], env=env, cwd=tmp_path,
+        runner = subprocess.Popen([sys.executable, "-m", "engines.broker"], env=env, cwd=tmp_path,
                                   stdout=log_file, stderr=subprocess.STDOUT)
         try:
             def kafka_children():
@@ -119,7 +119,7 @@ def test_a_clear_error_when_the_broker_cannot_start(tmp_path):
         env = {**os.environ, "BROKER_PORT": str(settings.broker_port), "KAFKA_DATA_DIR": str(settings.kafka_data_dir),
                "KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port)}
         env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-        result = subprocess.run([sys.executable, "-m", "app.broker"], env=env, cwd=tmp_path,
+        result = subprocess.run([sys.executable, "-m", "engines.broker"], env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "embedded Kafka broker exited" in result.stderr + result.stdout

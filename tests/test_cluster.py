@@ -19,11 +19,11 @@ import pytest
 from confluent_kafka import Producer
 
 from agents.sources.synthetic import SyntheticTweets
-from app.cluster import NODES, PIPELINE, ClusterLayout
+from engines.local_cluster import NODES, PIPELINE, ClusterLayout
 from datalake.errors import LakeError
 from datalake.lake import Lake
 from datalake.layout import zone as zone_at
-from pipeline.cluster import LocalCluster, outside_settings
+from pipeline.cluster_run import LocalCluster, outside_settings
 from pipeline.processes import REPO
 from tests.support.processes import supervised, supervised_pid, wait_for
 from tweets.payloads import tweet_id_of

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.cluster import NODES, PIPELINE, ClusterLayout, procfile
-from app.settings import Settings
+from engines.local_cluster import NODES, PIPELINE, ClusterLayout, procfile
+from config.settings import Settings
 
 
 def test_the_contract_ports_and_no_port_twice(tmp_path):
@@ -45,7 +45,7 @@ def test_the_procfile_runs_every_node_and_pipeline_process(tmp_path):
 def test_free_ports_are_distinct_unused_and_below_the_ephemeral_range():
     import socket
 
-    from app.cluster import EPHEMERAL_RANGE, free_ports
+    from engines.local_cluster import EPHEMERAL_RANGE, free_ports
 
     low = int(EPHEMERAL_RANGE.read_text().split()[0])
     with socket.socket() as taken:  # a port somebody listens on is never handed out

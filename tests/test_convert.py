@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from app.settings import Settings
-from datalake.forgotten import LOG_SCHEMA
+from config.settings import Settings
+from datalake.forgotten_log import LOG_SCHEMA
 from datalake.lake import Lake
 from datalake.layout import BRONZE, FORGOTTEN, GOLD_TOPIC_HOURLY, QUARANTINE_DEAD_LETTERS, SILVER
 from tests.support.bronze_files import bronze_arrow_schema, tweet

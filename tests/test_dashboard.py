@@ -25,8 +25,8 @@ import pytest
 from confluent_kafka import Producer
 from deltalake import write_deltalake
 
-from app.broker import create_topics
-from app.settings import Settings
+from engines.broker import create_topics
+from config.settings import Settings
 from dashboard import health as dashboard_health
 from dashboard.views import Views
 from datalake import layout

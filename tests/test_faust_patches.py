@@ -167,7 +167,7 @@ def test_the_worker_installs_every_patch_when_it_initialises():
 
     from app.faust_app import create_app
     from app.faust_patches.inline_delivery import FAUST_DRAIN_MESSAGES, _drain_messages
-    from app.settings import Settings
+    from config.settings import Settings
 
     originals = (Recovery.on_recovery_completed, ThreadDelegateConsumer._getmany, Consumer._drain_messages)
     Recovery.on_recovery_completed = FAUST_ON_RECOVERY_COMPLETED

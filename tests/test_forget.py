@@ -14,11 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from app.settings import Settings
-from datalake import forgotten
+from config.settings import Settings
+from datalake import forgotten_log
 from pipeline.lake_cli import main
 from datalake.errors import LakeError
-from datalake.forgotten import Forgotten, forgotten_rows, read_log
+from datalake.forgotten_log import Forgotten, forgotten_rows, read_log
 from datalake.lake import Lake
 from datalake.layout import BRONZE, FORGOTTEN, QUARANTINE_DEAD_LETTERS, QUARANTINE_UNREADABLE, Zone
 from tests.support.bronze_files import edited, snowflake, tweet, write_bronze
@@ -158,7 +158,7 @@ def test_verify_names_a_forgotten_tweet_still_in_a_zone_and_forget_without_files
     """The log may name tweets the tables still hold (a run interrupted after its append)."""
     letter_tweet = {"data": {"id": snowflake(START, 99), "text": "cut", "author_id": "5"}}
     write_letters(lake, [letter("bad_field", orjson.dumps(letter_tweet))])
-    forgotten.append(Lake(str(lake)), [{"id": i, "kind": "tweet", "reason": "deleted", "source": "test"}
+    forgotten_log.append(Lake(str(lake)), [{"id": i, "kind": "tweet", "reason": "deleted", "source": "test"}
                                        for i in (rows(1, 5)[0]["tweet_id"], letter_tweet["data"]["id"])])
     code, out = verify(capsys, lake)
     assert code == 1
@@ -224,11 +224,11 @@ def test_the_rule_forgets_by_tweet_post_and_author():
 
 @pytest.mark.integration
 def test_the_spark_rule_forgets_exactly_what_the_python_rule_forgets(spark):
-    """spark_sink/forgotten.py (the sink's and silver's anti-joins, and the quarantine filter)
-    against datalake/forgotten.py, on the same rows."""
+    """spark_sink/forgotten_filter.py (the sink's and silver's anti-joins, and the quarantine filter)
+    against datalake/forgotten_log.py, on the same rows."""
     from pyspark.sql import types as T
 
-    from spark_sink.forgotten import LogSnapshot, messages, post_id_of_bronze
+    from spark_sink.forgotten_filter import LogSnapshot, messages, post_id_of_bronze
 
     ids = Forgotten(frozenset({"9", "4", "40"}), frozenset({"33"}))
     bronze = pa.table({

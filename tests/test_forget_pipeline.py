@@ -23,8 +23,8 @@ import pytest
 from deltalake import DeltaTable
 
 from agents.sources.synthetic import SyntheticTweets
-from app.broker import create_topics
-from app.settings import Settings
+from engines.broker import create_topics
+from config.settings import Settings
 from pipeline.lake_cli import main as lake_main
 from datalake.lake import Lake
 from datalake.layout import FORGOTTEN as FORGOTTEN_LOG, GOLD_TOPIC_HOURLY, SILVER

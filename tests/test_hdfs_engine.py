@@ -13,7 +13,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from hdfs import InsecureClient
 
-from app.hdfs import hdfs_layout
+from engines.single_hdfs import hdfs_layout
 from engines import hdfs as engine
 from engines.jars import JarsMissing
 from tests.support.hdfs_cluster import hdfs_settings
@@ -93,7 +93,7 @@ def test_missing_jars_say_make_jars(tmp_path, monkeypatch):
 def test_fs_shell_without_a_namenode_says_how_to_start_one(tmp_path):
     settings = hdfs_settings(tmp_path)
     env = os.environ | {"HDFS_PORT": str(settings.hdfs_port)}
-    result = subprocess.run([sys.executable, "-m", "app.hdfs", "dfs", "-ls", "/"], cwd=REPO, env=env,
+    result = subprocess.run([sys.executable, "-m", "engines.single_hdfs", "dfs", "-ls", "/"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and "start one with `make hdfs`" in result.stderr
 

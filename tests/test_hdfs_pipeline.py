@@ -20,8 +20,8 @@ import pyarrow as pa
 import pytest
 from deltalake.exceptions import DeltaError
 
-from app.broker import create_topics
-from app.settings import Settings
+from engines.broker import create_topics
+from config.settings import Settings
 from tests.support.backfill import assert_adds_up, backfill
 from tests.support.kafka_io import produce
 from tests.support.lake_command import lake_cli

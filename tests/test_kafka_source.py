@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.settings import Settings
+from config.settings import Settings
 from engines.jars import JarsMissing, jar_paths
 from datalake.commits import commit_metadata, metric
 from datalake.lake import Lake

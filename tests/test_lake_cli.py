@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from app.settings import Settings
-from datalake import forgotten
+from config.settings import Settings
+from datalake import forgotten_log
 from pipeline.lake_cli import main
 from datalake.lake import Lake
 from datalake.layout import BRONZE, GOLD_HASHTAGS_HOURLY, GOLD_TOPIC_HOURLY, SILVER, Zone
@@ -256,7 +256,7 @@ def test_verify_names_a_repeated_id_a_row_in_the_wrong_partition_and_a_forgotten
     append_as_given(tmp_path, BRONZE, [post(77, START + timedelta(hours=1, minutes=1)) | {"dt": "2024-05-01",
                                                                                           "hour": "03"}],
                     bronze_arrow_schema())
-    forgotten.append(Lake(str(tmp_path)), [{"id": "1005", "kind": "tweet", "reason": "deleted", "source": "test"}])
+    forgotten_log.append(Lake(str(tmp_path)), [{"id": "1005", "kind": "tweet", "reason": "deleted", "source": "test"}])
 
     code, out, _ = lake_cli(capsys, tmp_path, "verify")
     assert code == 1

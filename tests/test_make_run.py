@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pytest
 
 from agents.sources.synthetic import SyntheticTweets
-from app.settings import Settings
+from config.settings import Settings
 from datalake.lake import Lake
 from datalake.layout import BRONZE, SILVER
 from pipeline.processes import REPO, free_port
@@ -129,7 +129,7 @@ def test_make_run_fills_the_lake_and_the_dashboard_listens_on_loopback_and_survi
                                     malformed_share=0.0).messages(2400))
         published = threading.Event()
         threading.Thread(target=publish_paced, args=(settings, ours, 30, published), daemon=True).start()
-        broker, board = process_of(tree, "app.broker"), process_of(tree, "-m dashboard")
+        broker, board = process_of(tree, "engines.broker"), process_of(tree, "-m dashboard")
         kept = {p.pid: p.create_time() for p in (broker, board)}
 
         worker = process_of(tree, "faust")

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from prometheus_client import generate_latest
 
 from agents.counters import OutcomeCounters
-from app.settings import Settings
+from config.settings import Settings
 from pipeline.processes import free_port
 from spark_sink.metrics import QueryMetrics, kafka_offsets_behind, start_metrics_server
 from spark_sink.session import ProgressLog

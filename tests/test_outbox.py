@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from agents.outbox import Outbox
-from app.broker import admin_client
+from engines.broker import admin_client
 
 
 class FaustProducerStandIn:

@@ -20,7 +20,7 @@ from tweets.payloads import tweet_id_of
 from agents.counters import worker_counters
 from agents.sources.synthetic import SyntheticTweets
 from datalake.commits import commit_metadata
-from app.broker import admin_client
+from engines.broker import admin_client
 from tests.support.kafka_io import TopicTail, produce
 from tests.support.metrics import scraped
 from tests.support.processes import bronze_count, bronze_table, start_sink, start_worker, wait_for

@@ -17,7 +17,7 @@ import pytest
 
 from tweets.oversize import PREVIEW_BYTES
 from agents.sources.synthetic import SyntheticTweets
-from app.settings import Settings
+from config.settings import Settings
 from datalake.lake import Lake
 from datalake.layout import QUARANTINE_DEAD_LETTERS
 from tests.support.lake_command import lake_cli

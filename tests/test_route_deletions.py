@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-import agents.normalize
+import agents.normalize_agent
 from agents.counters import OutcomeCounters
-from agents.normalize import OutputTopics, route
+from agents.normalize_agent import OutputTopics, route
 
 TOPICS = OutputTopics("typed", "dead-letter", "compliance")
 INGESTED_AT = datetime(2024, 5, 13, 16, 5, 15, 123456, tzinfo=timezone.utc)
@@ -38,9 +38,9 @@ def no_dedup(*_args):
 def worker(monkeypatch) -> tuple[OutcomeCounters, QueuedRecords]:
     """Fresh counters and outbox for route, and a dedup that must not be asked."""
     counters, queued = OutcomeCounters(), QueuedRecords()
-    monkeypatch.setattr(agents.normalize, "counters", counters)
-    monkeypatch.setattr(agents.normalize, "outbox", queued)
-    monkeypatch.setattr(agents.normalize.seen_tweets, "is_duplicate", no_dedup)
+    monkeypatch.setattr(agents.normalize_agent, "counters", counters)
+    monkeypatch.setattr(agents.normalize_agent, "outbox", queued)
+    monkeypatch.setattr(agents.normalize_agent.seen_tweets, "is_duplicate", no_dedup)
     return counters, queued
 
 

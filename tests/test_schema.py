@@ -31,7 +31,7 @@ def test_bronze_adds_the_partition_columns():
 
 
 def test_the_compliance_record_is_what_the_forgotten_log_holds():
-    """The worker sends app.models.Deletion; the sink reads it with the log's schema (datalake.forgotten)."""
+    """The worker sends app.models.Deletion; the sink reads it with the log's schema (datalake.forgotten_log)."""
     from app.models import Deletion
     from spark_sink.schema import forgotten_log_schema, record_schema
 

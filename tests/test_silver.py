@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import Settings
+from config.settings import Settings
 from pipeline.lake_cli import main as lake_main
 from datalake.commits import commit_metadata
 from datalake.lake import Lake

@@ -12,7 +12,7 @@ import sys
 import psutil
 import pytest
 
-from app.settings import Settings
+from config.settings import Settings
 from pipeline.processes import REPO, free_port
 from tests.support.processes import supervised, supervised_pid, wait_for
 

@@ -1,4 +1,4 @@
-"""datalake.trending: growth of the last hour against the hourly mean of the 24 hours before it."""
+"""dashboard.trending: growth of the last hour against the hourly mean of the 24 hours before it."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
-from datalake.trending import hour_starts, newest_hour, trending
+from dashboard.trending import hour_starts, newest_hour, trending
 
 LAST = datetime(2024, 5, 1, 7, tzinfo=timezone.utc)
 

@@ -11,7 +11,7 @@ from tweets.topics import StreamRules, Topic, load_rules
 from agents.sources.x_access import ACCESS_LEVELS, x_limits
 from agents.sources.x_rules import RulesError, build_rules, diff_rules, main, sync_rules, topic_rule
 from agents.sources.x_api import api_client
-from app.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from tests.support.fake_x_api import RULES_PATH, FakeXApi
 
 TOPIC = Topic(

@@ -26,7 +26,7 @@ from agents.sources.x_access import ACCESS_LEVELS
 from agents.sources.x_rules import build_rules
 from agents.sources.x_spend import month_of
 from agents.sources.x_stream import STREAM_FIELDS, XSource
-from app.settings import Settings
+from config.settings import Settings
 from pipeline.processes import free_port
 from tests.support.fake_x_api import (
     KEEP_ALIVE, ODDLY_FORMATTED, OPERATIONAL_DISCONNECT, RULES_PATH, SEARCH_PATH, STREAM_PATH, USAGE_PATH,

@@ -10,7 +10,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Awaitable, Callable, ClassVar
 
-from app.settings import Settings
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 import orjson
 
 from agents.sources.base import Publish, Source, register
-from app.settings import Settings
+from config.settings import Settings
 from tweets.topics import Topic, load_rules
 
 log = logging.getLogger(__name__)

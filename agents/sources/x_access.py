@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.settings import Settings
+from config.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import aiohttp
 from tweepy.asynchronous import AsyncClient, AsyncStreamingClient
 
 from agents.sources.x_spend import XUsage
-from app.settings import Settings
+from config.settings import Settings
 
 # Where Tweepy sends every request; X_API_BASE_URL replaces it.
 TWEEPY_API_ORIGIN = "https://api.twitter.com"

@@ -21,7 +21,7 @@ from tweepy.asynchronous import AsyncStreamingClient
 from tweets.topics import StreamRules, Topic, load_rules
 from agents.sources.x_access import XLimits, x_limits
 from agents.sources.x_api import api_client
-from app.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 
 
 class RulesError(ValueError):

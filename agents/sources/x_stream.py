@@ -26,7 +26,7 @@ from agents.sources.x_api import XApiSession, bearer_token, read_usage, rest_cli
 from agents.sources.x_gap import Gap, GapFiller
 from agents.sources.x_rules import build_rules, describe, sync_rules
 from agents.sources.x_spend import LedgerFile, SpendLedger
-from app.settings import Settings
+from config.settings import Settings
 from tweets.payloads import tweet_id_of
 from tweets.topics import load_rules
 

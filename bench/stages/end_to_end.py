@@ -12,7 +12,7 @@ SINK_TRIGGER_SECONDS) -> rows readable in bronze by pyarrow.
    0.25 s, so latencies are late by up to 0.25 s plus one poll.
 Tweets the worker filters or rejects never reach bronze: only the ones the pure normalize() accepts
 (the same prediction the pipeline tests use) are waited for and timed, but every tweet counts in
-tweets/s. `measure` is the part the cluster stage (bench/stages/cluster.py) shares.
+tweets/s. `measure` is the part the cluster stage (bench/stages/cluster_e2e.py) shares.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Callable
 
 from confluent_kafka import Producer
 
-from app.settings import Settings
+from config.settings import Settings
 from bench.harness import Bench, rate, wait_for
 from bench.lake_watch import BronzeWatcher
 from bench.monitor import SPARK_GROUPS, TreeMonitor, spark_memory

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.settings import Settings
+from config.settings import Settings
 
 
 def backfill(*args: str, cwd: Path, **env: str) -> tuple[subprocess.CompletedProcess, dict]:

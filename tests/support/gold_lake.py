@@ -14,7 +14,7 @@ import time
 import duckdb
 import pyarrow as pa
 
-from app.settings import Settings
+from config.settings import Settings
 from datalake.lake import Lake
 from datalake.layout import GOLD_COLUMNS, GOLD_DOMAINS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_HASHTAGS_HOURLY, \
     GOLD_TABLES, GOLD_TOPIC_HOURLY, PARTITION_COLUMNS, SILVER, Zone

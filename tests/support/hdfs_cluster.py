@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.processes import free_port
-from app.settings import Settings
-from app.hdfs import hdfs_layout
+from config.settings import Settings
+from engines.single_hdfs import hdfs_layout
 from engines.hdfs import HdfsCluster, running_hdfs
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.settings import Settings
+from config.settings import Settings
 from pipeline.lake_cli import main
 
 

@@ -10,7 +10,7 @@ from datalake.lake import Lake
 from datalake.layout import zone as zone_at
 from pipeline.processes import BIN, REPO, Process, settings_env, start_worker, wait_for
 from pipeline.processes import start_sink as start_project_sink
-from app.settings import Settings
+from config.settings import Settings
 from dashboard.health import processes as supervised_processes
 
 __all__ = ["BIN", "REPO", "Process", "settings_env", "start_worker", "start_sink", "bronze_table", "bronze_count", "bronze_ids",

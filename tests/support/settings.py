@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from app.settings import Settings
+from config.settings import Settings
 from pipeline.processes import free_port
 
 

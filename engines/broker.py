@@ -16,7 +16,7 @@ from pathlib import Path
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from app.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from engines.jars import JarsMissing
 from engines.kafka import KafkaNode, start_kafka, stop_kafka
 
@@ -165,7 +165,7 @@ class Broker:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m app.broker",
+        prog="python -m engines.broker",
         description=(
             "Start the embedded Apache Kafka (KRaft, one node, data in KAFKA_DATA_DIR) when "
             "KAFKA_BOOTSTRAP_SERVERS is unset, or use the configured Kafka; create the project "

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import time
 
-from app.cluster import ClusterLayout
+from engines.local_cluster import ClusterLayout
 from bench.harness import Bench, wait_for
 from bench.monitor import TreeMonitor
 from bench.stages.end_to_end import Running, measure
-from pipeline.cluster import LocalCluster
+from pipeline.cluster_run import LocalCluster
 
 PIPELINE = ("worker-1", "worker-2", "sink")
 # CPU and memory are reported per part of the deployment.

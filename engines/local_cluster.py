@@ -3,9 +3,9 @@ on 127.0.0.1: 3 Kafka brokers (KRaft, a 3-voter quorum), an HDFS NameNode and 3 
 standalone master and 2 workers, 2 Faust workers, and the sink, silver and gold jobs submitted to
 that master with the lake and checkpoints on HDFS; then the dashboard.
 
-    python -m app.cluster up               the whole set, supervised (`make cluster`; Ctrl-C stops all)
-    python -m app.cluster node NAME        one node in the foreground: what each Procfile line runs
-    python -m app.cluster env              the settings the pipeline's processes get, as KEY=VALUE
+    python -m engines.local_cluster up               the whole set, supervised (`make cluster`; Ctrl-C stops all)
+    python -m engines.local_cluster node NAME        one node in the foreground: what each Procfile line runs
+    python -m engines.local_cluster env              the settings the pipeline's processes get, as KEY=VALUE
 
 The layout (ports, data folder) is written to DATA/layout.json by `up` and read by `node`; `up`
 writes DATA/Procfile and DATA/cluster.env beside it. The same commands start the nodes of the
@@ -136,7 +136,7 @@ class ClusterLayout:
         return f"spark://{HOST}:{self.spark_master_port}"
 
     def settings_env(self) -> dict[str, str]:
-        """The settings every pipeline process of the cluster reads (app/settings.py names)."""
+        """The settings every pipeline process of the cluster reads (config/settings.py names)."""
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "TOPIC_PARTITIONS": str(self.topic_partitions),
@@ -185,18 +185,18 @@ def pipeline_command(layout: ClusterLayout, name: str) -> tuple[list[str], dict[
                "FAUST_DATA_DIR": str(layout.path / f"faust-{index}")}
         if index > 1:
             env["SOURCE"] = "none"  # one ingestion source for the set: the first worker's
-        return [python, "-m", "app.cluster", "--data-dir", str(layout.path), "worker", str(index)], env
+        return [python, "-m", "engines.local_cluster", "--data-dir", str(layout.path), "worker", str(index)], env
     if name in ("sink", "silver", "gold"):
         job = [] if name == "sink" else [name]
-        return [python, "-m", "app.cluster", "--data-dir", str(layout.path), "job", *job], {}
+        return [python, "-m", "engines.local_cluster", "--data-dir", str(layout.path), "job", *job], {}
     if name == "dashboard":
-        return [python, "-m", "app.cluster", "--data-dir", str(layout.path), "dashboard"], {}
+        return [python, "-m", "engines.local_cluster", "--data-dir", str(layout.path), "dashboard"], {}
     raise KeyError(f"no pipeline process {name!r}: {', '.join(PIPELINE)}")
 
 
 def procfile(layout: ClusterLayout) -> str:
     python = sys.executable
-    lines = [f"{name}: exec {python} -m app.cluster --data-dir {layout.path} node {name}" for name in NODES]
+    lines = [f"{name}: exec {python} -m engines.local_cluster --data-dir {layout.path} node {name}" for name in NODES]
     for name in PIPELINE:
         command, env = pipeline_command(layout, name)
         assignments = " ".join(f"{key}={value}" for key, value in env.items())
@@ -308,7 +308,7 @@ def wait_for_spark_workers(layout: ClusterLayout, timeout: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.cluster", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m engines.local_cluster", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="the cluster's data (default .cluster/)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -344,16 +344,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dashboard":
         os.execv(sys.executable, [sys.executable, "-m", "dashboard"])
     if args.command == "worker":
-        from app.broker import create_topics, wait_for_broker
-        from app.settings import get_settings
+        from engines.broker import create_topics, wait_for_broker
+        from config.settings import get_settings
 
         settings = get_settings()
         wait_for_broker(settings.bootstrap_servers, timeout=120)
         create_topics(settings)
         faust = Path(sys.executable).parent / "faust"
         os.execv(faust, [str(faust), "-A", "app", "worker", "-l", "info", "--web-port", os.environ["FAUST_WEB_PORT"]])
-    from app.broker import wait_for_topics
-    from app.settings import get_settings
+    from engines.broker import wait_for_topics
+    from config.settings import get_settings
 
     wait_for_topics(get_settings(), timeout=300)
     wait_for_spark_workers(layout, timeout=300)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from app.faust_app import app
 from app.models import DeadLetter, Deletion, Tweet
-from app.settings import get_settings
+from config.settings import get_settings
 
 _settings = get_settings()
 _retention = timedelta(milliseconds=_settings.topic_retention_ms)

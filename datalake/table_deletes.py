@@ -1,11 +1,11 @@
 """Forgetting in one table without a JVM: the rows the forgotten log's rule names
-(datalake.forgotten) are found by reading the table's id columns through its log, then leave it
+(datalake.forgotten_log) are found by reading the table's id columns through its log, then leave it
 in one Delta DELETE by their key (delta-rs), restricted to the partitions they are in.
 
 The DELETE rewrites the files that held them (deletion vectors are off); the old files, with the
 deleted text, stay until VACUUM removes them after LAKE_RETENTION_HOURS (datalake/purge.py).
 A writer that read the log before it changed and commits afterwards deletes the new ids itself
-(spark_sink/forgotten.py), so nothing forgotten comes back whatever the order of commits.
+(spark_sink/forgotten_filter.py), so nothing forgotten comes back whatever the order of commits.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datalake.forgotten import ZONE_COLUMNS, Forgotten, forgotten_rows
+from datalake.forgotten_log import ZONE_COLUMNS, Forgotten, forgotten_rows
 from datalake.lake import Lake, retrying
 from datalake.layout import Zone
 

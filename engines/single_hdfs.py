@@ -1,7 +1,7 @@
 """The project's single-node HDFS (engines/hdfs.py), with its settings.
 
-    python -m app.hdfs              run it in the foreground until Ctrl-C or SIGTERM (`make hdfs`)
-    python -m app.hdfs dfs ARGS...  Hadoop's FsShell against it (`bin/hdfs dfs -ls /`)
+    python -m engines.single_hdfs              run it in the foreground until Ctrl-C or SIGTERM (`make hdfs`)
+    python -m engines.single_hdfs dfs ARGS...  Hadoop's FsShell against it (`bin/hdfs dfs -ls /`)
 
 Settings: HDFS_HOST, HDFS_PORT (RPC), HDFS_HTTP_PORT (WebHDFS), HDFS_DATA_DIR, HDFS_HEAP_MB.
 """
@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.settings import Settings
+from config.settings import Settings
 from engines import jars
 from engines.hdfs import HdfsError, HdfsLayout, fs_shell, running_hdfs
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         except (HdfsError, jars.JarsMissing) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-    parser = argparse.ArgumentParser(prog="python -m app.hdfs", formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = argparse.ArgumentParser(prog="python -m engines.single_hdfs", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description=__doc__)
     parser.add_argument("command", nargs="?", choices=["serve", "dfs"], default="serve",
                         help="serve (default): run NameNode + DataNode in the foreground; "

@@ -1,4 +1,4 @@
-"""The forgotten log (datalake/forgotten.py) in the Spark jobs: its rule as broadcast anti-joins
+"""The forgotten log (datalake/forgotten_log.py) in the Spark jobs: its rule as broadcast anti-joins
 (and, for quarantined messages, the Python rule itself in the workers), so the sink never writes a
 forgotten tweet into bronze or quarantine and silver never takes one in; and the deletions of the
 compliance topic as log rows.
@@ -21,7 +21,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from datalake.forgotten import TWEET, USER, Forgotten, forgotten_rows
+from datalake.forgotten_log import TWEET, USER, Forgotten, forgotten_rows
 from datalake.layout import FORGOTTEN, QUARANTINE_ZONES, SILVER, Zone
 from spark_sink.schema import forgotten_log_schema
 from spark_sink.tables import SparkLake, retrying
@@ -61,7 +61,7 @@ class LogSnapshot:
 
 def messages(rows: DataFrame, zone: Zone, ids: Forgotten, forgotten: bool) -> DataFrame:
     """The quarantined messages of `rows` (of `zone`) the rule forgets (or, `forgotten=False`,
-    keeps), read in the Python workers as datalake.forgotten reads them."""
+    keeps), read in the Python workers as datalake.forgotten_log reads them."""
 
     def select(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agents.counters import worker_counters
-from app.broker import admin_client, create_topics
-from app.cluster import NODES, ClusterLayout, hdfs_layout, pipeline_command
-from app.settings import Settings
+from engines.broker import admin_client, create_topics
+from engines.local_cluster import NODES, ClusterLayout, hdfs_layout, pipeline_command
+from config.settings import Settings
 from engines.hdfs import health
 from pipeline.processes import Process, wait_for
 
@@ -42,7 +42,7 @@ class LocalCluster:
 
     def command(self, name: str) -> tuple[list[str], dict[str, str]]:
         if name in NODES:
-            return [sys.executable, "-m", "app.cluster", "--data-dir", str(self.layout.path), "node", name], {}
+            return [sys.executable, "-m", "engines.local_cluster", "--data-dir", str(self.layout.path), "node", name], {}
         return pipeline_command(self.layout, name)
 
     def start(self, name: str) -> Process:

@@ -19,8 +19,8 @@ from tweets.compliance import forgotten_record
 from tweets.normalizer import Accepted, Deleted, FilterPolicy, Filtered, Lineage, Rejected, normalize
 from app.faust_app import app
 from app.models import DeadLetter
-from app.settings import get_settings
-from app.topics import compliance_topic, dead_letter_topic, raw_topic, typed_topic
+from config.settings import get_settings
+from app.kafka_topics import compliance_topic, dead_letter_topic, raw_topic, typed_topic
 
 log = logging.getLogger(__name__)
 

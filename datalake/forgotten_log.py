@@ -6,7 +6,7 @@ The log is append-only: the sink's compliance query appends the deletions of a m
 `lake forget` those of its files. It holds ids only (no text), so keeping it does not keep what
 was deleted.
 
-The rule, written here once (spark_sink/forgotten.py is its Spark twin, tested against this one):
+The rule, written here once (spark_sink/forgotten_filter.py is its Spark twin, tested against this one):
 a row is forgotten when its tweet_id or the id of its post (the first id of its edit history;
 silver's edit_root_id) is a forgotten tweet id, or its author_id a forgotten user id. A quarantined
 message is read as far as it can be for those ids.
