@@ -1,13 +1,15 @@
-"""Spark schemas derived from the faust records, so the sink parses exactly what the agent sends."""
+"""Spark schemas derived from the plain records of tweets/records.py, the form the worker's
+faust.Record classes come from too, so the sink parses exactly what the agent sends (without
+importing Faust)."""
 from __future__ import annotations
 
+import dataclasses
 import typing
 from datetime import datetime
 
-import faust
 from pyspark.sql import types as T
 
-from app.models import DeadLetter, Tweet
+from tweets.records import DeadLetter, Tweet
 from datalake.layout import PARTITION_COLUMNS
 
 _PRIMITIVES: dict[type, T.DataType] = {
@@ -28,7 +30,7 @@ def spark_type(annotation: typing.Any) -> T.DataType:
     if origin in (list, typing.List):
         (item,) = typing.get_args(annotation)
         return T.ArrayType(spark_type(item), containsNull=True)
-    if isinstance(annotation, type) and issubclass(annotation, faust.Record):
+    if dataclasses.is_dataclass(annotation):
         return record_schema(annotation)
     try:
         return _PRIMITIVES[annotation]
@@ -36,10 +38,15 @@ def spark_type(annotation: typing.Any) -> T.DataType:
         raise TypeError(f"no Spark type for record field type {annotation!r}") from None
 
 
-def record_schema(record: type[faust.Record]) -> T.StructType:
+def record_fields(record: type) -> dict[str, typing.Any]:
+    """A record's fields and their types, in order."""
+    hints = typing.get_type_hints(record)
+    return {field.name: hints[field.name] for field in dataclasses.fields(record)}
+
+
+def record_schema(record: type) -> T.StructType:
     return T.StructType(
-        [T.StructField(name, spark_type(annotation), nullable=True)
-         for name, annotation in record._options.fields.items()]
+        [T.StructField(name, spark_type(annotation), nullable=True) for name, annotation in record_fields(record).items()]
     )
 
 
