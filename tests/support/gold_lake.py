@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from config.settings import Settings
+from datalake.commits import commit_metadata
 from datalake.lake import Lake
 from datalake.layout import GOLD_COLUMNS, GOLD_DOMAINS_HOURLY, GOLD_ENTITIES_HOURLY, GOLD_HASHTAGS_HOURLY, \
     GOLD_TABLES, GOLD_TOPIC_HOURLY, PARTITION_COLUMNS, SILVER, Zone
@@ -167,12 +168,22 @@ def assert_gold_equals_silver(lake: Path) -> dict[Zone, int]:
 @dataclass
 class GoldLake:
     """The lake, the jobs' logs (rebuild, killed run, restart), silver's rows after its first run,
-    and the posts of silver_cases()."""
+    the posts of silver_cases(), and each gold table's version when the live gold job was killed."""
 
     root: Path
     logs: dict[str, str]
     silver_after_first: list[dict]
     cases: dict
+    versions_at_kill: dict[str, int]
+
+
+def gold_batches(lake: Path, table: Zone = GOLD_TOPIC_HOURLY, after_version: int = -1) -> list[int]:
+    """The gold job's micro-batches a gold table's log holds, from its commits' metadata (in the
+    order committed), of the versions after `after_version`."""
+    history = Lake(str(lake), must_exist=False).table(table)
+    commits = [] if history is None else history.history()
+    return [commit_metadata(c)["batch"] for c in reversed(commits)
+            if c["version"] > after_version and "batch" in commit_metadata(c)]
 
 
 def build_gold_lake(workdir: Path) -> GoldLake:
@@ -192,13 +203,12 @@ def build_gold_lake(workdir: Path) -> GoldLake:
     silver_after_first = silver_table(lake).to_pylist()
     gold = start_sink(settings, workdir, job="gold", name="gold-1")
     try:
-        wait_for(lambda: "(rebuild)" in gold.log_text(), 180, "the gold job's rebuild", (gold,))
+        wait_for(lambda: 0 in gold_batches(lake), 180, "the gold job's rebuild (its batch 0)", (gold,))
         for rows_of_commit in late_batches(rows) + [cases["second"]]:
             write_bronze(lake, rows_of_commit)
         with start_sink(settings.model_copy(update={"silver_max_files_per_trigger": 1}), workdir, "--available-now",
                         job="silver", name="silver-1") as silver:
-            batches = lambda: gold.log_text().count("gold: batch")  # noqa: E731
-            wait_for(lambda: batches() >= 3, 240, "gold batches after the rebuild", (gold,))
+            wait_for(lambda: len(gold_batches(lake)) >= 3, 240, "gold batches after the rebuild", (gold,))
             time.sleep(random.Random(3).uniform(0.0, 2.0))  # anywhere in a batch: reading, writing, committing
             gold.kill()
             wait_for(lambda: not silver.alive(), 240, "the silver job to finish")
@@ -207,9 +217,10 @@ def build_gold_lake(workdir: Path) -> GoldLake:
     finally:
         gold.kill()
         gold.stop()
+    versions_at_kill = {table.path: Lake(str(lake)).table(table).version() for table in GOLD_TABLES}
     logs["gold-1"] = (workdir / "gold-1.log").read_text()
     logs["gold-2"] = run_job(settings.model_copy(update={"gold_max_files_per_trigger": 50}), workdir, "gold", "gold-2")
-    return GoldLake(lake, logs, silver_after_first, cases)
+    return GoldLake(lake, logs, silver_after_first, cases, versions_at_kill)
 
 
 def old_gold(lake: Path) -> None:
