@@ -1,14 +1,7 @@
-"""Batched produce for the filter/normalize agent.
-
-Faust's `Topic.send` costs a FutureMessage and several asyncio futures per record; at thousands
-of tweets a second that was a fifth of the worker's CPU (docs/benchmark-history.md, profiles). The agent
-instead collects the records of one `take_events` batch here and hands them to Faust's own
-aiokafka producer as whole record batches: one future per (topic, partition) batch.
-
-The agent awaits `flush()` before its events are acknowledged, so a record is on the broker
-before the raw offset that produced it can be committed (at-least-once). A failed batch is sent
-again after a pause, for as long as it takes: the agent does not move on, nothing is committed,
-and a worker stopped meanwhile reprocesses those events.
+"""Batched produce for the filter/normalize agent: the records of one `take_events` batch go to
+Faust's own aiokafka producer as whole record batches, one future per (topic, partition) batch,
+because `Topic.send`'s futures per record were a fifth of the worker's CPU
+(docs/benchmark-history.md, change 2). The at-least-once contract is `Outbox.flush`'s.
 """
 from __future__ import annotations
 
@@ -49,7 +42,13 @@ class Outbox:
         self.pending_records += 1
 
     async def flush(self) -> None:
-        """Send everything queued and wait until the broker has acknowledged all of it."""
+        """Send everything queued and wait until the broker has acknowledged all of it.
+
+        The agent awaits this before its events are acknowledged, so a record is on the broker
+        before the raw offset that produced it can be committed (at-least-once). A failed batch is
+        sent again after a pause, for as long as it takes: the agent does not move on, nothing is
+        committed, and a worker stopped meanwhile reprocesses those events.
+        """
         if not self.pending_records:
             return
         # Take the queue before any await: records added meanwhile wait for the next flush.

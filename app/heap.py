@@ -1,16 +1,7 @@
-"""Give the worker's freed heap back to the OS, so its RSS follows what it holds.
-
-Kafka record values (1-3 KB) are too big for CPython's small-object allocator: they come from glibc
-malloc, as do the multi-megabyte fetch buffers. When the worker falls behind for a few seconds (a
-Spark micro-batch takes the CPU), thousands of them are alive at once. Once freed, glibc keeps
-those pages, scattered among live ones, and RSS ratchets up to the largest backlog seen so far.
-Measured in a 12-minute soak (docs/benchmark-history.md): Python objects and malloc'd bytes in use flat, RSS
-84 -> 157 MB and still rising 6.4 MB a minute.
-
-Two glibc settings fix it; elsewhere (musl, macOS) there is nothing to do and nothing is done:
-- a fixed mmap threshold, so allocations of 256 KB or more (fetch buffers) are mapped and unmapped
-  on their own instead of growing the heap (glibc's default threshold rises after each free);
-- `malloc_trim(0)` on a timer, which returns the free pages inside the heap (~1 ms a call here).
+"""Give the worker's freed heap back to the OS, so its RSS follows what it holds: glibc kept the
+pages of record values and fetch buffers freed after each backlog, and RSS ratcheted up. glibc only;
+elsewhere nothing is done. Why, and what was measured: docs/architecture.md, "Faust patches";
+docs/benchmark-history.md, change 10.
 """
 from __future__ import annotations
 

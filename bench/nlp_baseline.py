@@ -1,16 +1,8 @@
-"""What the silver zone's NLP costs next to bare spaCy NER: tweets/s and CPU seconds per 1,000
-tweets of nlp.pipe (tok2vec + ner, nothing else) and of tweets.enrich.Enricher over the same tweets.
+"""What silver's NLP costs next to bare spaCy NER, in tweets/s and CPU-s per 1,000 tweets on one core.
 
     .venv/bin/python bench/nlp_baseline.py [--seed-file PATH] [--rounds 3]
 
-Pinned to one core, as one Spark task runs on one. Both are timed after a warm-up on other
-texts (so the Enricher's cache is cold for the measured tweets), best of the rounds, each round
-with a fresh pipeline and a fresh Enricher. Two comparisons:
-- seed: the seed file's 1,000 tweets as the job gets them; bare NER reads each tweet's content
-  (the retweeted text for a retweet), the Enricher runs NER once per distinct cleaned text.
-- distinct: only tweets whose cleaned texts differ, so the cache saves nothing; next to bare
-  NER over the same cleaned texts, the ratio is the Enricher's own overhead (cleaning, ruler,
-  conversion, features, scoring).
+nlp.pipe (tok2vec + ner only) against tweets.enrich.Enricher over the same tweets; `main` says which.
 """
 from __future__ import annotations
 
@@ -109,7 +101,7 @@ def main() -> None:
     parser.add_argument("--seed-file", type=Path, default=DEFAULT_SEED_FILE)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
+    if hasattr(os, "sched_setaffinity"):  # one core, as one Spark task runs on one
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
     rows = seed_rows(args.seed_file)
@@ -129,7 +121,12 @@ def main() -> None:
         "rss_mb_python_before_enricher": round(rss_before / 2**20, 1),
         "rss_mb_enricher_loaded": round(rss_loaded / 2**20, 1),
         "rss_mb_after_seed_cached": round(process.memory_info().rss / 2**20, 1),
+        # The seed file's tweets as the job gets them: bare NER reads each tweet's content (the
+        # retweeted text for a retweet), the Enricher runs NER once per distinct cleaned text.
         "seed": compare(rows, args.rounds),
+        # Only tweets whose cleaned texts differ, so the cache saves nothing: next to bare NER over
+        # the same cleaned texts, the ratio is the Enricher's own overhead (cleaning, ruler,
+        # conversion, features, scoring).
         "distinct": compare(list(by_text.values()), args.rounds),
     }
     print(json.dumps(report, indent=2))

@@ -1,14 +1,8 @@
 """Serve the tweetlake dashboard on 127.0.0.1 (the Procfile's `dashboard` process).
 
-The page shows tweets per topic over time (from gold/topic_hourly), trending hashtags, entities
-(of the labels in TREND_ENTITY_LABELS) and domains (growth of the newest hour in gold against the
-hourly mean of the 24 before it), each counting every tweet or, with the switch, the relevant ones
-only, the newest relevant tweets of silver filtered by topic, and the pipeline's health: the
-worker's /counters/ (on FAUST_WEB_PORT), rows, files and newest data per zone, quarantine, and the
-lag of the worker's consumer group and of the bronze sink's checkpoint. It refreshes itself every
-DASHBOARD_REFRESH_SECONDS and loads nothing from the internet. JSON of the same numbers:
-/api/topics?range=hour|day|week|all&relevant=0|1, /api/trending?relevant=0|1, /api/tweets?topic=TAG,
-/api/health.
+Tweets per topic, trends, the newest relevant tweets and the pipeline's health, refreshed every
+DASHBOARD_REFRESH_SECONDS; the same numbers as JSON: /api/topics, /api/trending, /api/tweets,
+/api/health. What each shows: docs/architecture.md, "Dashboard".
 """
 from __future__ import annotations
 

@@ -1,17 +1,6 @@
-"""Trending hashtags, entities and domains: how much more a term was tweeted in the last hour than
-in an average hour of the day before it, from the gold hourly tables alone (pyarrow, no Spark).
-
-"The last hour" is the newest hour in gold/topic_hourly, not the clock's hour: a live lake's newest
-hour is the current one, and a lake filled by a backfilled archive shows the trends of the
-archive's own newest hour instead of nothing. For each term (a gold table's group columns):
-
-    growth = tweets in the last hour / (tweets in the 24 hours before it / 24)
-
-an hour missing from gold counting 0 tweets; "tweets" is the gold count asked for: every post
-(`tweets`) or only those silver labels relevant (`relevant_tweets`). A term without a tweet in
-those 24 hours is `new` (growth null). Only terms tweeted in the last hour trend; new terms rank
-first, by their count (a term from nowhere is the strongest rise there is), then the rest by
-growth, ties by count.
+"""Trending hashtags, entities and domains: how much more a term was tweeted in the newest hour of
+gold than in an average hour of the 24 before it, from the gold hourly tables alone (pyarrow, no
+Spark). Growth, new terms and the ranking: docs/architecture.md, "Dashboard", Trending.
 """
 from __future__ import annotations
 
@@ -59,7 +48,8 @@ def newest_hour(topic_hourly: pa.Table) -> datetime | None:
 def trending(hourly: pa.Table, group_columns: Sequence[str], last_hour: datetime | None,
              window_hours: int = WINDOW_HOURS, limit: int | None = None, count: str = "tweets") -> list[Trend]:
     """The terms of a gold hourly table (dt, hour, the group columns, its `count` column) that were
-    tweeted in `last_hour`, ranked as the module says; the top `limit` of them if given."""
+    tweeted in `last_hour`, ranked as docs/architecture.md ("Dashboard", Trending) says; the top
+    `limit` of them if given."""
     if last_hour is None or hourly.num_rows == 0:
         return []
     starts = hour_starts(hourly)

@@ -1,15 +1,7 @@
 """The forgotten log: every id X told the lake to delete, kept in the Delta table LAKE/_forgotten
 so that the sink, the silver job, a later backfill and `lake verify` all know what must never be
-stored.
-
-The log is append-only: the sink's compliance query appends the deletions of a micro-batch,
-`lake forget` those of its files. It holds ids only (no text), so keeping it does not keep what
-was deleted.
-
-The rule, written here once (spark_sink/forgotten_filter.py is its Spark twin, tested against this one):
-a row is forgotten when its tweet_id or the id of its post (the first id of its edit history;
-silver's edit_root_id) is a forgotten tweet id, or its author_id a forgotten user id. A quarantined
-message is read as far as it can be for those ids.
+stored; and the rule of which rows it forgets (Forgotten.mask), written here once. What it holds
+and how `lake forget` uses it: docs/compliance.md.
 """
 from __future__ import annotations
 
@@ -54,7 +46,9 @@ class Forgotten:
         return Forgotten(self.tweets | other.tweets, self.users | other.users)
 
     def mask(self, tweet_ids: pa.Array, post_ids: pa.Array, author_ids: pa.Array) -> pa.Array:
-        """True where a row is forgotten (the module's rule); nulls never match."""
+        """True where a row is forgotten: its tweet_id or its post's id (the first id of its edit
+        history; silver's edit_root_id) is a forgotten tweet id, or its author_id a forgotten user
+        id; nulls never match. spark_sink/forgotten_filter.py is its Spark twin, tested against it."""
         hit = pc.or_(self.tweet_hits(tweet_ids), self.tweet_hits(post_ids))
         return pc.fill_null(pc.or_(hit, pc.is_in(author_ids, value_set=pa.array(sorted(self.users), pa.string()))),
                             False)

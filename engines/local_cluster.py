@@ -1,16 +1,8 @@
 """`make cluster`: the whole pipeline as a local multi-node deployment, every node its own process
-on 127.0.0.1: 3 Kafka brokers (KRaft, a 3-voter quorum), an HDFS NameNode and 3 DataNodes, a Spark
-standalone master and 2 workers, 2 Faust workers, and the sink, silver and gold jobs submitted to
-that master with the lake and checkpoints on HDFS; then the dashboard.
+on 127.0.0.1 under the supervisor, with the lake and the checkpoints on HDFS.
 
-    python -m engines.local_cluster up               the whole set, supervised (`make cluster`; Ctrl-C stops all)
-    python -m engines.local_cluster node NAME        one node in the foreground: what each Procfile line runs
-    python -m engines.local_cluster env              the settings the pipeline's processes get, as KEY=VALUE
-
-The layout (ports, data folder) is written to DATA/layout.json by `up` and read by `node`; `up`
-writes DATA/Procfile and DATA/cluster.env beside it. The same commands start the nodes of the
-fault test (tests/test_cluster.py), on free ports. Nothing is installed by hand: the JVMs come
-from the jars `make jars` fetched and the pyspark wheel.
+`up` writes the layout (ports, data folder) to DATA/layout.json, with DATA/Procfile and
+DATA/cluster.env, and runs them; `node` and the rest read it. Nodes and ports: docs/operations.md.
 """
 from __future__ import annotations
 

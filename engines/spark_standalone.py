@@ -1,18 +1,7 @@
 """A Spark standalone cluster on one machine: a master and N workers, each a JVM of its own started
 by the pyspark wheel's `bin/spark-class`, bound to loopback, logging to files under the data folder.
-
-Cores are scheduling slots, not CPUs: each worker advertises `worker_cores` (3 by default) on a
-2-core machine so that the three streaming jobs (bronze, silver, gold), each capped by
-`spark.cores.max=2`, run at once. They idle between triggers (5, 10, 15 s), so six slots on two
-CPUs are not six busy threads. The master spreads an application over the workers (an executor of
-one core on each), so every job keeps an executor when a worker is lost; the master replaces the
-lost one on a worker with a free slot: the survivor if it has one, else the worker when it rejoins.
-
-Measured here (2 cores shared with another test run): master serving in 3.6-4.1 s, both workers
-registered 4.9-8.1 s later, ~215 MB RSS per daemon. With three rate->parquet jobs (2 s trigger) on
-it, a SIGKILLed worker left the master's ALIVE list within 0.05-0.4 s and every job committed two
-more batches 2.5-3.5 s after the kill; restarted, it registered in 5-7 s and each job had an
-executor on it again 9.3 s after the restart.
+Why each worker offers more cores than the machine has, and what was measured: docs/operations.md,
+"A local cluster".
 """
 from __future__ import annotations
 

@@ -1,19 +1,7 @@
-"""`lake forget FILE...`: apply X's compliance files to every zone of the lake.
-
-  1. The files' deletions (tweets.compliance: batch job results, v1.1 and v2 stream deletes; a bad
-     line is reported, counted and skipped) are appended to the forgotten log (LAKE/_forgotten),
-     before anything is removed: from then on the sink, the silver job and every backfill leave
-     those tweets out, and a crash below is finished by running the command again.
-  2. Bronze, quarantine and silver: one Delta DELETE each of the rows the log's rule names
-     (datalake/table_deletes.py), without a JVM.
-  3. Gold: the hours silver lost are recomputed by the refine job (silver, then gold,
-     available-now), or, while `make run`'s jobs hold the lake, by the running gold job, which
-     this waits for (up to --wait) until it has read silver's DELETE.
-  4. Purge: the tables it changed are VACUUMed with LAKE_RETENTION_HOURS: the files the DELETEs
-     replaced (which still hold the deleted text, for time travel) go once they are that old.
-The last stdout line is one JSON object: ids_asked, tweet_ids, user_ids, bad_lines, ignored_lines,
-rows_removed (per zone; for gold tables the aggregate rows that vanished), files_rewritten,
-pending (what was still awaited), seconds, purge. Exit 0 when every zone is clean, 1 otherwise.
+"""`lake forget FILE...`: apply X's compliance files to every zone of the lake: the ids go to the
+forgotten log first, then one Delta DELETE per table (no JVM), gold recomputed from silver, and
+the replaced files VACUUMed; run again, it finishes what a crash left. The steps, the JSON and
+the exit codes: docs/compliance.md.
 """
 from __future__ import annotations
 

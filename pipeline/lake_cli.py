@@ -1,18 +1,8 @@
 """`lake`: look into the lake's Delta tables and keep them tidy, without Spark (deltalake reads
 every table through its log, on a local folder or on hdfs://).
 
-    lake [--lake-root PATH] ls [ZONE] [--dt YYYY-MM-DD]   tables, partitions, files, sizes, rows
-    lake stats [--json]                                   rows, files, time range (--json: last line)
-    lake show [--zone silver] [--limit N] [--where EXPR] [--as-of VERSION|TIME]   the newest tweets
-    lake history ZONE [--limit N] [--json]                versions, operations, rows added and removed
-    lake verify                                           keys unique, partitions right, nothing forgotten
-    lake compact [--zone Z] [--dt D] [--hour H]           OPTIMIZE: merge small files
-    lake forget [--users] [--wait S] FILE...              tweets deleted on X leave every zone
-    lake replay [--reason R] [--dt YYYY-MM-DD] [--dry-run]   dead letters through the pipeline again
-    lake convert                                          a lake of plain parquet folders into Delta tables
-
-The lake root is LAKE_ROOT unless --lake-root is given. Exit codes: 0 fine, 1 a problem in the lake
-(a failed check, an unreadable table), 2 a bad request (bad option, missing path, unknown zone).
+Each command's options: `lake COMMAND --help`; examples, output and exit codes: docs/lake.md,
+"Looking into the lake: `lake`".
 """
 from __future__ import annotations
 

@@ -1,14 +1,7 @@
 """Replay: send quarantined dead letters through the pipeline again (after a normalizer fix, or
 with a larger MAX_PAYLOAD_BYTES), so what is accepted now reaches bronze and leaves quarantine.
-
-It runs the backfill's own path (pipeline/backfill.py: a broker, worker and sink of its own) on the
-letters' original bytes. The sink MERGEs what passes into bronze (a tweet bronze has already is not
-written again) and writes the letters that fail again into a table of the replay's own
-(LAKE/_replays/dead_letter, emptied by each replay's sink). Then one Delta commit on
-quarantine/dead_letter removes the replayed letters and adds the new ones (`land`): interrupted
-before it, a replay changes nothing in quarantine, and the next one sends the same letters again
-(their tweets, already in bronze, count as already_in_lake). One replay at a time.
-`lake replay` is its command line.
+It runs the backfill's own path on the letters' original bytes; `lake replay` is its command line.
+What changes in quarantine, and after an interruption: docs/backfill.md, "Replaying dead letters".
 """
 from __future__ import annotations
 

@@ -1,15 +1,7 @@
 """The Spark Structured Streaming sink: typed topic -> bronze, dead letters -> quarantine,
-deletions (the compliance topic) -> the forgotten log; every one a Delta table.
-
-Started by spark_sink.submit, which adds Spark's Kafka connector and Delta (the Procfile's `sink`):
-
-    python -m spark_sink.submit [--available-now] [--run NAME] [--dead-letters-to URI]
-
-Bronze holds each tweet id once, whoever writes it (this sink, a backfill's, a replay's): each
-micro-batch is an insert-only MERGE on tweet_id, restricted to the hour partitions the batch's
-rows are in, so a tweet bronze already has is not written again, and committed once per batch
-(spark_sink/tables.py). Forgotten tweets (the log as the batch starts) are left out, and ids
-logged while it ran are deleted after its commit.
+deletions (the compliance topic) -> the forgotten log; every one a Delta table. Started by
+spark_sink.submit (the Procfile's `sink`): `python -m spark_sink.submit [--available-now]`.
+Each tweet id once, forgotten tweets, the Kafka source: docs/architecture.md, "The Spark sink".
 """
 from __future__ import annotations
 

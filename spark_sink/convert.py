@@ -1,21 +1,8 @@
 """`lake convert`: a lake of plain parquet folders (this project before Delta Lake) into Delta
-tables, in place, with Delta's own CONVERT TO DELTA, and idempotent (a table already in Delta is
-left alone).
+tables, in place, with Delta's own CONVERT TO DELTA; silver and gold are rebuilt by their jobs,
+and a second run changes nothing.
 
-    python -m spark_sink.submit convert
-
-  1. bronze, quarantine/dead_letter, quarantine/typed_unreadable and the forgotten log are converted
-     where they lie (their parquet files become the table's first version, nothing is copied),
-     given the layout's properties; quarantine gains its letter_id column. Bronze rows that repeat
-     a tweet id (the old lake deduplicated a backfill against the live stream only in part) are
-     rewritten once per id, partition by partition.
-  2. silver and gold are rebuilt: their old folders and checkpoints go, and the silver and gold
-     jobs run available-now from new checkpoints over the converted bronze.
-  3. the old format's own folders (_manifests, _staging, _compactions) go.
-The sink's checkpoints stay: its Kafka offsets are still where the lake ends. The last stdout
-line is JSON: converted (zones), already_delta, bronze_duplicates_removed, rebuilt, removed.
-Exit codes: 0 done, 1 an interrupted job of the old format is pending (finish it with the earlier
-version first), 3 a running silver or gold job holds the lake.
+What it converts and keeps, its JSON and exit codes: docs/lake.md, "Looking into the lake".
 """
 from __future__ import annotations
 

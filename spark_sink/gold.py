@@ -1,17 +1,7 @@
 """The gold job: silver's hours into gold's hourly tables (spark_sink.gold_rows), kept up to date
-as silver changes, late hours (a backfill of last month) and deletions included.
-
-    python -m spark_sink.submit gold [--available-now]
-
-A Structured Streaming query follows silver's change data feed: every row silver inserts, updates
-or deletes comes with its hour partition (dt, hour), both the hour a row leaves and the one it
-enters. Each micro-batch recomputes those whole hours from silver's current version and replaces
-them in each gold table (an overwrite restricted to those hours: one commit per table, once per
-batch). Gold is therefore what silver holds, whatever order changes came in; an hour silver no
-longer has becomes empty. A new checkpoint starts from silver's whole snapshot, which rebuilds gold
-(and clears hours only gold still holds).
-
-One gold job per checkpoint at a time (LAKE/_locks/gold.json; exit code 3 when another holds it).
+as silver changes, late hours (a backfill of last month) and deletions included:
+`python -m spark_sink.submit gold [--available-now]`. How it stays right, rebuilds and locks:
+docs/lake.md, "Gold: hourly aggregates".
 """
 from __future__ import annotations
 
@@ -48,7 +38,8 @@ def change_stream(lake: SparkLake) -> DataFrame:
 
 
 class GoldWriter:
-    """foreachBatch of the gold query: see the module docstring."""
+    """foreachBatch of the gold query: the hours silver's changes touched, recomputed from silver's
+    current version and replaced in every gold table (docs/lake.md, "Gold: hourly aggregates")."""
 
     def __init__(self, lake: SparkLake, query: QueryId):
         self.lake = lake

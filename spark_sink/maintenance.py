@@ -1,14 +1,7 @@
-"""A job's scheduled upkeep of its tables, beside its queries in the driver:
-  - every LAKE_OPTIMIZE_SECONDS, OPTIMIZE merges the small files the micro-batches wrote (only
-    partitions with several small files are rewritten: a compacted hour is left alone), so files
-    per partition stay bounded over a long run;
-  - every LAKE_MAINTENANCE_SECONDS, VACUUM removes the files no version younger than
-    LAKE_RETENTION_HOURS uses (rows a DELETE or MERGE replaced, files OPTIMIZE merged, silver's
-    change data): that is when a forgotten tweet's text leaves the disk.
-VACUUM runs in LITE mode (the files to delete come from the log, not from listing the table's
-folder: seconds instead of minutes on a large table); when the log no longer reaches back that far,
-in full. Old log files go by themselves at each log checkpoint (delta.logRetentionDuration).
-Both commit like any writer: a conflict with a micro-batch makes one of them try again.
+"""A job's scheduled upkeep of its tables, beside its queries in the driver: OPTIMIZE of the small
+files the micro-batches wrote, and VACUUM of the files no recent version uses (when a forgotten
+tweet's text leaves the disk). Schedules, retention and why not auto compaction: docs/lake.md,
+"The lake: Delta tables", Upkeep.
 """
 from __future__ import annotations
 
@@ -26,7 +19,9 @@ log = logging.getLogger("tweetlake.maintenance")
 
 
 def vacuum(lake: SparkLake, zone: Zone, uri: str | None = None) -> None:
-    """VACUUM one table with the lake's retention (LITE, else full)."""
+    """VACUUM one table with the lake's retention, in LITE mode (the files to delete come from the
+    log, not from listing the table's folder: seconds instead of minutes on a large table), in full
+    when the log no longer reaches back that far."""
     spark, uri = lake.spark, uri or lake.uri(zone)
     if not DeltaTable.isDeltaTable(spark, uri):
         return

@@ -1,25 +1,7 @@
-"""The silver job: bronze into silver: one row per post across the whole lake, in its newest
-version, enriched (tweets.enrich), partitioned dt=/hour= by created_at; a Delta table with a
-change feed, which the gold job follows.
-
-    python -m spark_sink.submit silver [--available-now]
-
-A Structured Streaming query reads bronze's Delta table as it grows (commits that only delete or
-rewrite rows, `lake forget`'s and compaction's, are skipped), and with it the forgotten log's new
-rows, as markers. Each micro-batch:
-  1. collapses its bronze rows to one per post (spark_sink.silver_rows), leaves out posts the
-     forgotten log names, and looks up the posts already in silver, in the hour partitions where
-     their rows can be (an edit comes at most an hour after its post: the hours around each
-     created_at);
-  2. decides per post: insert, replace (a newer version), resource (only source_tweet_ids change)
-     or nothing; enriches only inserted and replaced rows;
-  3. appends the new posts, and MERGEs the newer versions and new sources into silver on
-     edit_root_id within those partitions, each committed once per batch;
-  4. DELETEs the silver rows of the ids its markers bring (tweets deleted on X).
-
-One silver job per checkpoint at a time: it holds LAKE/_locks/silver.json while it runs (a lock left
-by a killed job on this host is taken over; `make backfill` skips silver while a live job holds it).
-Exit codes: 0 done (available-now) or stopped, 3 another silver job holds the lake.
+"""The silver job: bronze into silver, one row per post across the whole lake in its newest
+version, enriched (tweets.enrich) and partitioned dt=/hour= by created_at, with the change feed
+the gold job follows: `python -m spark_sink.submit silver [--available-now]`.
+How a micro-batch decides, the lock, the exit codes and the guarantees: docs/lake.md, "Silver".
 """
 from __future__ import annotations
 
@@ -88,7 +70,8 @@ def candidate_partitions(posts: DataFrame) -> list[tuple[str, str]]:
 
 
 class SilverWriter:
-    """foreachBatch of the silver query: see the module docstring."""
+    """foreachBatch of the silver query: bronze's new rows as one row per post, decided against
+    silver and written, then the forgotten log's markers DELETEd (docs/lake.md, "Silver")."""
 
     def __init__(self, lake: SparkLake, query: QueryId):
         self.lake = lake
@@ -123,7 +106,7 @@ class SilverWriter:
                  ", ".join(f"{step} {seconds:.1f}" for step, seconds in self.timings.items()))
 
     def merge(self, posts: DataFrame, app: str, batch_id: int) -> dict[str, int]:
-        """Steps 1-3; the posts by action."""
+        """Look the posts up in silver near their hours, decide each, write; the posts by action."""
         self.timings = {}
         started = time.monotonic()
         posts = posts.persist()

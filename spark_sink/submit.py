@@ -1,20 +1,7 @@
-"""The Spark jobs' spark-submit command, built in one place for `make run` (the Procfile), the
-tests, the backfill and the benchmark.
-
-    python -m spark_sink.submit [bronze|silver|gold|refine] [job args, e.g. --available-now]
-
-bronze (the default): spark_sink/bronze.py, the typed topic into bronze. silver:
-spark_sink/silver.py, bronze into silver. gold: spark_sink/gold.py, silver into gold. refine:
-spark_sink/refine.py, silver then gold, available-now (the backfill's).
-
-Neither Spark's Kafka source nor Delta Lake is in the pyspark wheel: their jars
-(`engines/poms/spark-kafka.xml`, `engines/poms/delta.xml`, fetched by `make jars`) go on `--jars`,
-or SINK_SPARK_PACKAGES hands `--packages` coordinates to Spark instead (a cluster that resolves
-them itself, e.g. org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0,io.delta:delta-spark_4.2_2.13:4.4.0).
-
-On a spark:// master (`make cluster`'s standalone cluster, engines/spark_standalone.py) the
-executors run this venv's Python, which imports the project from any folder (the editable install
-of `make venv`): its workers must see the same filesystem paths, as on one machine or one image.
+"""spark-submit of the Spark jobs, built in one place for `make run` (the Procfile), the tests, the
+backfill and the benchmark: `python -m spark_sink.submit [JOB] [job args, e.g. --available-now]`,
+JOB one of JOBS (bronze by default). Why the jars go on --jars or SINK_SPARK_PACKAGES:
+docs/architecture.md, "The Spark sink"; a spark:// master: docs/operations.md, "Going to production".
 """
 from __future__ import annotations
 

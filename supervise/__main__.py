@@ -1,13 +1,8 @@
 """Run a Procfile's processes under supervisord (`make run`, `make cluster`): each one restarted when
-it exits unasked, the others untouched; a process that keeps dying at start is given up on (the
-whole set stops when it is an essential one); Ctrl-C stops the pipeline, then the infrastructure.
+it exits unasked, the others untouched; Ctrl-C stops the pipeline, then the infrastructure.
 
     python -m supervise --procfile Procfile --infra broker --essential broker
-
-Each process logs to SUPERVISE_DIR/logs/NAME.log and its output is echoed here with its name; its
-state and restarts are metrics on 127.0.0.1:SUPERVISE_METRICS_PORT (the dashboard shows them);
-`supervisorctl -c SUPERVISE_DIR/supervisord.conf status` lists them. Exit status: 0 when stopped by
-Ctrl-C or SIGTERM, 1 when an essential process was given up on.
+Restarts, giving up, logs, metrics and exit status: docs/operations.md, "Supervision".
 """
 from __future__ import annotations
 

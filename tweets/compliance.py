@@ -1,18 +1,7 @@
-"""What X tells a data holder to delete, in the three forms it says it:
-- batch compliance job results, one JSON object a line ({"id", "action", "created_at",
-  "redacted_at", "reason"}). A line does not say whether its job checked tweets or users: the
-  caller does (batch_kind; a user id deletes all that user's tweets);
-- v1.1 stream notices: {"delete": {"status": {...}, "timestamp_ms": ...}} deletes a tweet;
-  scrub_geo, status_withheld and user_withheld delete nothing;
-- v2 compliance stream events, {"data": {"<event>": {"tweet" or "user": {"id": ...}, "event_at": ...}}}:
-  delete, user_delete, user_protect and user_suspend delete; the other events do not.
-The form is told per message: a stream message by its single event key (a v2 tweet's "data" has
-"id" and "text" instead), a batch result by its "action" and "id".
-
-The outcome of a parsed message (deletion_of): a Deletion, Ignored (a compliance message that
-deletes nothing), or None, when there is nothing to act on: not a compliance message (a tweet),
-or one whose id is not an X id. parse_line, for files of these records, tells the two apart as
-BadLine "not_compliance" and "bad_id". Pure but for read_compliance_file.
+"""What X tells a data holder to delete, in the three forms it says it: batch compliance job
+results, v1.1 stream delete notices and v2 compliance stream events, each read as a Deletion,
+Ignored (a compliance message that deletes nothing) or, in a file, a BadLine. Pure but for
+read_compliance_file. Why and what the lake does with them: docs/compliance.md.
 """
 from __future__ import annotations
 
@@ -81,6 +70,9 @@ def deletion_of(obj: object, batch_kind: DeletionKind = "tweet") -> Deletion | I
 
 
 def parse_line(line: bytes, batch_kind: DeletionKind = "tweet") -> Deletion | Ignored | BadLine:
+    """One line of a compliance file. A batch result does not say whether its job checked tweets
+    or users: `batch_kind` does (a user id deletes all that user's tweets). BadLine "not_compliance"
+    for a line that is not a compliance message (a tweet), "bad_id" for one whose id is not an X id."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as error:
@@ -130,7 +122,9 @@ def _outcomes(path: Path, batch_kind: DeletionKind) -> Iterator[tuple[int, Delet
 
 
 def _read(obj: object, batch_kind: DeletionKind) -> Deletion | Ignored | BadLine | None:
-    """The outcome of any message; BadLine only for a compliance message without a valid id."""
+    """The outcome of any message; BadLine only for a compliance message without a valid id. The
+    form is told per message: a stream message by its single event key (a v2 tweet's "data" has
+    "id" and "text" instead), a batch result by its "action" and "id"."""
     if not isinstance(obj, dict):
         return None
     if "data" in obj:
@@ -168,6 +162,7 @@ def _v1_delete(notice: dict) -> Deletion | BadLine:
 
 
 def _v2_event(data: object) -> Deletion | Ignored | BadLine | None:
+    """A v2 compliance event's "data": {"<event>": {"tweet" or "user": {"id": ...}, "event_at": ...}}."""
     if not isinstance(data, dict) or len(data) != 1:
         return None
     ((event, body),) = data.items()

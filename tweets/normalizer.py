@@ -1,38 +1,8 @@
 """The decision on every raw message: a bronze row (Accepted), a tweet the lake does not want
 (Filtered), X telling the lake to delete a tweet or a user's tweets (Deleted, for the compliance
 topic), or something that is not a usable tweet (Rejected, sent to the dead-letter topic).
-
-Pure: bytes in, an outcome out, no I/O, and it never raises, whatever the bytes are, so one bad
-message can never stop the agent.
-
-Mapping choices (v2 and v1.1 land in the same columns):
-- text is the full text: note_tweet.text for long v2 posts, extended_tweet.full_text (or
-  full_text) for v1.1, as X delivers it (HTML entities such as &amp; included, so entity
-  indices still fit). A retweet keeps its own "RT @user: ..." text; retweeted_text is the full
-  text of the retweeted tweet (v1.1 retweeted_status, v2 its includes.tweets entry, absent when
-  the message does not include it).
-- hashtags, mentions, cashtags, urls come from the full text's entities, without "#", "@", "$",
-  de-duplicated in order. A retweet's own entities stop where X truncated its text, so they are
-  merged with the retweeted tweet's. urls are the expanded links; media attachments are not links
-  (v1.1 keeps them in entities.media, v2 marks them with a media_key) and are left out.
-- A retweet references only the retweeted tweet, as v2 does: a v1.1 retweet of a quote tweet is
-  a retweet, not a quote.
-- conversation_id is v2's; for v1.1 it is the tweet itself unless it is a reply (whose root
-  v1.1 does not give), as X defines a conversation's id as the id of the tweet that started it.
-- topics are always computed when the policy has a matcher, from the full content (the retweeted
-  text for retweets, else the text) plus hashtags and urls. Quoted tweets are not part of the
-  row, so they do not count.
-- created_at and ingested_at are ISO-8601 UTC with milliseconds ("2020-04-05T10:46:44.000Z"),
-  whichever format the payload used.
-- Required: the id, the text and created_at; a missing or malformed one rejects the message.
-  Any other field with an unexpected type is read as absent.
-- created_at must agree with the id: a snowflake id carries the time X made the tweet, so a
-  created_at more than a minute away from it (0001-01-01, a lost time zone) is rejected.
-- A tweet without lang gets a detected language for the language filter only; the row keeps
-  X's lang (None), so the lake tells X's languages from guesses.
-- Compliance messages (tweets/compliance.py: v1.1 delete notices, v2 compliance events, batch
-  compliance results, whose ids count as tweet ids here) are told apart first: a deletion is
-  Deleted, one that deletes nothing (scrub_geo, withheld, ...) is Rejected as not_a_tweet.
+How v2 and v1.1 map to the bronze columns, and why a message is rejected: docs/architecture.md,
+"Filter, normalize, dedup, dead letters".
 """
 from __future__ import annotations
 
@@ -146,6 +116,8 @@ def normalize(
     lineage: Lineage | None = None,
     ingested_at: datetime | None = None,
 ) -> Outcome:
+    """The outcome of one raw message. Pure (bytes in, an outcome out, no I/O), and it never
+    raises, whatever the bytes are, so one bad message can never stop the agent."""
     try:
         return _normalize(payload, policy, lineage, ingested_at)
     except _Reject as rejection:

@@ -1,30 +1,8 @@
 """How likely a tweet is about the field: a score in [0, 1] and a label, past the keyword rules.
 
-The keyword rules (tweets/topics.py) keep 25 of the 310 labelled seed tweets, 18 of them
-relevant: what they miss is the sense of a term (a game's "AI", LLM the law degree) and hashtags
-stuffed into spam. A logistic regression over a few interpretable features weighs the topic hit
-against that evidence; it is trained offline (python -m tweets.relevance_training, scikit-learn)
-and scored here with a dot product, so the silver job imports no scikit-learn.
-
-Features, each in [0, 1]:
-  keyword_topic           the keyword rules find a topic (text, hashtags or link paths)
-  topic_in_words          ... in the text's own words, not only in its hashtags or links
-  topical_hashtag_share   share of the tweet's hashtags that are topic hashtags
-  off_topic_hashtags      hashtags that are not topic hashtags (count / 10, at most 1)
-  field_words             the field's broad words ("data", "model", "research"; count / 5)
-  other_sense_words       words of an ambiguous term's other sense ("game", "law"; count / 2)
-  field_entities          a vocabulary entity (ML_FRAMEWORK, ML_MODEL, ML_ORG, ML_PERSON)
-  field_domain            a link to a host of the field (arxiv.org, github.com, huggingface.co)
-The label is "relevant" at a score of the model's threshold or more: 0.40 as trained, the best
-F1 of a cross-validation inside the training data. Out-of-fold on the labels (stratified 5-fold
-x 10): precision 0.92, recall 0.92, F1 0.92, against the keyword rules' 0.72 / 0.95 / 0.82 on the
-same folds (tweets/relevance_training.py says why that is an upper bound).
-
-One indicator for all vocabulary labels, not one each: the seed has 5 vocabulary hits in the
-310 labelled tweets, too few to weigh labels apart. Features that did not help by cross-
-validation are left out: one indicator per topic, NER labels (+0.01 F1, noise), "only an
-acronym matched". No cue for lower-case "ai" in other languages: the topic rules already ignore
-it, and the labelled tweets are all English.
+A logistic regression over a few interpretable features (FEATURE_NAMES), trained offline by
+tweets.relevance_training (scikit-learn) and scored here with a dot product, so the silver job
+imports no scikit-learn. Why, the threshold and the figures: docs/lake.md, "Silver", Relevance.
 """
 from __future__ import annotations
 
@@ -40,15 +18,20 @@ from tweets.config_files import config_file
 from tweets.entities import Vocabulary
 from tweets.topics import TopicMatcher
 
+# Each feature is in [0, 1]. One indicator for all vocabulary labels, not one each: the seed has 5
+# vocabulary hits in the 310 labelled tweets, too few to weigh labels apart. Left out because they
+# did not help by cross-validation: one indicator per topic, NER labels (+0.01 F1, noise), "only an
+# acronym matched". No cue for lower-case "ai" in other languages: the topic rules already ignore
+# it, and the labelled tweets are all English.
 FEATURE_NAMES = (
-    "keyword_topic",
-    "topic_in_words",
-    "topical_hashtag_share",
-    "off_topic_hashtags",
-    "field_words",
-    "other_sense_words",
-    "field_entities",
-    "field_domain",
+    "keyword_topic",  # the keyword rules find a topic (text, hashtags or link paths)
+    "topic_in_words",  # ... in the text's own words, not only in its hashtags or links
+    "topical_hashtag_share",  # share of the tweet's hashtags that are topic hashtags
+    "off_topic_hashtags",  # hashtags that are not topic hashtags (count / 10, at most 1)
+    "field_words",  # the field's broad words ("data", "model", "research"; count / 5)
+    "other_sense_words",  # words of an ambiguous term's other sense ("game", "law"; count / 2)
+    "field_entities",  # a vocabulary entity (ML_FRAMEWORK, ML_MODEL, ML_ORG, ML_PERSON)
+    "field_domain",  # a link to a host of the field (arxiv.org, github.com, huggingface.co)
 )
 RELEVANT = "relevant"
 NOT_RELEVANT = "not_relevant"

@@ -1,16 +1,8 @@
 """Train the relevance model on the hand labels and write config/relevance_model.json.
 
-    .venv/bin/python -m tweets.relevance_training [--seed-file PATH] [--labels PATH] [--out PATH]
-
-Offline only (scikit-learn, spaCy for the entity feature); tweets/relevance.py scores with the
-written weights. The figures it reports are out-of-fold: stratified 5-fold cross-validation
-repeated 10 times, with the regularisation C and the label threshold chosen inside each
-training fold by an inner 5-fold cross-validation (best F1), so no figure comes from data the
-model or its threshold saw. The keyword rules are scored on the same folds. Only 19 of the 310
-labels are relevant, so one tweet moves recall by 0.05: the report gives the spread over the
-repeats. The features themselves were chosen by looking at these labels (the cue words follow
-the labels' list of negatives, and ~10 feature sets were compared by this same
-cross-validation), so the figures are an upper bound of what unseen tweets will give.
+Offline only (scikit-learn, spaCy for the entity feature): `python -m tweets.relevance_training
+[--seed-file PATH] [--labels PATH] [--out PATH]`. How the figures are made out of fold, and why
+they are an upper bound: docs/lake.md, "Silver", Relevance.
 """
 from __future__ import annotations
 

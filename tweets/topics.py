@@ -1,18 +1,7 @@
-"""Topic relevance: which of the project's topic areas a tweet is about.
-
-The topics come from config/stream_rules.toml, the same file the live X stream rules are built
-from, so what X sends and what the lake keeps are decided by one list of terms.
-
-Matching is precision-first: keywords and phrases match as whole words only ("AI" matches "AI",
-"#AI" and "OpenAI's", not "said" or "AIR"), phrases also match hyphenated, underscored and
-concatenated forms ("deep-learning", "#deeplearning"), and hashtags are split at case changes
-(#DataScienceTips contains "data science"). Hashtag terms match whole hashtags only. Links
-count by the path of their expanded URL (/what-is-machine-learning): hosts and t.co codes are noise.
-
-Keywords written without lower-case letters (AI, GPT, LLM, NLP, HDFS, A.I.) are acronyms and match
-only in capitals: in the text, in a hashtag's capitals (#OpenAI, #AIForGood) or as a whole hashtag
-in one case (#ai, #nlp). Lower-case "ai" is the Italian preposition (6 false positives in 1,109
-off-topic tweets), a Zulu word and a name ("Dr. Ai Fen"): 2 of the labelled set's 9 false positives.
+"""Topic relevance: which of the project's topic areas a tweet is about, from
+config/stream_rules.toml, the same file the live X stream rules are built from, so what X sends
+and what the lake keeps are decided by one list of terms. How words, phrases, hashtags, links and
+acronyms match (precision first): docs/architecture.md, "Filter, normalize, dedup, dead letters".
 """
 from __future__ import annotations
 

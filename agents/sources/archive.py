@@ -1,17 +1,7 @@
 """Tweets saved to files (captures of the stream, twarc2 output, X API search or timeline pages)
 read back as raw-topic messages: the bytes the live source would have published, keyed by tweet
-id, so that a backfill goes through the same filter, dedup and sink as the stream.
-
-Pure: files in, messages out, no Kafka. One JSON document a line; per line:
-- a v2 stream message, a bare v2 tweet (twarc2's flattened output, `author` and the other
-  expansions embedded) or a v1.1 status: the line as it is;
-- a v2 page ({"data": [tweets], "includes": ..., "meta": ...}): one stream-message-shaped payload
-  per tweet, whose includes hold only what that tweet refers to, so each message stands alone;
-- anything else (not JSON, cut short, JSON without a tweet, a page without tweets): the line as it
-  is, without a key, so the normalizer sends it to the dead-letter topic with its reason instead
-  of it vanishing here. Only blank lines are skipped (and counted).
-Gzip is recognised by its magic bytes, whatever the file is called; a gzip file cut short (a
-capture that was interrupted) yields what it holds, its last line usually truncated.
+id, so that a backfill goes through the same filter, dedup and sink as the stream. Pure: files in,
+messages out, no Kafka. The formats, and what becomes of other lines: docs/backfill.md.
 """
 from __future__ import annotations
 
@@ -101,7 +91,8 @@ class ArchiveFile:
             raise ArchiveError(f"{self.path}: cannot read it after {self.counts.lines} lines: {error}") from error
 
     def _gunzip(self, raw: BinaryIO) -> Iterator[bytes]:
-        """The decompressed bytes of every gzip member (`cat a.gz b.gz` is one valid file)."""
+        """The decompressed bytes of every gzip member (`cat a.gz b.gz` is one valid file). A file
+        cut short (an interrupted capture) yields what it holds, its last line usually truncated."""
         inflater, fed = zlib.decompressobj(_GZIP_WBITS), False
         while chunk := raw.read(_CHUNK):
             while chunk:
@@ -139,7 +130,8 @@ def is_page(obj: object) -> bool:
 
 
 def split_page(page: dict) -> list[RawMessage]:
-    """One stream-message-shaped payload per tweet of the page, keyed by its id."""
+    """One stream-message-shaped payload per tweet of the page, keyed by its id; its includes hold
+    only what that tweet refers to, so each message stands alone."""
     includes = _Includes(page.get("includes"))
     messages = []
     for tweet in page["data"]:

@@ -1,13 +1,6 @@
 """Synthetic X API v2 filtered-stream messages, so the pipeline runs end to end without X
-credentials and tests and benchmarks see the shapes the live stream sends.
-
-Written from the X API v2 data dictionary; no real tweet is copied. Each message is
-{"data": post, "includes": {"users", "tweets", "media"}, "matching_rules": [...]} with authors,
-entities (hashtags, mentions, cashtags, urls with start/end), public_metrics, source,
-edit_history_tweet_ids, replies, quotes, retweets (the referenced post in includes.tweets), long
-posts (note_tweet), media and the odd edited or withheld post. On-topic text is built from the
-terms in config/stream_rules.toml; configurable shares are off-topic, not English, malformed or
-re-sent duplicates. The same seed and clock give the same bytes. `SyntheticSource` is SOURCE=synthetic.
+credentials and tests and benchmarks see the shapes the live stream sends. Written from the X API
+v2 data dictionary; no real tweet is copied. `SyntheticSource` is SOURCE=synthetic.
 """
 from __future__ import annotations
 
@@ -172,7 +165,12 @@ def rule_id(tag: str) -> str:
 
 
 class SyntheticTweets:
-    """A seeded source of X API v2 filtered-stream messages (bytes, one message each).
+    """A seeded source of X API v2 filtered-stream messages (bytes, one message each): {"data":
+    post, "includes": {"users", "tweets", "media"}, "matching_rules": [...]} with authors, entities
+    (hashtags, mentions, cashtags, urls with start/end), public_metrics, source,
+    edit_history_tweet_ids, replies, quotes, retweets (the referenced post in includes.tweets), long
+    posts (note_tweet), media and the odd edited or withheld post. On-topic text is built from the
+    terms of config/stream_rules.toml. The same seed and clock give the same bytes.
 
     malformed_share and duplicate_share are shares of all messages; non_english_share and
     off_topic_share apply to each tweet independently. Retweets, quotes and replies refer to

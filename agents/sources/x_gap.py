@@ -1,13 +1,7 @@
 """Fill the stream's gaps from recent search: X's recovery features (backfill_minutes, redundant
 connections) are Enterprise-only, so everyone else asks `GET /2/tweets/search/recent` for what was
-posted while the stream was down.
-
-For each rule, every page from shortly before the stream was last heard from up to the reconnect,
-with the stream's fields and expansions; each post is published as a stream message (the post,
-the includes it refers to, the rule it matched), so the worker's dedup and the bronze MERGE drop
-what the stream had already delivered. Search reaches back 7 days: older seconds are reported as
-lost. Search and stream differ (X documents operators only one of them has, and search sees a post
-as it is when searched: edited, deleted or protected posts differ); docs/x-stream.md.
+posted while the stream was down. What is searched, what is lost and how search differs from the
+stream: docs/x-stream.md.
 """
 from __future__ import annotations
 

@@ -1,20 +1,6 @@
 """Deliver fetched messages to the agents without four asyncio tasks per message (faust-streaming
-0.15.3).
-
-Faust's `Consumer._drain_messages` hands every message to its stream with
-`await self.wait_first(callback(message), self.suspend_flow.wait())`. That is four tasks (the
-callback, the suspend signal, the service's stopped and crashed signals) and an `asyncio.wait`
-per message. It exists so that a delivery stuck on a full stream queue is abandoned when a
-rebalance suspends the flow. On this machine it was the worker's largest single cost, ~20% of
-its samples; without it the normalize stage went from 0.17 to 0.10 CPU-seconds per 1,000 tweets
-(docs/benchmark-history.md).
-
-Almost every delivery finishes without ever waiting: the flow is not suspended and the queue
-has room. So the callback is first run by hand up to its first wait. If it finishes there, that
-is exactly what the task would have done, minus the tasks. If it has to wait (a full queue, the
-producer's buffer, suspended flow control), the rest of it runs under Faust's own `wait_first`,
-so a rebalance still interrupts it. When any of the three signals is already set, Faust's own
-path runs from the start. The method below is Faust's, with only that line changed.
+0.15.3) wherever the delivery never has to wait (`deliver`). Why, and the CPU it saved:
+docs/architecture.md, "Faust patches"; docs/benchmark-history.md, change 8.
 """
 from __future__ import annotations
 
@@ -55,7 +41,14 @@ class _Remainder:
 
 async def deliver(service, coro: Coroutine, suspend_flow) -> None:
     """`await service.wait_first(coro, suspend_flow.wait())`, without the tasks when `coro`
-    finishes before its first wait and neither the suspension nor the service's stop is signalled."""
+    finishes before its first wait and neither the suspension nor the service's stop is signalled.
+
+    `coro` is run by hand up to its first wait: finished there, it did what the task would have
+    done, minus the four tasks (the callback, the suspend signal, the service's stopped and crashed
+    signals); if it has to wait (a full queue, the producer's buffer, suspended flow control), the
+    rest runs under Faust's `wait_first`, which a rebalance can interrupt. When a signal is already
+    set, Faust's own path runs from the start.
+    """
     if suspend_flow.is_set() or service._stopped.is_set() or service._crashed.is_set():
         await service.wait_first(coro, suspend_flow.wait())
         return
@@ -67,6 +60,7 @@ async def deliver(service, coro: Coroutine, suspend_flow) -> None:
 
 
 async def _drain_messages(self, fetcher) -> None:  # pragma: no cover - Faust's loop, one line changed
+    """faust 0.15.3's `Consumer._drain_messages`, with only its delivery line changed (`deliver`)."""
     from faust.transport.consumer import CONSUMER_FETCHING
 
     callback = self.callback

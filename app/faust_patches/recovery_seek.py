@@ -1,13 +1,7 @@
-"""Seek stream partitions before resuming them after table recovery (faust-streaming 0.15.3).
-
-Faust's `Recovery.on_recovery_completed` resumes the stream partitions, then awaits the seek to
-the committed offsets, and only then calls `app.flow_control.resume()`, which clears every
-stream queue. During that await the fetcher (already running for the changelog) hands stream
-records to the queues; the clear throws them away, their read offsets have moved past them, and
-the worker stalls with the committed offset stuck (faust-streaming#596). Measured: records lost
-in 5 of 8 restarts over a changelog ending in multi-record batches, 0 of 5 with this patch. The
-patched method seeks first, then resumes the partitions, clears the queues and resumes the flow
-with no await in between, so nothing fetched can be cleared.
+"""Seek stream partitions before resuming them after table recovery (faust-streaming 0.15.3):
+Faust resumed them first, and records fetched during the seek's await were cleared from the
+stream queues and lost (faust-streaming#596). The race and what the patch measured:
+docs/architecture.md, "Faust patches".
 """
 from __future__ import annotations
 

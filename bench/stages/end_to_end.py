@@ -1,18 +1,7 @@
 """Stage 6, end to end: raw topic in -> Faust worker -> typed topic -> Spark sink (streaming,
-SINK_TRIGGER_SECONDS) -> rows readable in bronze by pyarrow.
-
-1. Warm-up: a few hundred tweets, until they are in bronze (start-up of both processes).
-2. Sustained: a burst of M tweets published at once, drained by the pipeline. Rows land in bronze
-   in chunks, one per micro-batch: tweets/s = rows that landed after the first chunk, up to the
-   last, over the time between them, divided by the share of tweets that become rows (the steady
-   rate, without the pipeline's latency at both ends). Also reported: M / (last row readable -
-   first publish), which includes that latency.
-3. Latency: tweets published at a fixed rate below saturation (half the sustained rate unless
-   --e2e-rate), each one's publish time kept by id on the producer side; bronze is polled every
-   0.25 s, so latencies are late by up to 0.25 s plus one poll.
-Tweets the worker filters or rejects never reach bronze: only the ones the pure normalize() accepts
-(the same prediction the pipeline tests use) are waited for and timed, but every tweet counts in
-tweets/s. `measure` is the part the cluster stage (bench/stages/cluster_e2e.py) shares.
+SINK_TRIGGER_SECONDS) -> rows readable in bronze: a warm-up, a burst for the sustained rate, then
+latency at a fixed rate. How each is measured: BENCHMARKS.md, stage 6; `measure` is the part the
+cluster stage (bench/stages/cluster_e2e.py) shares.
 """
 from __future__ import annotations
 

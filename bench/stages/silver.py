@@ -1,18 +1,6 @@
-"""Stage 7, the silver job, twice.
-
-Alone: N bronze rows landed by the real sink, then `spark-submit spark_sink/silver.py
---available-now` over them in three micro-batches.
-
-Rate: rows of the warm batches (after the first, which pays the Python workers' spaCy load) over
-their time, from the job's progress log. Cost: the job's CPU (JVM, driver and Python workers)
-from the end of its first batch to the end of its last, per warm row, against bare `nlp.pipe` (tok2vec +
-ner) over the same tweets' texts in this process (bench/nlp_baseline.py): the ratio the issue
-bounds at 1.25.
-
-Under load: the whole pipeline (worker, bronze sink, silver job at its default trigger) fed raw
-tweets at a pace that gives `silver_load_rate` accepted tweets a second (X's filtered-stream cap
-is 250) for `silver_load_seconds`; silver keeps up if the last tweet is in silver within two of
-its triggers of the end of the load (`silver_lag_s`): a backlog would have grown instead.
+"""Stage 7, the silver job, twice: alone over bronze rows the real sink landed (its warm rate, and
+its CPU per row against bare `nlp.pipe`), and under load behind the whole pipeline (whether it
+keeps up). How each is measured: BENCHMARKS.md, stage 7b.
 """
 from __future__ import annotations
 

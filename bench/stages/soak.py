@@ -1,15 +1,7 @@
 """Stage soak (opt-in: `--stages soak`, not part of the default run): the worker and the streaming
-sink under a steady offered rate for `soak_minutes` (30 by default) with topics that keep
-`soak_retention_ms` (5 minutes), to see whether memory and the broker's disk level off once
-retention deletes: RSS of the worker, the Spark driver and the Kafka broker, the size of the
-broker's data dir, and bronze's Delta metadata (files in its _delta_log, data files per hour
-partition of its current version: auto compaction keeps them bounded), sampled over time.
-
-The worker keeps every tweet id of its dedup window, so with the default one-hour window its table
-grows for an hour by design. Here the window is `soak_dedup_window_seconds` (120 s): the table
-stops growing after ~3 minutes (ids are swept once a minute), and growth after that is not the
-table. RSS is sampled every `SAMPLE_S`; the report gives the curve, the peak, and the slope over
-the second half of the run (MB per minute) for the worker and the Spark driver.
+sink under a steady rate for `soak_minutes` with short topic retention, to see whether memory,
+the broker's disk and bronze's Delta metadata level off once retention deletes. What is sampled,
+and the dedup window it uses: BENCHMARKS.md, stage 8.
 """
 from __future__ import annotations
 
