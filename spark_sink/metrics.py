@@ -90,16 +90,17 @@ def _kafka_offsets(text: str | None) -> dict[str, dict[str, int]]:
 JOB_METRICS = QueryMetrics()
 
 
-def start_metrics_server(settings: Settings, job: str, metrics: QueryMetrics = JOB_METRICS) -> None:
-    """Serve the job's metrics on 127.0.0.1 (no-op when SPARK_METRICS_PORT=0). A busy port is
-    logged and the job goes on without metrics: they must never stop the lake's writes."""
+def start_metrics_server(settings: Settings, job: str, metrics: QueryMetrics = JOB_METRICS) -> int | None:
+    """Serve the job's metrics on 127.0.0.1 and return the port; None when SPARK_METRICS_PORT=0 or
+    the port is busy (logged): the job goes on without metrics, they must never stop the lake's writes."""
     port = settings.spark_metrics_port_of(job)
     if port is None:
-        return
+        return None
     try:
         start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
     except OSError as error:
         log.warning("%s: no metrics at http://127.0.0.1:%d/metrics (%s); the job goes on without them",
                     job, port, error)
-        return
+        return None
     log.info("%s: metrics at http://127.0.0.1:%d/metrics", job, port)
+    return port

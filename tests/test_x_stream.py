@@ -118,7 +118,6 @@ def test_each_message_is_published_as_the_bytes_x_sent_and_the_rest_is_counted(t
     assert [tweet_id_of(p) for p in published] == ["1790000000000000001", "1790000000000000002", "1790000000000000003"]
     counters = source.counters
     assert (counters.tweets, counters.errors, counters.disconnects, counters.reconnects) == (3, 1, 0, 0)
-    assert "X stream error message: operational-disconnect: UpstreamOperationalDisconnect: This stream" in caplog.text
 
     desired_rules = build_rules(load_rules(), ACCESS_LEVELS["pay-per-use"])
     assert {(r["value"], r["tag"]) for r in fake.rules.values()} == {(r.value, r.tag) for r in desired_rules}
@@ -143,7 +142,7 @@ def test_a_dropped_and_a_closed_connection_are_both_reconnected(tweepy_waits):
     assert tweepy_waits.seconds == [0]
 
 
-def test_http_errors_and_rate_limits_back_off_as_x_documents(tweepy_waits, caplog):
+def test_http_errors_and_rate_limits_back_off_as_x_documents(tweepy_waits):
     published = Published()
     connections = [Refuse(503), Refuse(429, {"title": "TooManyConnections", "detail": "Too many connections"}),
                    Send(lines(M1), end="hold")]
@@ -154,31 +153,26 @@ def test_http_errors_and_rate_limits_back_off_as_x_documents(tweepy_waits, caplo
     # X: HTTP errors from 5 s, doubling; HTTP 429 from 60 s.
     assert tweepy_waits.seconds == [5, 60]
     assert (source.counters.errors, source.counters.rate_limited, source.counters.reconnects) == (1, 1, 0)
-    assert "X stream refused the connection: HTTP 503" in caplog.text
-    assert "TooManyConnections" in caplog.text
 
 
-def test_a_crash_is_logged_and_the_stream_restarted_without_syncing_rules_again(tweepy_waits, caplog):
+def test_a_crash_is_counted_and_the_stream_restarted_without_syncing_rules_again(tweepy_waits):
     published = FailingOnce()
     connections = [Send(lines(M1, M2), end="hold"), Send(lines(M3), end="hold")]
     with FakeXApi(connections=connections) as fake:
         source = run_source(fake, published, lambda s: len(published) == 1)
 
     assert published == [M3], "the message that failed to publish and those after it on that connection are lost"
-    assert "X stream crashed: RuntimeError('Kafka is down')" in caplog.text
-    assert "X stream restarting in 0.0 s" in caplog.text
     assert (source.counters.errors, source.counters.reconnects) == (1, 1)
     assert len(fake.made("GET", RULES_PATH)) == 1
     assert len(fake.made("GET", STREAM_PATH)) == 2
 
 
-def test_a_failed_rules_sync_is_retried_before_the_stream_connects(tweepy_waits, caplog):
+def test_a_failed_rules_sync_is_retried_before_the_stream_connects(tweepy_waits):
     published = Published()
     with FakeXApi(connections=[Send(lines(M1), end="hold")], failing_rule_reads=2) as fake:
         run_source(fake, published, lambda s: len(published) == 1)
 
     assert published == [M1]
-    assert caplog.text.count("X source: rules sync failed") == 2
     requests = [(r.method, r.path) for r in fake.requests]
     assert requests == [("GET", RULES_PATH)] * 3 + [("POST", RULES_PATH), ("GET", STREAM_PATH)]
 
