@@ -30,7 +30,7 @@ from config.settings import Settings
 from pipeline.processes import free_port
 from tests.support.fake_x_api import (
     KEEP_ALIVE, ODDLY_FORMATTED, OPERATIONAL_DISCONNECT, RULES_PATH, SEARCH_PATH, STREAM_PATH, USAGE_PATH,
-    FakeXApi, Refuse, Send, lines, message, post, snowflake, x_seconds,
+    FakeXApi, Refuse, Send, lines, message, post, snowflake_at, x_seconds,
 )
 from tests.support.processes import BIN, Process, bronze_count, bronze_table, settings_env, start_sink, wait_for
 
@@ -183,9 +183,9 @@ def tag_of_rule(fake: FakeXApi, tag: str) -> str:
 
 def test_the_posts_of_a_disconnect_are_recovered_from_recent_search_page_by_page(tweepy_waits, tmp_path):
     now = time.time()
-    during = [post(snowflake(now - 2, i)) for i in range(3)]  # posted while the stream was down
-    earlier = post(snowflake(now - 3600))  # long before the gap: not searched for
-    other_topic = post(snowflake(now - 1, 9))
+    during = [post(snowflake_at(now - 2, i)) for i in range(3)]  # posted while the stream was down
+    earlier = post(snowflake_at(now - 3600))  # long before the gap: not searched for
+    other_topic = post(snowflake_at(now - 1, 9))
     posted = [(tweet, "machine_learning") for tweet in (*during, earlier)] + [(other_topic, "big_data")]
     connections = [Send(lines(M1), end="abort"), Send(lines(M2), end="hold")]
     published = Published()
@@ -217,7 +217,7 @@ def test_a_gap_longer_than_recent_search_reaches_is_reported_and_the_rest_filled
     """The worker was down for 8 days: the ledger it left says when the stream was last heard from."""
     now = time.time()
     (tmp_path / "x_stream.json").write_text(json.dumps({"month": month_of(now), "alive_at": now - 8 * 86400}))
-    two_days_ago = post(snowflake(now - 2 * 86400))
+    two_days_ago = post(snowflake_at(now - 2 * 86400))
     published = Published()
     with FakeXApi(connections=[Send(lines(M1), end="hold")], posted=[(two_days_ago, "ai")]) as fake:
         source = run_source(fake, published, lambda s: s.counters.gaps_incomplete == 1 and len(published) == 2,

@@ -23,11 +23,12 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.support.bronze_files import SNOWFLAKE_EPOCH_MS, snowflake
+
 RULES_PATH = "/2/tweets/search/stream/rules"
 STREAM_PATH = "/2/tweets/search/stream"
 SEARCH_PATH = "/2/tweets/search/recent"
 USAGE_PATH = "/2/usage/tweets"
-X_EPOCH_MS = 1288834974657
 KEEP_ALIVE = b"\r\n"
 
 
@@ -200,7 +201,7 @@ class FakeXApi:
                 await response.write(chunk)
                 await asyncio.sleep(0.005)
             for sequence, tags in enumerate(script.posts_at_end):
-                tweet = post(snowflake(time.time(), sequence))
+                tweet = post(snowflake_at(time.time(), sequence))
                 self.posted += [(tweet, tag) for tag in tags]
             if script.end == "close":
                 await response.write_eof()
@@ -219,17 +220,17 @@ class FakeXApi:
 
 def snowflake_time(tweet_id: str) -> str:
     """The creation time an X id carries (ms since X's epoch in its upper bits), as X writes it."""
-    ms = (int(tweet_id) >> 22) + X_EPOCH_MS
+    ms = (int(tweet_id) >> 22) + SNOWFLAKE_EPOCH_MS
     return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def created_seconds(tweet_id: str) -> float:
-    return ((int(tweet_id) >> 22) + X_EPOCH_MS) / 1000
+    return ((int(tweet_id) >> 22) + SNOWFLAKE_EPOCH_MS) / 1000
 
 
-def snowflake(seconds: float, sequence: int = 0) -> str:
+def snowflake_at(seconds: float, sequence: int = 0) -> str:
     """An X id for a post created at `seconds` since the epoch."""
-    return str((int(seconds * 1000) - X_EPOCH_MS) << 22 | sequence)
+    return snowflake(datetime.fromtimestamp(seconds, timezone.utc), sequence)
 
 
 def x_seconds(text: str) -> float:
